@@ -1,0 +1,299 @@
+//! The entry point both hosts use: validate a token (cached), log a client in, decide ACLs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::sync::Cache;
+
+use crate::config::{Config, ConfigError, Mode};
+use crate::grants::{Access, SessionGrants};
+use crate::http::{HttpClient, UpstreamError};
+use crate::introspect::{Introspection, Introspector};
+use crate::jwt::{JwtVerifier, VerifyError, looks_like_jwt};
+use crate::metrics::Metrics;
+use crate::secret::{AccessToken, TokenDigest};
+use crate::token::{Rejection, TokenInfo, TokenSource, check_claims, now_epoch};
+
+/// Longest token accepted; longer passwords are not sent to the authorization server at all.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Why a login or validation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The token was checked and is not acceptable.
+    #[error("token rejected: {0}")]
+    Rejected(#[from] Rejection),
+    /// The token could not be checked (authorization server unreachable, slow or broken).
+    #[error("token could not be checked: {0}")]
+    Unavailable(#[from] UpstreamError),
+}
+
+/// A cached verdict about one token.
+type Verdict = Result<Arc<TokenInfo>, Rejection>;
+
+/// Cache entry lifetimes: valid tokens until `min(ttl, exp - now)`, rejections for the
+/// negative TTL.
+struct VerdictExpiry {
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl moka::Expiry<TokenDigest, Verdict> for VerdictExpiry {
+    fn expire_after_create(&self, _: &TokenDigest, verdict: &Verdict, _: Instant) -> Option<Duration> {
+        Some(match verdict {
+            Ok(info) => positive_lifetime(self.ttl, info.expires_at, now_epoch()),
+            Err(_) => self.negative_ttl,
+        })
+    }
+}
+
+/// How long a valid token may be trusted without asking again.
+pub fn positive_lifetime(ttl: Duration, expires_at: Option<u64>, now: u64) -> Duration {
+    match expires_at {
+        Some(exp) => ttl.min(Duration::from_secs(exp.saturating_sub(now))),
+        None => ttl,
+    }
+}
+
+/// Validates tokens and builds sessions. Cheap to share behind an `Arc`; every method may be
+/// called from any thread.
+pub struct Authenticator {
+    config: Arc<Config>,
+    introspector: Option<Introspector>,
+    jwt: Option<JwtVerifier>,
+    cache: Cache<TokenDigest, Verdict>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("mode", &self.config.mode)
+            .field("introspection", &self.introspector.is_some())
+            .field("jwt", &self.jwt)
+            .field("cached", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl Authenticator {
+    /// Sets up HTTP, keys and cache. Fails (naming the option) when a file cannot be used.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        let metrics = Arc::new(Metrics::default());
+        let http = HttpClient::new(&config)?;
+        let introspector =
+            config.introspection.clone().map(|settings| Introspector::new(settings, http.clone()));
+        let jwt = match (&config.keys, config.mode) {
+            (Some(source), Mode::Auto | Mode::Jwt) => Some(JwtVerifier::new(
+                source,
+                config.algorithms.clone(),
+                http,
+                Arc::clone(&metrics),
+            )?),
+            _ => None,
+        };
+        let cache = Cache::builder()
+            .max_capacity(config.cache.max_entries)
+            .expire_after(VerdictExpiry { ttl: config.cache.ttl, negative_ttl: config.cache.negative_ttl })
+            .build();
+        Ok(Self { config: Arc::new(config), introspector, jwt, cache, metrics })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Validates a token, answering from the cache when possible. Concurrent validations of one
+    /// token make a single upstream call.
+    pub fn validate(&self, token: &AccessToken) -> Result<Arc<TokenInfo>, AuthError> {
+        let text = precheck(token)?;
+        let mut verified_here = false;
+        let verdict = self.cache.try_get_with(token.digest(), || {
+            verified_here = true;
+            self.verify(text)
+        });
+        Metrics::bump(if verified_here { &self.metrics.cache_misses } else { &self.metrics.cache_hits });
+        match verdict {
+            Ok(Ok(info)) => Ok(info),
+            Ok(Err(rejection)) => Err(AuthError::Rejected(rejection)),
+            Err(upstream) => Err(AuthError::Unavailable((*upstream).clone())),
+        }
+    }
+
+    /// Validates a token without consulting the cache, and refreshes its cache entry with the
+    /// answer (used to re-check live sessions for revocation).
+    pub fn revalidate(&self, token: &AccessToken) -> Result<Arc<TokenInfo>, AuthError> {
+        let text = precheck(token)?;
+        let verdict = self.verify(text)?;
+        self.cache.insert(token.digest(), verdict.clone());
+        verdict.map_err(AuthError::Rejected)
+    }
+
+    /// Drops a token's cached verdict.
+    pub fn forget(&self, token: &AccessToken) {
+        self.cache.invalidate(&token.digest());
+    }
+
+    /// Number of cached verdicts (approximate; for diagnostics).
+    pub fn cached_entries(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+
+    /// Logs a client in: validates the token, applies the client-id binding, resolves
+    /// placeholders against the client's id and (claimed or given) username.
+    pub fn login(
+        &self,
+        token: &AccessToken,
+        client_id: &str,
+        username: Option<&str>,
+    ) -> Result<Session, AuthError> {
+        let info = self.validate(token)?;
+        if let (Some(claim), Some(bound)) = (&self.config.client_id_claim, &info.bound_client_id) {
+            if **bound != *client_id {
+                return Err(Rejection::ClientIdMismatch(claim.clone()).into());
+            }
+        }
+        let username = info.username.as_deref().or(username);
+        let session = Session {
+            grants: info.grants.resolve(client_id, username),
+            expires_at: info.expires_at,
+            username: info.username.clone(),
+            token: token.digest(),
+            source: info.source,
+        };
+        if session.is_expired(now_epoch()) {
+            return Err(Rejection::Expired.into());
+        }
+        Ok(session)
+    }
+
+    /// One uncached verification, by the route the mode selects.
+    fn verify(&self, token: &str) -> Result<Verdict, UpstreamError> {
+        let is_jwt = looks_like_jwt(token);
+        let now = now_epoch();
+        match (self.config.mode, &self.jwt, &self.introspector) {
+            (Mode::Jwt, _, _) if !is_jwt => Ok(Err(Rejection::Malformed("not a JWT (oauth_mode jwt)"))),
+            (Mode::Jwt | Mode::Auto, Some(jwt), _) if is_jwt => match jwt.verify(token) {
+                Ok(claims) => Ok(check_claims(&claims, &self.config, TokenSource::Jwt, now).map(Arc::new)),
+                Err(VerifyError::Rejected(rejection)) => Ok(Err(rejection)),
+                Err(VerifyError::Upstream(e)) => Err(e),
+            },
+            (Mode::Introspect | Mode::Auto, _, Some(introspector)) => {
+                let started = Instant::now();
+                let answer = introspector.introspect(&AccessToken::new(token.as_bytes()));
+                self.metrics.record_upstream(started.elapsed(), answer.is_err());
+                match answer? {
+                    Introspection::Active(claims) => Ok(check_claims(
+                        &claims,
+                        &self.config,
+                        TokenSource::Introspection,
+                        now,
+                    )
+                    .map(Arc::new)),
+                    Introspection::Inactive => Ok(Err(Rejection::Inactive)),
+                }
+            }
+            _ => Ok(Err(Rejection::Malformed("not a JWT, and no introspection endpoint is configured"))),
+        }
+    }
+}
+
+/// Cheap checks that need no upstream call: anything failing them is not a real token.
+fn precheck(token: &AccessToken) -> Result<&str, Rejection> {
+    if token.is_empty() {
+        return Err(Rejection::Malformed("empty"));
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(Rejection::Malformed("longer than 16384 bytes"));
+    }
+    match token.expose_str() {
+        Some(text) if text.bytes().all(|b| b.is_ascii_graphic()) => Ok(text),
+        _ => Err(Rejection::Malformed("contains bytes outside printable ASCII")),
+    }
+}
+
+/// What a logged-in client may do, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    grants: SessionGrants,
+    expires_at: Option<u64>,
+    username: Option<Box<str>>,
+    token: TokenDigest,
+    source: TokenSource,
+}
+
+impl Session {
+    /// Decides one ACL check at time `now` (epoch seconds): nothing is allowed once the token
+    /// has expired.
+    #[inline]
+    pub fn allows(&self, access: Access, topic: &str, now: u64) -> bool {
+        !self.is_expired(now) && self.grants.allows(access, topic)
+    }
+
+    /// True once `exp` has passed.
+    #[inline]
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|exp| now >= exp)
+    }
+
+    /// `exp` of the token, epoch seconds.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires_at
+    }
+
+    /// The username taken from `oauth_username_claim`, when configured.
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
+    /// Digest of the token this session was opened with.
+    pub fn token_digest(&self) -> TokenDigest {
+        self.token
+    }
+
+    /// How the token was verified.
+    pub fn source(&self) -> TokenSource {
+        self.source
+    }
+
+    /// The resolved grants.
+    pub fn grants(&self) -> &SessionGrants {
+        &self.grants
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_lifetime_is_the_shorter_of_ttl_and_remaining_token_life() {
+        let ttl = Duration::from_secs(300);
+        assert_eq!(positive_lifetime(ttl, None, 1000), ttl);
+        assert_eq!(positive_lifetime(ttl, Some(1060), 1000), Duration::from_secs(60));
+        assert_eq!(positive_lifetime(ttl, Some(5000), 1000), ttl);
+        assert_eq!(positive_lifetime(ttl, Some(900), 1000), Duration::ZERO);
+    }
+
+    #[test]
+    fn tokens_that_cannot_be_real_are_rejected_without_a_call() {
+        let long = vec![b'a'; MAX_TOKEN_BYTES + 1];
+        for (bytes, reason) in [
+            (&b""[..], "empty"),
+            (&long[..], "longer than 16384 bytes"),
+            (&b"abc\0def"[..], "contains bytes outside printable ASCII"),
+            (&b"has space"[..], "contains bytes outside printable ASCII"),
+            (&[0xff, 0xfe][..], "contains bytes outside printable ASCII"),
+        ] {
+            assert_eq!(precheck(&AccessToken::new(bytes)), Err(Rejection::Malformed(reason)));
+        }
+        assert_eq!(precheck(&AccessToken::new(&b"abc.def-_~+/="[..])), Ok("abc.def-_~+/="));
+    }
+}

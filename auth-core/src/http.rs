@@ -1,0 +1,228 @@
+//! The one HTTP client both token validators use: bounded in time and in response size,
+//! no redirects, rustls only.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, ConfigError};
+
+/// Why a call to the authorization server produced no usable answer. Every variant means
+/// "deny": the hosts never let a client in on an upstream failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// Connection refused, DNS failure, TLS handshake or certificate failure.
+    #[error("cannot reach the authorization server: {0}")]
+    Connect(String),
+    /// No complete answer within `oauth_http_timeout_ms`.
+    #[error("the authorization server did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A status other than 200 (redirects are not followed).
+    #[error("the authorization server answered HTTP {0}")]
+    Status(u16),
+    /// The answer is not `application/json`.
+    #[error("the authorization server answered with content type {0:?}, expected application/json")]
+    ContentType(String),
+    /// The answer exceeds the size cap.
+    #[error("the authorization server's answer exceeds {0} bytes")]
+    TooLarge(usize),
+    /// The answer is not a JSON object, or lacks a field that must be there.
+    #[error("the authorization server's answer is malformed: {0}")]
+    Malformed(String),
+    /// Any other transport failure.
+    #[error("request to the authorization server failed: {0}")]
+    Transport(String),
+    /// Local JWT verification has no keys yet (the JWKS could not be fetched).
+    #[error("no verification keys available: {0}")]
+    KeysUnavailable(String),
+}
+
+/// JSON object returned by the authorization server.
+pub(crate) type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+/// Blocking client with the configured timeout and trust roots.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpClient {
+    client: reqwest::blocking::Client,
+    timeout: Duration,
+}
+
+impl HttpClient {
+    pub(crate) fn new(config: &Config) -> Result<Self, ConfigError> {
+        let mut builder = reqwest::blocking::Client::builder()
+            .timeout(config.http_timeout)
+            .connect_timeout(config.http_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mosquitto-oauth/", env!("CARGO_PKG_VERSION")))
+            .https_only(false)
+            .no_proxy();
+        if let Some(path) = &config.ca_file {
+            let key = "oauth_ca_file";
+            let pem = std::fs::read(path).map_err(|e| {
+                ConfigError::invalid(key, format!("cannot read {}: {e}", path.display()))
+            })?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ConfigError::invalid(key, format!("{} holds no usable PEM certificate: {e}", path.display()))
+            })?;
+            if certificates.is_empty() {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{} holds no PEM certificate", path.display()),
+                ));
+            }
+            builder = builder.tls_certs_only(certificates);
+        }
+        let client = builder.build().map_err(|e| {
+            ConfigError::invalid("oauth_ca_file", format!("cannot set up the HTTPS client: {e}"))
+        })?;
+        Ok(Self { client, timeout: config.http_timeout })
+    }
+
+    /// POSTs a form and returns the JSON object answered, within the time and size bounds.
+    pub(crate) fn post_form(
+        &self,
+        url: &str,
+        body: String,
+        basic_auth: Option<(&str, &str)>,
+        max_body: usize,
+    ) -> Result<JsonObject, UpstreamError> {
+        let mut request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body);
+        if let Some((user, password)) = basic_auth {
+            // RFC 6749 §2.3.1: both parts are form-encoded before Basic encoding.
+            request = request.basic_auth(form_encode(user.as_bytes()), Some(form_encode(password.as_bytes())));
+        }
+        self.send(request, max_body)
+    }
+
+    /// GETs a JSON object, within the time and size bounds.
+    pub(crate) fn get_json(&self, url: &str, max_body: usize) -> Result<JsonObject, UpstreamError> {
+        let request = self.client.get(url).header(reqwest::header::ACCEPT, "application/json");
+        self.send(request, max_body)
+    }
+
+    fn send(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+        max_body: usize,
+    ) -> Result<JsonObject, UpstreamError> {
+        let started = Instant::now();
+        let response = request.send().map_err(|e| self.classify(&e))?;
+        let status = response.status();
+        if status != reqwest::StatusCode::OK {
+            return Err(UpstreamError::Status(status.as_u16()));
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        if !is_json_content_type(&content_type) {
+            return Err(UpstreamError::ContentType(content_type));
+        }
+        if response.content_length().is_some_and(|len| len > max_body as u64) {
+            return Err(UpstreamError::TooLarge(max_body));
+        }
+        let mut body = Vec::new();
+        response
+            .take(max_body as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| self.classify_io(&e, started))?;
+        if body.len() > max_body {
+            return Err(UpstreamError::TooLarge(max_body));
+        }
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Object(object)) => Ok(object),
+            Ok(_) => Err(UpstreamError::Malformed("not a JSON object".into())),
+            Err(e) => Err(UpstreamError::Malformed(format!("invalid JSON: {e}"))),
+        }
+    }
+
+    fn classify(&self, error: &reqwest::Error) -> UpstreamError {
+        if error.is_timeout() {
+            UpstreamError::Timeout(self.timeout)
+        } else if error.is_connect() {
+            UpstreamError::Connect(error_chain(error))
+        } else {
+            UpstreamError::Transport(error_chain(error))
+        }
+    }
+
+    fn classify_io(&self, error: &std::io::Error, started: Instant) -> UpstreamError {
+        let timed_out = started.elapsed() >= self.timeout
+            || error.kind() == std::io::ErrorKind::TimedOut
+            || error_chain(error).contains("timed out");
+        if timed_out {
+            UpstreamError::Timeout(self.timeout)
+        } else {
+            UpstreamError::Transport(error_chain(error))
+        }
+    }
+}
+
+fn is_json_content_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || essence.eq_ignore_ascii_case("application/jwk-set+json")
+}
+
+/// The error and its causes on one line: reqwest's top-level message alone ("error sending
+/// request") does not say whether the certificate or the port was the problem.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `application/x-www-form-urlencoded` encoding of raw bytes.
+pub(crate) fn form_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &byte in bytes {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(char::from(byte));
+            }
+            b' ' => out.push('+'),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encoding_escapes_everything_but_unreserved_characters() {
+        assert_eq!(form_encode(b"abc-._*XYZ09"), "abc-._*XYZ09");
+        assert_eq!(form_encode(b"a b+c/d=e&f"), "a+b%2Bc%2Fd%3De%26f");
+        assert_eq!(form_encode(&[0, 0xff]), "%00%FF");
+    }
+
+    #[test]
+    fn json_content_types_are_recognised_with_parameters() {
+        assert!(is_json_content_type("application/json"));
+        assert!(is_json_content_type("Application/JSON; charset=utf-8"));
+        assert!(is_json_content_type("application/jwk-set+json"));
+        assert!(!is_json_content_type("text/html"));
+        assert!(!is_json_content_type(""));
+    }
+}

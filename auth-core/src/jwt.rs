@@ -1,0 +1,359 @@
+//! Local verification of JWT access tokens (RFC 9068) against a JWKS.
+//!
+//! Only the signature is checked here; the claim rules (`exp`, `nbf`, `iss`, `aud`, scopes) are
+//! shared with introspection in [`crate::token::check_claims`], so both paths agree.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+use crate::config::{ConfigError, KeySource};
+use crate::http::{HttpClient, JsonObject, UpstreamError};
+use crate::metrics::Metrics;
+use crate::token::Rejection;
+
+/// Shortest time between two JWKS downloads: an unknown `kid` cannot make us hammer the server.
+pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(5);
+/// Largest JWKS or discovery document read.
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// One usable verification key from the JWKS.
+struct VerificationKey {
+    kid: Option<String>,
+    key: DecodingKey,
+    /// Algorithms this key may verify, per its type, curve and optional `alg`.
+    algorithms: Vec<Algorithm>,
+}
+
+/// The current key set.
+#[derive(Default)]
+struct KeySet {
+    keys: Vec<VerificationKey>,
+}
+
+impl KeySet {
+    /// Builds the usable keys of a JWKS document; keys we cannot or must not use (symmetric,
+    /// encryption-only, unknown types) are skipped.
+    fn from_document(document: &JsonObject) -> Result<Self, String> {
+        let Some(Value::Array(entries)) = document.get("keys") else {
+            return Err("JWKS has no \"keys\" array".into());
+        };
+        let mut keys = Vec::new();
+        for entry in entries {
+            let Ok(jwk) = serde_json::from_value::<Jwk>(entry.clone()) else {
+                log::debug!("skipping a JWKS entry of unsupported form");
+                continue;
+            };
+            if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+                continue;
+            }
+            let algorithms = compatible_algorithms(&jwk);
+            if algorithms.is_empty() {
+                continue;
+            }
+            match DecodingKey::from_jwk(&jwk) {
+                Ok(key) => keys.push(VerificationKey { kid: jwk.common.key_id.clone(), key, algorithms }),
+                Err(e) => log::warn!("skipping JWKS key {:?}: {e}", jwk.common.key_id),
+            }
+        }
+        Ok(Self { keys })
+    }
+
+    fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &'a VerificationKey> + 'a {
+        self.keys.iter().filter(move |k| {
+            k.algorithms.contains(&alg) && (kid.is_none() || k.kid.as_deref() == kid)
+        })
+    }
+
+    fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+}
+
+fn compatible_algorithms(jwk: &Jwk) -> Vec<Algorithm> {
+    use Algorithm::*;
+    let by_type: &[Algorithm] = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => &[RS256, RS384, RS512, PS256, PS384, PS512],
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            EllipticCurve::P256 => &[ES256],
+            EllipticCurve::P384 => &[ES384],
+            _ => &[],
+        },
+        AlgorithmParameters::OctetKeyPair(_) => &[EdDSA],
+        // Symmetric keys would let anyone holding the JWKS mint tokens: never used.
+        _ => &[],
+    };
+    by_type
+        .iter()
+        .copied()
+        .filter(|alg| jwk.common.key_algorithm.is_none_or(|k| k == KeyAlgorithm::from(*alg)))
+        .collect()
+}
+
+/// Where keys come from at run time.
+enum Fetch {
+    /// A file read once at start.
+    Fixed,
+    /// A URL, or a URL found through discovery.
+    Remote { source: KeySource, http: HttpClient, metrics: Arc<Metrics> },
+}
+
+/// Verifies JWT signatures against the configured key set.
+pub(crate) struct JwtVerifier {
+    algorithms: Vec<Algorithm>,
+    keys: RwLock<Arc<KeySet>>,
+    fetch: Fetch,
+    /// When the last download was attempted; serialises downloads and rate-limits them.
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.keys.read().map(|k| k.keys.len()).unwrap_or(0);
+        f.debug_struct("JwtVerifier").field("algorithms", &self.algorithms).field("keys", &count).finish()
+    }
+}
+
+impl JwtVerifier {
+    /// A verifier for the configured source. A JWKS file is read now (errors name
+    /// `oauth_jwks_file`); remote keys are fetched on first use.
+    pub(crate) fn new(
+        source: &KeySource,
+        algorithms: Vec<Algorithm>,
+        http: HttpClient,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, ConfigError> {
+        let (keys, fetch) = match source {
+            KeySource::File(path) => (load_file(path)?, Fetch::Fixed),
+            remote => (KeySet::default(), Fetch::Remote { source: remote.clone(), http, metrics }),
+        };
+        Ok(Self { algorithms, keys: RwLock::new(Arc::new(keys)), fetch, last_fetch: Mutex::new(None) })
+    }
+
+    fn current(&self) -> Arc<KeySet> {
+        match self.keys.read() {
+            Ok(keys) => Arc::clone(&keys),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Downloads the key set unless one was downloaded less than [`REFRESH_MIN_INTERVAL`] ago.
+    /// Returns the key set to use afterwards.
+    fn refresh(&self) -> Result<Arc<KeySet>, UpstreamError> {
+        let Fetch::Remote { source, http, metrics } = &self.fetch else {
+            return Ok(self.current());
+        };
+        let mut last = self.last_fetch.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| at.elapsed() < REFRESH_MIN_INTERVAL) {
+            return Ok(self.current());
+        }
+        let started = Instant::now();
+        *last = Some(started);
+        let fetched = fetch_jwks(http, source);
+        metrics.record_upstream(started.elapsed(), fetched.is_err());
+        let (url, document) = fetched?;
+        let keys = Arc::new(KeySet::from_document(&document).map_err(UpstreamError::Malformed)?);
+        log::info!("loaded {} verification key(s) from {url}", keys.keys.len());
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&keys);
+        Ok(keys)
+    }
+
+    /// Verifies the signature and returns the claims. Rejections are answers about the token;
+    /// an `Err(Err(..))` means the keys could not be obtained.
+    pub(crate) fn verify(&self, token: &str) -> Result<JsonObject, VerifyError> {
+        let header = parse_header(token)?;
+        let alg = header.alg;
+        if !self.algorithms.contains(&alg) {
+            return Err(Rejection::DisallowedAlgorithm(format!("{alg:?}")).into());
+        }
+        if let Some(typ) = &header.typ {
+            if !is_access_token_type(typ) {
+                return Err(Rejection::WrongType(typ.clone()).into());
+            }
+        }
+        let kid = header.kid.as_deref();
+        let mut keys = self.current();
+        let needs_refresh = match kid {
+            Some(kid) => !keys.has_kid(kid),
+            None => keys.candidates(None, alg).next().is_none(),
+        };
+        if needs_refresh {
+            keys = match self.refresh() {
+                Ok(keys) => keys,
+                Err(e) if keys.keys.is_empty() => return Err(VerifyError::Upstream(e)),
+                Err(e) => {
+                    log::warn!("JWKS refresh failed, keeping the previous keys: {e}");
+                    keys
+                }
+            };
+            if keys.keys.is_empty() {
+                return Err(VerifyError::Upstream(UpstreamError::KeysUnavailable(
+                    "the JWKS holds no usable key".into(),
+                )));
+            }
+        }
+
+        let mut validation = Validation::new(alg);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+
+        let mut outcome = Err(Rejection::UnknownKey.into());
+        for candidate in keys.candidates(kid, alg) {
+            match jsonwebtoken::decode::<JsonObject>(token, &candidate.key, &validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) => outcome = Err(map_jwt_error(&e).into()),
+            }
+        }
+        outcome
+    }
+}
+
+/// Failure of [`JwtVerifier::verify`].
+#[derive(Debug)]
+pub(crate) enum VerifyError {
+    /// The token is not acceptable.
+    Rejected(Rejection),
+    /// No keys to check it with.
+    Upstream(UpstreamError),
+}
+
+impl From<Rejection> for VerifyError {
+    fn from(rejection: Rejection) -> Self {
+        Self::Rejected(rejection)
+    }
+}
+
+fn is_access_token_type(typ: &str) -> bool {
+    ["at+jwt", "application/at+jwt", "jwt"].iter().any(|t| typ.eq_ignore_ascii_case(t))
+}
+
+/// Reads the header ourselves first so that `alg: none` and unknown algorithms get a precise
+/// rejection instead of a generic parse error.
+fn parse_header(token: &str) -> Result<jsonwebtoken::Header, Rejection> {
+    let encoded = token.split('.').next().unwrap_or("");
+    let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| Rejection::Malformed("JWT header is not base64url"))?;
+    let raw: JsonObject = serde_json::from_slice(&bytes).map_err(|_| Rejection::Malformed("JWT header is not JSON"))?;
+    match raw.get("alg").and_then(Value::as_str) {
+        None => return Err(Rejection::Malformed("JWT header has no alg")),
+        Some(alg) if alg.parse::<Algorithm>().is_err() => {
+            return Err(Rejection::DisallowedAlgorithm(alg.to_owned()));
+        }
+        Some(_) => {}
+    }
+    jsonwebtoken::decode_header(token).map_err(|_| Rejection::Malformed("JWT header is invalid"))
+}
+
+fn map_jwt_error(error: &jsonwebtoken::errors::Error) -> Rejection {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::InvalidSignature => Rejection::BadSignature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+            Rejection::DisallowedAlgorithm("for this key".into())
+        }
+        ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) | ErrorKind::InvalidToken => {
+            Rejection::Malformed("JWT is not well formed")
+        }
+        _ => Rejection::BadSignature,
+    }
+}
+
+/// True when the token has the shape of a JWS compact serialization with a JSON header.
+pub(crate) fn looks_like_jwt(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    // "eyJ" is base64url of `{"`.
+    header.starts_with("eyJ") && !payload.is_empty()
+}
+
+/// Downloads the JWKS (after discovery, when configured so), returning its URL and content.
+fn fetch_jwks(http: &HttpClient, source: &KeySource) -> Result<(String, JsonObject), UpstreamError> {
+    let url = match source {
+        KeySource::Url(url) => url.clone(),
+        KeySource::Discovery(issuer) => discover_jwks_uri(http, issuer)?,
+        KeySource::File(path) => {
+            return Err(UpstreamError::KeysUnavailable(format!("{} is not refetched", path.display())));
+        }
+    };
+    let document = http.get_json(&url, MAX_DOCUMENT_BYTES)?;
+    Ok((url, document))
+}
+
+fn discover_jwks_uri(http: &HttpClient, issuer: &str) -> Result<String, UpstreamError> {
+    let url = format!("{issuer}/.well-known/openid-configuration");
+    let document = http.get_json(&url, MAX_DOCUMENT_BYTES)?;
+    match document.get("issuer").and_then(Value::as_str) {
+        Some(found) if found.trim_end_matches('/') == issuer => {}
+        found => {
+            return Err(UpstreamError::Malformed(format!(
+                "discovery document names issuer {found:?}, expected {issuer:?}"
+            )));
+        }
+    }
+    document
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| UpstreamError::Malformed("discovery document has no jwks_uri".into()))
+}
+
+fn load_file(path: &Path) -> Result<KeySet, ConfigError> {
+    let key = "oauth_jwks_file";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    let document: JsonObject = serde_json::from_str(&text)
+        .map_err(|e| ConfigError::invalid(key, format!("{} is not a JSON object: {e}", path.display())))?;
+    let keys = KeySet::from_document(&document)
+        .map_err(|e| ConfigError::invalid(key, format!("{}: {e}", path.display())))?;
+    if keys.keys.is_empty() {
+        return Err(ConfigError::invalid(key, format!("{} holds no usable public key", path.display())));
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwt_shape_detection_needs_three_parts_and_a_json_header() {
+        assert!(looks_like_jwt("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"));
+        assert!(!looks_like_jwt("opaque-token"));
+        assert!(!looks_like_jwt("a.b.c"));
+        assert!(!looks_like_jwt("eyJ.x.y.z"));
+        assert!(!looks_like_jwt("eyJhbGciOiJSUzI1NiJ9..c2ln"));
+    }
+
+    #[test]
+    fn access_token_types_are_recognised() {
+        for typ in ["at+jwt", "AT+JWT", "application/at+jwt", "JWT"] {
+            assert!(is_access_token_type(typ), "{typ}");
+        }
+        for typ in ["dpop+jwt", "logout+jwt", "secevent+jwt"] {
+            assert!(!is_access_token_type(typ), "{typ}");
+        }
+    }
+
+    #[test]
+    fn alg_none_is_rejected_before_any_key_lookup() {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"exp":9999999999}"#);
+        let token = format!("{header}.{payload}.");
+        assert_eq!(parse_header(&token).err(), Some(Rejection::DisallowedAlgorithm("none".into())));
+    }
+}

@@ -1,0 +1,115 @@
+//! Counters shared by the core and its host, published by the host (`$SYS/broker/oauth/...`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Monotonic counters; every field is updated with relaxed atomics (exact ordering between
+/// counters does not matter, only that none is lost).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Logins accepted with a valid token.
+    pub connects_accepted: AtomicU64,
+    /// Logins refused (invalid token, or no answer from the authorization server).
+    pub connects_denied: AtomicU64,
+    /// Logins left to the broker's other mechanisms (not a token login).
+    pub connects_deferred: AtomicU64,
+    /// ACL checks allowed.
+    pub acl_allowed: AtomicU64,
+    /// ACL checks denied.
+    pub acl_denied: AtomicU64,
+    /// Token validations answered from the cache.
+    pub cache_hits: AtomicU64,
+    /// Token validations that had to verify the token.
+    pub cache_misses: AtomicU64,
+    /// Requests sent to the authorization server (introspection and JWKS).
+    pub upstream_calls: AtomicU64,
+    /// Requests to the authorization server that produced no usable answer.
+    pub upstream_errors: AtomicU64,
+    /// Sum of upstream request durations, in microseconds.
+    pub upstream_latency_us_total: AtomicU64,
+    /// Longest upstream request, in microseconds.
+    pub upstream_latency_us_max: AtomicU64,
+}
+
+/// A point-in-time copy of [`Metrics`], with names for publishing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsSnapshot {
+    /// See [`Metrics::connects_accepted`].
+    pub connects_accepted: u64,
+    /// See [`Metrics::connects_denied`].
+    pub connects_denied: u64,
+    /// See [`Metrics::connects_deferred`].
+    pub connects_deferred: u64,
+    /// See [`Metrics::acl_allowed`].
+    pub acl_allowed: u64,
+    /// See [`Metrics::acl_denied`].
+    pub acl_denied: u64,
+    /// See [`Metrics::cache_hits`].
+    pub cache_hits: u64,
+    /// See [`Metrics::cache_misses`].
+    pub cache_misses: u64,
+    /// See [`Metrics::upstream_calls`].
+    pub upstream_calls: u64,
+    /// See [`Metrics::upstream_errors`].
+    pub upstream_errors: u64,
+    /// Mean upstream latency in microseconds (0 before the first call).
+    pub upstream_latency_us_avg: u64,
+    /// See [`Metrics::upstream_latency_us_max`].
+    pub upstream_latency_us_max: u64,
+}
+
+impl MetricsSnapshot {
+    /// `(topic suffix, value)` pairs, e.g. `("cache/hits", 12)`, for `$SYS/broker/oauth/<suffix>`.
+    pub fn named(&self) -> [(&'static str, u64); 11] {
+        [
+            ("connects/accepted", self.connects_accepted),
+            ("connects/denied", self.connects_denied),
+            ("connects/deferred", self.connects_deferred),
+            ("acl/allowed", self.acl_allowed),
+            ("acl/denied", self.acl_denied),
+            ("cache/hits", self.cache_hits),
+            ("cache/misses", self.cache_misses),
+            ("upstream/calls", self.upstream_calls),
+            ("upstream/errors", self.upstream_errors),
+            ("upstream/latency_us/avg", self.upstream_latency_us_avg),
+            ("upstream/latency_us/max", self.upstream_latency_us_max),
+        ]
+    }
+}
+
+impl Metrics {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one upstream request and whether it failed.
+    pub fn record_upstream(&self, elapsed: Duration, failed: bool) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        Self::bump(&self.upstream_calls);
+        if failed {
+            Self::bump(&self.upstream_errors);
+        }
+        self.upstream_latency_us_total.fetch_add(micros, Ordering::Relaxed);
+        self.upstream_latency_us_max.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    /// Copies the counters.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let calls = load(&self.upstream_calls);
+        MetricsSnapshot {
+            connects_accepted: load(&self.connects_accepted),
+            connects_denied: load(&self.connects_denied),
+            connects_deferred: load(&self.connects_deferred),
+            acl_allowed: load(&self.acl_allowed),
+            acl_denied: load(&self.acl_denied),
+            cache_hits: load(&self.cache_hits),
+            cache_misses: load(&self.cache_misses),
+            upstream_calls: calls,
+            upstream_errors: load(&self.upstream_errors),
+            upstream_latency_us_avg: load(&self.upstream_latency_us_total).checked_div(calls).unwrap_or(0),
+            upstream_latency_us_max: load(&self.upstream_latency_us_max),
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! MQTT topic names and topic filters: validation, matching and filter containment.
+//!
+//! The rules mirror Mosquitto's own (`mosquitto_topic_matches_sub` and its ACL checks):
+//! - `+` matches exactly one level (an empty level too), `#` matches the rest, including the
+//!   parent level (`a/#` matches `a`);
+//! - a topic starting with `$` is never matched by a filter whose first level is a wildcard;
+//! - any other character is an ordinary character (UTF-8, spaces, `:` and so on).
+
+use std::fmt;
+
+/// Longest topic or filter MQTT can carry (a two-byte length prefix).
+pub const MAX_LEN: usize = 65_535;
+
+/// Why a string is not a valid topic filter or topic name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    /// Zero-length filters and topics are not allowed.
+    #[error("is empty")]
+    Empty,
+    /// Longer than MQTT's 65535-byte limit.
+    #[error("is longer than 65535 bytes")]
+    TooLong,
+    /// U+0000 is forbidden in MQTT strings.
+    #[error("contains a NUL character")]
+    Nul,
+    /// `#` must be the last level and stand alone in it.
+    #[error("has '#' that is not a whole last level")]
+    MisplacedMultiLevel,
+    /// `+` must stand alone in its level.
+    #[error("has '+' that is not a whole level")]
+    MisplacedSingleLevel,
+    /// A topic name (as opposed to a filter) may not contain wildcards.
+    #[error("contains a wildcard")]
+    WildcardInTopic,
+    /// A `$share/<group>/<filter>` subscription with an empty or wildcard group, or no filter.
+    #[error("is a malformed shared subscription")]
+    MalformedShare,
+}
+
+fn check_common(text: &str) -> Result<(), TopicError> {
+    if text.is_empty() {
+        Err(TopicError::Empty)
+    } else if text.len() > MAX_LEN {
+        Err(TopicError::TooLong)
+    } else if text.contains('\0') {
+        Err(TopicError::Nul)
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a topic filter (what a client subscribes to, or what a scope grants).
+pub fn validate_filter(filter: &str) -> Result<(), TopicError> {
+    check_common(filter)?;
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        if level.contains('#') && (level != "#" || levels.peek().is_some()) {
+            return Err(TopicError::MisplacedMultiLevel);
+        }
+        if level.contains('+') && level != "+" {
+            return Err(TopicError::MisplacedSingleLevel);
+        }
+    }
+    Ok(())
+}
+
+/// Checks a topic name (what a client publishes to or receives on).
+pub fn validate_topic(topic: &str) -> Result<(), TopicError> {
+    check_common(topic)?;
+    if topic.contains(['+', '#']) { Err(TopicError::WildcardInTopic) } else { Ok(()) }
+}
+
+/// Removes a `$share/<group>/` prefix, returning the filter that decides what is delivered.
+/// Filters that are not shared subscriptions come back unchanged.
+pub fn strip_shared_prefix(filter: &str) -> Result<&str, TopicError> {
+    let Some(rest) = filter.strip_prefix("$share/") else {
+        return Ok(filter);
+    };
+    let (group, inner) = rest.split_once('/').ok_or(TopicError::MalformedShare)?;
+    if group.is_empty() || group.contains(['+', '#']) || inner.is_empty() {
+        return Err(TopicError::MalformedShare);
+    }
+    Ok(inner)
+}
+
+/// True when `filter` matches `topic`. Both must be valid; invalid input never panics but the
+/// answer is then unspecified.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut filter_levels = filter.split('/');
+    let mut topic_levels = topic.split('/');
+    loop {
+        match (filter_levels.next(), topic_levels.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(f), Some(t)) if f == t => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// True when every topic matched by `inner` is also matched by `outer` (filter within filter).
+///
+/// This is the SUBSCRIBE rule: a grant `devices/a/#` admits a subscription to `devices/a/+`
+/// but not to `devices/#`, because the latter would also deliver `devices/b/...`.
+pub fn filter_contains(outer: &str, inner: &str) -> bool {
+    // `inner` starting with a literal `$` level only matches `$` topics, which a leading
+    // wildcard in `outer` never matches.
+    if inner.starts_with('$') && outer.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut outer_levels = outer.split('/');
+    let mut inner_levels = inner.split('/');
+    loop {
+        match (outer_levels.next(), inner_levels.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(level)) if level != "#" => {}
+            (Some(o), Some(i)) if o == i => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// A validated topic filter, with what matching needs precomputed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Filter {
+    text: Box<str>,
+    has_wildcards: bool,
+}
+
+impl Filter {
+    /// Validates and wraps a filter.
+    pub fn parse(text: &str) -> Result<Self, TopicError> {
+        validate_filter(text)?;
+        Ok(Self { text: text.into(), has_wildcards: text.contains(['+', '#']) })
+    }
+
+    /// The filter text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// True when this filter matches `topic`.
+    #[inline]
+    pub fn matches(&self, topic: &str) -> bool {
+        if self.has_wildcards { matches(&self.text, topic) } else { *self.text == *topic }
+    }
+
+    /// True when every topic matched by `inner` is matched by this filter.
+    pub fn contains(&self, inner: &str) -> bool {
+        if self.has_wildcards { filter_contains(&self.text, inner) } else { *self.text == *inner }
+    }
+}
+
+impl fmt::Debug for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Filter({:?})", self.text)
+    }
+}
+
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_validation_follows_mqtt_wildcard_placement_rules() {
+        let cases: &[(&str, Result<(), TopicError>)] = &[
+            ("#", Ok(())),
+            ("+", Ok(())),
+            ("a/+/b", Ok(())),
+            ("a/#", Ok(())),
+            ("+/+/#", Ok(())),
+            ("/", Ok(())),
+            ("a//b", Ok(())),
+            ("devices/wildcat/#", Ok(())),
+            ("with space/and:colon/ünïcode", Ok(())),
+            ("$SYS/#", Ok(())),
+            ("", Err(TopicError::Empty)),
+            ("a/#/b", Err(TopicError::MisplacedMultiLevel)),
+            ("a#", Err(TopicError::MisplacedMultiLevel)),
+            ("a/b#", Err(TopicError::MisplacedMultiLevel)),
+            ("a+/b", Err(TopicError::MisplacedSingleLevel)),
+            ("a/+b", Err(TopicError::MisplacedSingleLevel)),
+            ("a\0b", Err(TopicError::Nul)),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(validate_filter(filter), *expected, "filter {filter:?}");
+        }
+        assert_eq!(validate_filter(&"a".repeat(MAX_LEN + 1)), Err(TopicError::TooLong));
+    }
+
+    #[test]
+    fn topic_names_may_not_contain_wildcards() {
+        assert_eq!(validate_topic("a/b c/ä:x"), Ok(()));
+        assert_eq!(validate_topic("a/+"), Err(TopicError::WildcardInTopic));
+        assert_eq!(validate_topic("a/#"), Err(TopicError::WildcardInTopic));
+        assert_eq!(validate_topic(""), Err(TopicError::Empty));
+    }
+
+    #[test]
+    fn matching_follows_mosquitto_topic_matches_sub() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("a/b", "a/b", true),
+            ("a/b", "a/c", false),
+            ("a/b", "a/b/c", false),
+            ("a/+", "a/b", true),
+            ("a/+", "a/", true),
+            ("a/+", "a", false),
+            ("a/+", "a/b/c", false),
+            ("a/#", "a", true),
+            ("a/#", "a/b/c", true),
+            ("a/#", "ab", false),
+            ("#", "a/b", true),
+            ("#", "/", true),
+            ("+/+", "/", true),
+            ("+", "/", false),
+            ("/#", "/a", true),
+            ("+/b", "a/b", true),
+            ("devices/+/state", "devices/wildcat/state", true),
+            ("a b/:c", "a b/:c", true),
+            ("ü/+", "ü/x", true),
+        ];
+        for (filter, topic, expected) in cases {
+            assert_eq!(matches(filter, topic), *expected, "{filter:?} vs {topic:?}");
+            let compiled = Filter::parse(filter).expect("valid");
+            assert_eq!(compiled.matches(topic), *expected, "compiled {filter:?} vs {topic:?}");
+        }
+    }
+
+    #[test]
+    fn dollar_topics_are_never_matched_by_a_leading_wildcard() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("#", "$SYS/broker/uptime", false),
+            ("+/broker/uptime", "$SYS/broker/uptime", false),
+            ("+/#", "$SYS/x", false),
+            ("$SYS/#", "$SYS/broker/uptime", true),
+            ("$SYS/+/uptime", "$SYS/broker/uptime", true),
+            ("a/#", "a/$x", true),
+            ("#", "a/$x", true),
+        ];
+        for (filter, topic, expected) in cases {
+            assert_eq!(matches(filter, topic), *expected, "{filter:?} vs {topic:?}");
+        }
+    }
+
+    #[test]
+    fn subscribe_filter_must_lie_within_the_granted_filter() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("devices/a/#", "devices/a/#", true),
+            ("devices/a/#", "devices/a", true),
+            ("devices/a/#", "devices/a/+/state", true),
+            ("devices/a/#", "devices/#", false),
+            ("devices/a/#", "devices/+/x", false),
+            ("devices/+/state", "devices/a/state", true),
+            ("devices/+/state", "devices/+/state", true),
+            ("devices/+/state", "devices/#", false),
+            ("devices/+/state", "devices/+/#", false),
+            ("a/+", "a/#", false),
+            ("a/+/#", "a/#", false),
+            ("a/+/#", "a/+", true),
+            ("a/b", "a/+", false),
+            ("a/b", "a/b", true),
+            ("a", "a/#", false),
+            ("#", "#", true),
+            ("#", "+/x/#", true),
+            ("#", "$SYS/#", false),
+            ("+/#", "$SYS/broker", false),
+            ("$SYS/#", "$SYS/broker/+", true),
+            ("$SYS/#", "#", false),
+            ("+", "+", true),
+            ("+", "#", false),
+        ];
+        for (outer, inner, expected) in cases {
+            assert_eq!(filter_contains(outer, inner), *expected, "{outer:?} ⊇ {inner:?}");
+            let compiled = Filter::parse(outer).expect("valid");
+            assert_eq!(compiled.contains(inner), *expected, "compiled {outer:?} ⊇ {inner:?}");
+        }
+    }
+
+    #[test]
+    fn shared_subscription_prefix_is_stripped_before_checking() {
+        assert_eq!(strip_shared_prefix("$share/g1/devices/#"), Ok("devices/#"));
+        assert_eq!(strip_shared_prefix("devices/#"), Ok("devices/#"));
+        assert_eq!(strip_shared_prefix("$shared/x"), Ok("$shared/x"));
+        assert_eq!(strip_shared_prefix("$share/g1"), Err(TopicError::MalformedShare));
+        assert_eq!(strip_shared_prefix("$share//a"), Err(TopicError::MalformedShare));
+        assert_eq!(strip_shared_prefix("$share/+/a"), Err(TopicError::MalformedShare));
+        assert_eq!(strip_shared_prefix("$share/g/"), Err(TopicError::MalformedShare));
+    }
+}

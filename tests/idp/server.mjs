@@ -1,0 +1,396 @@
+// Test OAuth 2.0 authorization server for the mosquitto-oauth end-to-end tests, built on
+// oidc-provider 9 (a certified OpenID Provider). Loopback only, plain http, in-memory state.
+//
+// Usage: node server.mjs [--port N] [--introspection-delay-ms N] [--keys FILE]
+//        node server.mjs --gen-keys FILE      (writes a fresh private JWKS to FILE and exits)
+//
+// On start it prints exactly one line to stdout, then nothing else (diagnostics go to stderr):
+//   IDP_READY {"issuer":"http://127.0.0.1:PORT","port":PORT}
+//
+// Endpoints (issuer = http://127.0.0.1:PORT):
+//   GET  /.well-known/openid-configuration   discovery
+//   POST /token                              token endpoint (grant_type=client_credentials)
+//   POST /token/introspection                RFC 7662 introspection (opaque tokens only)
+//   POST /token/revocation                   RFC 7009 revocation (opaque tokens only)
+//   GET  /jwks                               public keys: one RSA (RS256) and one EC P-256 (ES256)
+//   GET  /__test/stats                       {"introspections":N,"tokens":N,"jwks":N} (HTTP requests seen)
+//   POST /__test/reset                       zero the counters
+//   POST /__test/delay?ms=N                  delay answers of introspection and JWKS by N ms (0 = none)
+//
+// Token requests (client_credentials) accept, besides the standard parameters:
+//   scope=...          any space-separated scopes; they are granted exactly as requested
+//   resource=URI       urn:mqtt:... or http(s)://...: the token becomes an RFC 9068 JWT (RS256)
+//                      whose aud is URI
+//   token_format=opaque|jwt   override the format (with resource only; a JWT needs an audience)
+//   ttl=SECONDS        lifetime of this token (default 3600)
+//   sub=VALUE          subject of this token (default: the client id)
+//
+// Clients (static): mqtt-broker / broker-secret (client_secret_basic) and mqtt-broker-post /
+// broker-secret-post (client_secret_post) may introspect and revoke any token; device-1, device-2,
+// device-3 and wildcat (secret "<id>-secret", client_secret_basic) get tokens.
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import { parseArgs } from 'node:util';
+
+import Provider, { errors } from 'oidc-provider';
+
+// oidc-provider prints its notices with console.info; stdout carries only the ready line.
+console.log = console.error;
+console.info = console.error;
+console.debug = console.error;
+
+const DEFAULT_TTL_SECONDS = 3600;
+const BROKER_CLIENTS = new Set(['mqtt-broker', 'mqtt-broker-post']);
+const DEVICE_CLIENTS = ['device-1', 'device-2', 'device-3', 'wildcat'];
+
+// ---------------------------------------------------------------------------------------------
+// Command line
+
+const { values: args } = parseArgs({
+  options: {
+    port: { type: 'string', default: '0' },
+    'introspection-delay-ms': { type: 'string', default: '0' },
+    keys: { type: 'string' },
+    'gen-keys': { type: 'string' },
+  },
+  strict: true,
+});
+
+function nonNegativeInteger(text, what) {
+  if (!/^\d+$/.test(text)) {
+    throw new TypeError(`${what} must be a non-negative integer, got ${JSON.stringify(text)}`);
+  }
+  return Number(text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys: generated at startup (nothing secret is committed), or loaded from a private JWKS file.
+
+function thumbprint(jwk) {
+  // RFC 7638: the required members, in lexicographic order, without whitespace.
+  const members = jwk.kty === 'RSA' ? ['e', 'kty', 'n'] : ['crv', 'kty', 'x', 'y'];
+  const canonical = JSON.stringify(Object.fromEntries(members.map((m) => [m, jwk[m]])));
+  return crypto.createHash('sha256').update(canonical).digest('base64url');
+}
+
+function generateJwks() {
+  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  return {
+    keys: [
+      { ...rsa, kid: thumbprint(rsa), alg: 'RS256', use: 'sig' },
+      { ...ec, kid: thumbprint(ec), alg: 'ES256', use: 'sig' },
+    ],
+  };
+}
+
+if (args['gen-keys']) {
+  fs.writeFileSync(args['gen-keys'], `${JSON.stringify(generateJwks(), null, 2)}\n`, { mode: 0o600 });
+  process.exit(0);
+}
+
+const jwks = args.keys ? JSON.parse(fs.readFileSync(args.keys, 'utf8')) : generateJwks();
+
+// ---------------------------------------------------------------------------------------------
+// Storage: unbounded in-memory adapter. (The bundled memory adapter is an LRU of ~1000 entries,
+// which would silently forget tokens during load tests.)
+
+const storage = new Map();
+
+function storageKey(model, id) {
+  return `${model}:${id}`;
+}
+
+function live(key) {
+  const entry = storage.get(key);
+  if (!entry) return undefined;
+  if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+    storage.delete(key);
+    return undefined;
+  }
+  return entry;
+}
+
+class MapAdapter {
+  constructor(model) {
+    this.model = model;
+  }
+
+  async upsert(id, payload, expiresIn) {
+    // Kept a minute past expiry: the models themselves decide what is expired.
+    const expiresAt = typeof expiresIn === 'number' ? Date.now() + (expiresIn + 60) * 1000 : undefined;
+    storage.set(storageKey(this.model, id), { payload, expiresAt });
+    if (payload.grantId) {
+      const grantKey = storageKey('Grant-members', payload.grantId);
+      const members = live(grantKey)?.payload ?? [];
+      members.push(storageKey(this.model, id));
+      storage.set(grantKey, { payload: members, expiresAt });
+    }
+    if (payload.userCode) {
+      storage.set(storageKey('UserCode', payload.userCode), { payload: id, expiresAt });
+    }
+    if (payload.uid) {
+      storage.set(storageKey('SessionUid', payload.uid), { payload: id, expiresAt });
+    }
+  }
+
+  async find(id) {
+    return live(storageKey(this.model, id))?.payload;
+  }
+
+  async findByUserCode(userCode) {
+    const id = live(storageKey('UserCode', userCode))?.payload;
+    return id === undefined ? undefined : this.find(id);
+  }
+
+  async findByUid(uid) {
+    const id = live(storageKey('SessionUid', uid))?.payload;
+    return id === undefined ? undefined : this.find(id);
+  }
+
+  async consume(id) {
+    const entry = live(storageKey(this.model, id));
+    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) {
+    storage.delete(storageKey(this.model, id));
+  }
+
+  async revokeByGrantId(grantId) {
+    const grantKey = storageKey('Grant-members', grantId);
+    for (const key of live(grantKey)?.payload ?? []) storage.delete(key);
+    storage.delete(grantKey);
+  }
+}
+
+setInterval(() => {
+  for (const key of storage.keys()) live(key);
+}, 60_000).unref();
+
+// ---------------------------------------------------------------------------------------------
+// Resource servers: any urn:mqtt:... or http(s)://... resource indicator is accepted.
+
+function acceptedResource(resource) {
+  const url = URL.parse(resource);
+  if (!url || url.hash || resource.includes('#')) return false;
+  if (url.protocol === 'urn:') return resource.startsWith('urn:mqtt:') && resource.length > 'urn:mqtt:'.length;
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.host !== '';
+}
+
+// Scopes are granted exactly as requested: in order, duplicates dropped.
+function requestedScope(ctx) {
+  const scopes = [...new Set((ctx.oidc.params.scope ?? '').split(' ').filter(Boolean))];
+  return scopes.join(' ');
+}
+
+async function getResourceServerInfo(ctx, resource) {
+  if (!acceptedResource(resource)) {
+    throw new errors.InvalidTarget('resource must be urn:mqtt:... or an http(s) URL');
+  }
+  return {
+    scope: requestedScope(ctx),
+    audience: resource,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provider
+
+function tokenTtl(ctx, token) {
+  return token.resourceServer?.accessTokenTTL ?? DEFAULT_TTL_SECONDS;
+}
+
+const clients = [
+  { client_id: 'mqtt-broker', client_secret: 'broker-secret', auth: 'client_secret_basic' },
+  { client_id: 'mqtt-broker-post', client_secret: 'broker-secret-post', auth: 'client_secret_post' },
+  ...DEVICE_CLIENTS.map((id) => ({ client_id: id, client_secret: `${id}-secret`, auth: 'client_secret_basic' })),
+].map(({ client_id, client_secret, auth }) => ({
+  client_id,
+  client_secret,
+  token_endpoint_auth_method: auth,
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+}));
+
+const configuration = {
+  adapter: MapAdapter,
+  clients,
+  jwks,
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    introspection: {
+      enabled: true,
+      // Brokers (resource servers) may introspect any token, other clients only their own.
+      allowedPolicy: async (ctx, client, token) => BROKER_CLIENTS.has(client.clientId) || token.clientId === client.clientId,
+    },
+    revocation: {
+      enabled: true,
+      allowedPolicy: async (ctx, client, token) => {
+        if (BROKER_CLIENTS.has(client.clientId) || token.clientId === client.clientId) return true;
+        throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+      },
+    },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async () => undefined,
+      useGrantedResource: async () => false,
+      getResourceServerInfo,
+    },
+  },
+  ttl: { ClientCredentials: tokenTtl },
+  // Client credentials tokens carry no subject by default: give them one (the client id, or the
+  // request's sub parameter). Stored with the token, so introspection reports it too.
+  extraTokenClaims: async (ctx, token) => {
+    if (token.kind !== 'ClientCredentials') return undefined;
+    return { sub: ctx?.oidc?.params?.sub ?? token.clientId };
+  },
+  formats: {
+    customizers: {
+      // The JWT formatter sets sub to the client id after spreading the extra claims.
+      jwt: async (ctx, token, jwt) => {
+        if (token.extra?.sub !== undefined) jwt.payload.sub = token.extra.sub;
+      },
+    },
+  },
+  clientDefaults: {
+    grant_types: ['client_credentials'],
+    response_types: [],
+    id_token_signed_response_alg: 'RS256',
+  },
+};
+
+// The built-in client_credentials handler keeps only scopes declared in the provider's static
+// `scopes` list when no resource is requested, and strips unknown request parameters. Tests need
+// arbitrary scopes (mqtt:read:<filter>, ...) and per-token ttl/sub, so the grant is registered
+// again through the public registerGrantType API. Token models, storage, JWT formatting and
+// signing, introspection and revocation stay oidc-provider's.
+async function clientCredentialsGrant(ctx) {
+  const { provider, params, client } = ctx.oidc;
+
+  let ttl;
+  if (params.ttl !== undefined) {
+    if (!/^[1-9]\d{0,8}$/.test(params.ttl)) {
+      throw new errors.InvalidRequest('ttl must be a positive integer (seconds)');
+    }
+    ttl = Number(params.ttl);
+  }
+  if (params.sub !== undefined && params.sub === '') {
+    throw new errors.InvalidRequest('sub must not be empty');
+  }
+  if (params.token_format !== undefined && !['opaque', 'jwt'].includes(params.token_format)) {
+    throw new errors.InvalidRequest('token_format must be opaque or jwt');
+  }
+
+  const scope = requestedScope(ctx) || undefined;
+  const token = new provider.ClientCredentials({ client, scope, expiresIn: ttl });
+
+  if (params.resource !== undefined) {
+    if (Array.isArray(params.resource)) {
+      throw new errors.InvalidTarget('only a single resource indicator value is supported for this grant type');
+    }
+    const info = await getResourceServerInfo(ctx, params.resource, client);
+    if (params.token_format) info.accessTokenFormat = params.token_format;
+    token.resourceServer = new provider.ResourceServer(params.resource, info);
+  } else if (params.token_format === 'jwt') {
+    throw new errors.InvalidRequest('a JWT access token needs an audience: add a resource parameter');
+  }
+
+  ctx.oidc.entity('ClientCredentials', token);
+  const value = await token.save();
+
+  ctx.body = {
+    access_token: value,
+    expires_in: token.expiration,
+    token_type: token.tokenType,
+    scope: token.scope,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test hooks: HTTP-level counters and an artificial delay, mounted in front of the provider.
+
+const stats = { introspections: 0, tokens: 0, jwks: 0 };
+let delayMs = nonNegativeInteger(args['introspection-delay-ms'], '--introspection-delay-ms');
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+async function testHooks(ctx, next) {
+  if (ctx.path.startsWith('/__test/')) {
+    if (ctx.path === '/__test/stats' && ctx.method === 'GET') {
+      ctx.body = { ...stats };
+    } else if (ctx.path === '/__test/reset' && ctx.method === 'POST') {
+      stats.introspections = 0;
+      stats.tokens = 0;
+      stats.jwks = 0;
+      ctx.body = { ...stats };
+    } else if (ctx.path === '/__test/delay' && ctx.method === 'POST') {
+      try {
+        delayMs = nonNegativeInteger(String(ctx.query.ms ?? ''), 'ms');
+      } catch (error) {
+        ctx.status = 400;
+        ctx.body = { error: error.message };
+        return;
+      }
+      ctx.body = { delay_ms: delayMs };
+    } else {
+      ctx.status = 404;
+      ctx.body = { error: 'unknown test endpoint' };
+    }
+    return;
+  }
+
+  const { introspection, token, jwks: jwksPath } = configuration.routes;
+  if (ctx.path === introspection) {
+    stats.introspections += 1;
+    if (delayMs > 0) await sleep(delayMs);
+  } else if (ctx.path === token) {
+    stats.tokens += 1;
+  } else if (ctx.path === jwksPath) {
+    stats.jwks += 1;
+    if (delayMs > 0) await sleep(delayMs);
+  }
+  await next();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start: bind first (the port may be OS-chosen), then build the provider with the real issuer.
+
+configuration.routes = {
+  introspection: '/token/introspection',
+  jwks: '/jwks',
+  revocation: '/token/revocation',
+  token: '/token',
+};
+
+const server = http.createServer();
+server.listen(nonNegativeInteger(args.port, '--port'), '127.0.0.1', () => {
+  const { port } = server.address();
+  const issuer = `http://127.0.0.1:${port}`;
+  const provider = new Provider(issuer, configuration);
+  provider.registerGrantType(
+    'client_credentials',
+    clientCredentialsGrant,
+    ['scope', 'resource', 'ttl', 'sub', 'token_format'],
+    ['resource'],
+  );
+  provider.use(testHooks);
+  provider.on('server_error', (ctx, error) => console.error('server_error', error));
+  server.on('request', provider.callback());
+  process.stdout.write(`IDP_READY ${JSON.stringify({ issuer, port })}\n`);
+});
+
+// State is in memory only: nothing to flush.
+function shutdown() {
+  server.close();
+  server.closeAllConnections();
+  process.exit(0);
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
