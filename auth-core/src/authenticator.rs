@@ -41,18 +41,23 @@ struct VerdictExpiry {
 impl moka::Expiry<TokenDigest, Verdict> for VerdictExpiry {
     fn expire_after_create(&self, _: &TokenDigest, verdict: &Verdict, _: Instant) -> Option<Duration> {
         Some(match verdict {
-            Ok(info) => positive_lifetime(self.ttl, info.expires_at, now_epoch()),
+            Ok(info) => positive_lifetime(self.ttl, info.expires_at, since_epoch()),
             Err(_) => self.negative_ttl,
         })
     }
 }
 
-/// How long a valid token may be trusted without asking again.
-pub fn positive_lifetime(ttl: Duration, expires_at: Option<u64>, now: u64) -> Duration {
+/// How long a valid token may be trusted without asking again; `now` is the time since the
+/// epoch (sub-second precision, so an entry never outlives `exp`).
+pub fn positive_lifetime(ttl: Duration, expires_at: Option<u64>, now: Duration) -> Duration {
     match expires_at {
-        Some(exp) => ttl.min(Duration::from_secs(exp.saturating_sub(now))),
+        Some(exp) => ttl.min(Duration::from_secs(exp).saturating_sub(now)),
         None => ttl,
     }
+}
+
+fn since_epoch() -> Duration {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
 }
 
 /// Validates tokens and builds sessions. Cheap to share behind an `Arc`; every method may be
@@ -276,10 +281,11 @@ mod tests {
     #[test]
     fn cache_lifetime_is_the_shorter_of_ttl_and_remaining_token_life() {
         let ttl = Duration::from_secs(300);
-        assert_eq!(positive_lifetime(ttl, None, 1000), ttl);
-        assert_eq!(positive_lifetime(ttl, Some(1060), 1000), Duration::from_secs(60));
-        assert_eq!(positive_lifetime(ttl, Some(5000), 1000), ttl);
-        assert_eq!(positive_lifetime(ttl, Some(900), 1000), Duration::ZERO);
+        let now = Duration::from_millis(1_000_250);
+        assert_eq!(positive_lifetime(ttl, None, now), ttl);
+        assert_eq!(positive_lifetime(ttl, Some(1060), now), Duration::from_millis(59_750));
+        assert_eq!(positive_lifetime(ttl, Some(5000), now), ttl);
+        assert_eq!(positive_lifetime(ttl, Some(900), now), Duration::ZERO);
     }
 
     #[test]

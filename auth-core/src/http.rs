@@ -127,13 +127,23 @@ impl HttpClient {
         if response.content_length().is_some_and(|len| len > max_body as u64) {
             return Err(UpstreamError::TooLarge(max_body));
         }
+        // reqwest bounds each read by the timeout but not the whole body, so a server dripping
+        // one byte at a time is cut off here at the deadline.
         let mut body = Vec::new();
-        response
-            .take(max_body as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| self.classify_io(&e, started))?;
-        if body.len() > max_body {
-            return Err(UpstreamError::TooLarge(max_body));
+        let mut chunk = [0u8; 8192];
+        let mut response = response;
+        loop {
+            if started.elapsed() >= self.timeout {
+                return Err(UpstreamError::Timeout(self.timeout));
+            }
+            let read = response.read(&mut chunk).map_err(|e| self.classify_io(&e, started))?;
+            if read == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..read]);
+            if body.len() > max_body {
+                return Err(UpstreamError::TooLarge(max_body));
+            }
         }
         match serde_json::from_slice::<serde_json::Value>(&body) {
             Ok(serde_json::Value::Object(object)) => Ok(object),
