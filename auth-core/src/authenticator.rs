@@ -39,7 +39,12 @@ struct VerdictExpiry {
 }
 
 impl moka::Expiry<TokenDigest, Verdict> for VerdictExpiry {
-    fn expire_after_create(&self, _: &TokenDigest, verdict: &Verdict, _: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &TokenDigest,
+        verdict: &Verdict,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(match verdict {
             Ok(info) => positive_lifetime(self.ttl, info.expires_at, since_epoch()),
             Err(_) => self.negative_ttl,
@@ -99,7 +104,10 @@ impl Authenticator {
         };
         let cache = Cache::builder()
             .max_capacity(config.cache.max_entries)
-            .expire_after(VerdictExpiry { ttl: config.cache.ttl, negative_ttl: config.cache.negative_ttl })
+            .expire_after(VerdictExpiry {
+                ttl: config.cache.ttl,
+                negative_ttl: config.cache.negative_ttl,
+            })
             .build();
         Ok(Self { config: Arc::new(config), introspector, jwt, cache, metrics })
     }
@@ -123,7 +131,11 @@ impl Authenticator {
             verified_here = true;
             self.verify(text)
         });
-        Metrics::bump(if verified_here { &self.metrics.cache_misses } else { &self.metrics.cache_hits });
+        Metrics::bump(if verified_here {
+            &self.metrics.cache_misses
+        } else {
+            &self.metrics.cache_hits
+        });
         match verdict {
             Ok(Ok(info)) => Ok(info),
             Ok(Err(rejection)) => Err(AuthError::Rejected(rejection)),
@@ -160,10 +172,10 @@ impl Authenticator {
         username: Option<&str>,
     ) -> Result<Session, AuthError> {
         let info = self.validate(token)?;
-        if let (Some(claim), Some(bound)) = (&self.config.client_id_claim, &info.bound_client_id) {
-            if **bound != *client_id {
-                return Err(Rejection::ClientIdMismatch(claim.clone()).into());
-            }
+        if let (Some(claim), Some(bound)) = (&self.config.client_id_claim, &info.bound_client_id)
+            && **bound != *client_id
+        {
+            return Err(Rejection::ClientIdMismatch(claim.clone()).into());
         }
         let username = info.username.as_deref().or(username);
         let session = Session {
@@ -184,9 +196,13 @@ impl Authenticator {
         let is_jwt = looks_like_jwt(token);
         let now = now_epoch();
         match (self.config.mode, &self.jwt, &self.introspector) {
-            (Mode::Jwt, _, _) if !is_jwt => Ok(Err(Rejection::Malformed("not a JWT (oauth_mode jwt)"))),
+            (Mode::Jwt, _, _) if !is_jwt => {
+                Ok(Err(Rejection::Malformed("not a JWT (oauth_mode jwt)")))
+            }
             (Mode::Jwt | Mode::Auto, Some(jwt), _) if is_jwt => match jwt.verify(token) {
-                Ok(claims) => Ok(check_claims(&claims, &self.config, TokenSource::Jwt, now).map(Arc::new)),
+                Ok(claims) => {
+                    Ok(check_claims(&claims, &self.config, TokenSource::Jwt, now).map(Arc::new))
+                }
                 Err(VerifyError::Rejected(rejection)) => Ok(Err(rejection)),
                 Err(VerifyError::Upstream(e)) => Err(e),
             },
@@ -195,17 +211,16 @@ impl Authenticator {
                 let answer = introspector.introspect(&AccessToken::new(token.as_bytes()));
                 self.metrics.record_upstream(started.elapsed(), answer.is_err());
                 match answer? {
-                    Introspection::Active(claims) => Ok(check_claims(
-                        &claims,
-                        &self.config,
-                        TokenSource::Introspection,
-                        now,
-                    )
-                    .map(Arc::new)),
+                    Introspection::Active(claims) => {
+                        Ok(check_claims(&claims, &self.config, TokenSource::Introspection, now)
+                            .map(Arc::new))
+                    }
                     Introspection::Inactive => Ok(Err(Rejection::Inactive)),
                 }
             }
-            _ => Ok(Err(Rejection::Malformed("not a JWT, and no introspection endpoint is configured"))),
+            _ => Ok(Err(Rejection::Malformed(
+                "not a JWT, and no introspection endpoint is configured",
+            ))),
         }
     }
 }

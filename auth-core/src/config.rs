@@ -263,7 +263,10 @@ impl<'a> Given<'a> {
                 .position(|(canonical, aliases)| *canonical == key || aliases.contains(&key))
                 .ok_or_else(|| ConfigError::Unknown { key: key.to_owned(), hint: suggest(key) })?;
             if let Some((first, _)) = slots[index] {
-                return Err(ConfigError::Duplicate { key: key.to_owned(), first: first.to_owned() });
+                return Err(ConfigError::Duplicate {
+                    key: key.to_owned(),
+                    first: first.to_owned(),
+                });
             }
             slots[index] = Some((key, value.trim()));
         }
@@ -444,7 +447,10 @@ impl Config {
             None | Some((_, "basic")) => ClientAuth::Basic,
             Some((_, "post")) => ClientAuth::Post,
             Some((key, other)) => {
-                return Err(ConfigError::invalid(key, format!("expected basic or post, got {other:?}")));
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("expected basic or post, got {other:?}"),
+                ));
             }
         };
 
@@ -452,7 +458,10 @@ impl Config {
         let issuer = given.url("oauth_issuer")?.map(|url| url.trim_end_matches('/').to_owned());
         let keys = match (given.url("oauth_jwks_url")?, given.path("oauth_jwks_file")?) {
             (Some(_), Some(_)) => {
-                return Err(ConfigError::Conflict { first: "oauth_jwks_url", second: "oauth_jwks_file" });
+                return Err(ConfigError::Conflict {
+                    first: "oauth_jwks_url",
+                    second: "oauth_jwks_file",
+                });
             }
             (Some(url), None) => Some(KeySource::Url(url)),
             (None, Some(path)) => Some(KeySource::File(path)),
@@ -550,7 +559,8 @@ impl Config {
         given: &Given<'_>,
         client_auth: ClientAuth,
     ) -> Result<Option<IntrospectionSettings>, ConfigError> {
-        let secret = match (given.get("oauth_client_secret"), given.get("oauth_client_secret_file")) {
+        let secret = match (given.get("oauth_client_secret"), given.get("oauth_client_secret_file"))
+        {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::Conflict {
                     first: "oauth_client_secret",

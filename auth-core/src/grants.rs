@@ -114,7 +114,10 @@ impl fmt::Debug for Grants {
         let names = |list: &[ScopeFilter]| -> Vec<String> {
             list.iter().map(|s| s.filter.to_string()).collect()
         };
-        f.debug_struct("Grants").field("read", &names(&self.read)).field("write", &names(&self.write)).finish()
+        f.debug_struct("Grants")
+            .field("read", &names(&self.read))
+            .field("write", &names(&self.write))
+            .finish()
     }
 }
 
@@ -155,7 +158,10 @@ impl SessionGrants {
 
 impl fmt::Debug for SessionGrants {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionGrants").field("read", &self.read).field("write", &self.write).finish()
+        f.debug_struct("SessionGrants")
+            .field("read", &self.read)
+            .field("write", &self.write)
+            .finish()
     }
 }
 
@@ -170,7 +176,11 @@ mod tests {
     fn check_table(scopes: &str, table: &[(Access, &str, bool)]) {
         let grants = session(scopes, "dev1", Some("alice"));
         for (access, topic, expected) in table {
-            assert_eq!(grants.allows(*access, topic), *expected, "{access:?} {topic:?} under {scopes:?}");
+            assert_eq!(
+                grants.allows(*access, topic),
+                *expected,
+                "{access:?} {topic:?} under {scopes:?}"
+            );
         }
     }
 
@@ -259,7 +269,10 @@ mod tests {
         );
         check_table(
             "mqtt:read:$SYS/#",
-            &[(Access::Subscribe, "$SYS/broker/#", true), (Access::Read, "$SYS/broker/uptime", true)],
+            &[
+                (Access::Subscribe, "$SYS/broker/#", true),
+                (Access::Read, "$SYS/broker/uptime", true),
+            ],
         );
     }
 
@@ -272,7 +285,11 @@ mod tests {
     fn no_scopes_means_no_rights() {
         check_table(
             "",
-            &[(Access::Write, "a", false), (Access::Read, "a", false), (Access::Subscribe, "a", false)],
+            &[
+                (Access::Write, "a", false),
+                (Access::Read, "a", false),
+                (Access::Subscribe, "a", false),
+            ],
         );
         assert!(Grants::from_scopes(["openid", "profile"], "mqtt:").is_empty());
     }
@@ -293,7 +310,8 @@ mod tests {
 
     #[test]
     fn unknown_actions_and_other_prefixes_grant_nothing() {
-        let grants = Grants::from_scopes(["mqtt:publish:#", "mqtt:subscribe:#", "other:write:#"], "mqtt:");
+        let grants =
+            Grants::from_scopes(["mqtt:publish:#", "mqtt:subscribe:#", "other:write:#"], "mqtt:");
         assert!(grants.is_empty());
         let custom = Grants::from_scopes(["iot/write:#"], "iot/").resolve("c", None);
         assert!(custom.allows(Access::Write, "x"));
@@ -301,7 +319,8 @@ mod tests {
 
     #[test]
     fn client_id_placeholder_is_replaced_by_the_client_id() {
-        let grants = session("mqtt:write:devices/%c/# mqtt:read:users/%u/inbox", "dev1", Some("alice"));
+        let grants =
+            session("mqtt:write:devices/%c/# mqtt:read:users/%u/inbox", "dev1", Some("alice"));
         assert!(grants.allows(Access::Write, "devices/dev1/temp"));
         assert!(!grants.allows(Access::Write, "devices/dev2/temp"));
         assert!(!grants.allows(Access::Write, "devices/%c/temp"));
@@ -324,7 +343,8 @@ mod tests {
 
     #[test]
     fn duplicate_scopes_are_kept_once() {
-        let grants = Grants::from_scopes(["mqtt:read:a", "mqtt:read:a"], "mqtt:").resolve("c", None);
+        let grants =
+            Grants::from_scopes(["mqtt:read:a", "mqtt:read:a"], "mqtt:").resolve("c", None);
         assert_eq!(grants.read_filters().len(), 1);
     }
 }

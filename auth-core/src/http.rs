@@ -61,7 +61,10 @@ impl HttpClient {
                 ConfigError::invalid(key, format!("cannot read {}: {e}", path.display()))
             })?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ConfigError::invalid(key, format!("{} holds no usable PEM certificate: {e}", path.display()))
+                ConfigError::invalid(
+                    key,
+                    format!("{} holds no usable PEM certificate: {e}", path.display()),
+                )
             })?;
             if certificates.is_empty() {
                 return Err(ConfigError::invalid(
@@ -93,7 +96,8 @@ impl HttpClient {
             .body(body);
         if let Some((user, password)) = basic_auth {
             // RFC 6749 §2.3.1: both parts are form-encoded before Basic encoding.
-            request = request.basic_auth(form_encode(user.as_bytes()), Some(form_encode(password.as_bytes())));
+            request = request
+                .basic_auth(form_encode(user.as_bytes()), Some(form_encode(password.as_bytes())));
         }
         self.send(request, max_body)
     }

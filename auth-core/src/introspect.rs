@@ -33,9 +33,12 @@ impl Introspector {
     /// POSTs the token to the endpoint and interprets the answer.
     pub(crate) fn introspect(&self, token: &AccessToken) -> Result<Introspection, UpstreamError> {
         let settings = &self.settings;
-        let mut body = format!("token={}&token_type_hint=access_token", form_encode(token.expose_bytes()));
+        let mut body =
+            format!("token={}&token_type_hint=access_token", form_encode(token.expose_bytes()));
         let basic = match settings.client_auth {
-            ClientAuth::Basic => Some((settings.client_id.as_str(), settings.client_secret.expose())),
+            ClientAuth::Basic => {
+                Some((settings.client_id.as_str(), settings.client_secret.expose()))
+            }
             ClientAuth::Post => {
                 body.push_str("&client_id=");
                 body.push_str(&form_encode(settings.client_id.as_bytes()));

@@ -58,7 +58,9 @@ impl KeySet {
                 continue;
             }
             match DecodingKey::from_jwk(&jwk) {
-                Ok(key) => keys.push(VerificationKey { kid: jwk.common.key_id.clone(), key, algorithms }),
+                Ok(key) => {
+                    keys.push(VerificationKey { kid: jwk.common.key_id.clone(), key, algorithms })
+                }
                 Err(e) => log::warn!("skipping JWKS key {:?}: {e}", jwk.common.key_id),
             }
         }
@@ -120,7 +122,10 @@ pub(crate) struct JwtVerifier {
 impl std::fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let count = self.keys.read().map(|k| k.keys.len()).unwrap_or(0);
-        f.debug_struct("JwtVerifier").field("algorithms", &self.algorithms).field("keys", &count).finish()
+        f.debug_struct("JwtVerifier")
+            .field("algorithms", &self.algorithms)
+            .field("keys", &count)
+            .finish()
     }
 }
 
@@ -137,7 +142,12 @@ impl JwtVerifier {
             KeySource::File(path) => (load_file(path)?, Fetch::Fixed),
             remote => (KeySet::default(), Fetch::Remote { source: remote.clone(), http, metrics }),
         };
-        Ok(Self { algorithms, keys: RwLock::new(Arc::new(keys)), fetch, last_fetch: Mutex::new(None) })
+        Ok(Self {
+            algorithms,
+            keys: RwLock::new(Arc::new(keys)),
+            fetch,
+            last_fetch: Mutex::new(None),
+        })
     }
 
     fn current(&self) -> Arc<KeySet> {
@@ -176,10 +186,10 @@ impl JwtVerifier {
         if !self.algorithms.contains(&alg) {
             return Err(Rejection::DisallowedAlgorithm(format!("{alg:?}")).into());
         }
-        if let Some(typ) = &header.typ {
-            if !is_access_token_type(typ) {
-                return Err(Rejection::WrongType(typ.clone()).into());
-            }
+        if let Some(typ) = &header.typ
+            && !is_access_token_type(typ)
+        {
+            return Err(Rejection::WrongType(typ.clone()).into());
         }
         let kid = header.kid.as_deref();
         let mut keys = self.current();
@@ -243,8 +253,11 @@ fn is_access_token_type(typ: &str) -> bool {
 /// rejection instead of a generic parse error.
 fn parse_header(token: &str) -> Result<jsonwebtoken::Header, Rejection> {
     let encoded = token.split('.').next().unwrap_or("");
-    let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| Rejection::Malformed("JWT header is not base64url"))?;
-    let raw: JsonObject = serde_json::from_slice(&bytes).map_err(|_| Rejection::Malformed("JWT header is not JSON"))?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| Rejection::Malformed("JWT header is not base64url"))?;
+    let raw: JsonObject = serde_json::from_slice(&bytes)
+        .map_err(|_| Rejection::Malformed("JWT header is not JSON"))?;
     match raw.get("alg").and_then(Value::as_str) {
         None => return Err(Rejection::Malformed("JWT header has no alg")),
         Some(alg) if alg.parse::<Algorithm>().is_err() => {
@@ -259,12 +272,13 @@ fn map_jwt_error(error: &jsonwebtoken::errors::Error) -> Rejection {
     use jsonwebtoken::errors::ErrorKind;
     match error.kind() {
         ErrorKind::InvalidSignature => Rejection::BadSignature,
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
-            Rejection::DisallowedAlgorithm("for this key".into())
-        }
-        ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) | ErrorKind::InvalidToken => {
-            Rejection::Malformed("JWT is not well formed")
-        }
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm => Rejection::DisallowedAlgorithm("for this key".into()),
+        ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_)
+        | ErrorKind::InvalidToken => Rejection::Malformed("JWT is not well formed"),
         _ => Rejection::BadSignature,
     }
 }
@@ -282,12 +296,18 @@ pub(crate) fn looks_like_jwt(token: &str) -> bool {
 }
 
 /// Downloads the JWKS (after discovery, when configured so), returning its URL and content.
-fn fetch_jwks(http: &HttpClient, source: &KeySource) -> Result<(String, JsonObject), UpstreamError> {
+fn fetch_jwks(
+    http: &HttpClient,
+    source: &KeySource,
+) -> Result<(String, JsonObject), UpstreamError> {
     let url = match source {
         KeySource::Url(url) => url.clone(),
         KeySource::Discovery(issuer) => discover_jwks_uri(http, issuer)?,
         KeySource::File(path) => {
-            return Err(UpstreamError::KeysUnavailable(format!("{} is not refetched", path.display())));
+            return Err(UpstreamError::KeysUnavailable(format!(
+                "{} is not refetched",
+                path.display()
+            )));
         }
     };
     let document = http.get_json(&url, MAX_DOCUMENT_BYTES)?;
@@ -316,12 +336,16 @@ fn load_file(path: &Path) -> Result<KeySet, ConfigError> {
     let key = "oauth_jwks_file";
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))?;
-    let document: JsonObject = serde_json::from_str(&text)
-        .map_err(|e| ConfigError::invalid(key, format!("{} is not a JSON object: {e}", path.display())))?;
+    let document: JsonObject = serde_json::from_str(&text).map_err(|e| {
+        ConfigError::invalid(key, format!("{} is not a JSON object: {e}", path.display()))
+    })?;
     let keys = KeySet::from_document(&document)
         .map_err(|e| ConfigError::invalid(key, format!("{}: {e}", path.display())))?;
     if keys.keys.is_empty() {
-        return Err(ConfigError::invalid(key, format!("{} holds no usable public key", path.display())));
+        return Err(ConfigError::invalid(
+            key,
+            format!("{} holds no usable public key", path.display()),
+        ));
     }
     Ok(keys)
 }

@@ -108,7 +108,9 @@ impl Metrics {
             cache_misses: load(&self.cache_misses),
             upstream_calls: calls,
             upstream_errors: load(&self.upstream_errors),
-            upstream_latency_us_avg: load(&self.upstream_latency_us_total).checked_div(calls).unwrap_or(0),
+            upstream_latency_us_avg: load(&self.upstream_latency_us_total)
+                .checked_div(calls)
+                .unwrap_or(0),
             upstream_latency_us_max: load(&self.upstream_latency_us_max),
         }
     }

@@ -60,7 +60,11 @@ pub struct TokenDigest([u8; 32]);
 impl fmt::Debug for TokenDigest {
     /// Only a short prefix: enough to correlate log lines, useless for guessing the token.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenDigest({:02x}{:02x}{:02x}{:02x}..)", self.0[0], self.0[1], self.0[2], self.0[3])
+        write!(
+            f,
+            "TokenDigest({:02x}{:02x}{:02x}{:02x}..)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 

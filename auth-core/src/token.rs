@@ -121,7 +121,8 @@ fn scopes(claims: &JsonObject) -> Result<Vec<&str>, Rejection> {
             Some(Value::String(s)) => scopes.extend(s.split(' ').filter(|s| !s.is_empty())),
             Some(Value::Array(items)) => {
                 for item in items {
-                    let scope = item.as_str().ok_or_else(|| Rejection::InvalidClaim(name.to_owned()))?;
+                    let scope =
+                        item.as_str().ok_or_else(|| Rejection::InvalidClaim(name.to_owned()))?;
                     scopes.extend(scope.split(' ').filter(|s| !s.is_empty()));
                 }
             }
@@ -161,10 +162,10 @@ pub(crate) fn check_claims(
         None if strict => return Err(Rejection::MissingClaim("exp".into())),
         _ => {}
     }
-    if let Some(nbf) = numeric_date(claims, "nbf")? {
-        if nbf > now.saturating_add(leeway) {
-            return Err(Rejection::NotYetValid);
-        }
+    if let Some(nbf) = numeric_date(claims, "nbf")?
+        && nbf > now.saturating_add(leeway)
+    {
+        return Err(Rejection::NotYetValid);
     }
     if let Some(expected) = &config.issuer {
         match string_claim(claims, "iss")? {
@@ -225,19 +226,29 @@ mod tests {
     #[test]
     fn expiry_is_checked_with_the_configured_leeway() {
         let cfg = config(&[("oauth_leeway", "30")]);
-        let at = |exp: u64| check_claims(&object(serde_json::json!({"exp": exp})), &cfg, TokenSource::Jwt, NOW);
+        let at = |exp: u64| {
+            check_claims(&object(serde_json::json!({"exp": exp})), &cfg, TokenSource::Jwt, NOW)
+        };
         assert!(at(NOW + 1).is_ok());
         assert!(at(NOW - 29).is_ok());
         assert_eq!(at(NOW - 30), Err(Rejection::Expired));
         let fractional = object(serde_json::json!({"exp": (NOW + 10) as f64 + 0.5}));
-        assert_eq!(check_claims(&fractional, &cfg, TokenSource::Jwt, NOW).map(|t| t.expires_at), Ok(Some(NOW + 10)));
+        assert_eq!(
+            check_claims(&fractional, &cfg, TokenSource::Jwt, NOW).map(|t| t.expires_at),
+            Ok(Some(NOW + 10))
+        );
     }
 
     #[test]
     fn not_before_is_checked_with_the_configured_leeway() {
         let cfg = config(&[("oauth_leeway", "5")]);
         let at = |nbf: u64| {
-            check_claims(&object(serde_json::json!({"exp": NOW + 60, "nbf": nbf})), &cfg, TokenSource::Jwt, NOW)
+            check_claims(
+                &object(serde_json::json!({"exp": NOW + 60, "nbf": nbf})),
+                &cfg,
+                TokenSource::Jwt,
+                NOW,
+            )
         };
         assert!(at(NOW + 5).is_ok());
         assert_eq!(at(NOW + 6), Err(Rejection::NotYetValid));
@@ -247,48 +258,95 @@ mod tests {
     fn jwt_requires_exp_but_introspection_may_omit_it() {
         let cfg = config(&[]);
         let claims = object(serde_json::json!({"scope": "mqtt:read:#"}));
-        assert_eq!(check_claims(&claims, &cfg, TokenSource::Jwt, NOW), Err(Rejection::MissingClaim("exp".into())));
-        assert_eq!(check_claims(&claims, &cfg, TokenSource::Introspection, NOW).map(|t| t.expires_at), Ok(None));
+        assert_eq!(
+            check_claims(&claims, &cfg, TokenSource::Jwt, NOW),
+            Err(Rejection::MissingClaim("exp".into()))
+        );
+        assert_eq!(
+            check_claims(&claims, &cfg, TokenSource::Introspection, NOW).map(|t| t.expires_at),
+            Ok(None)
+        );
     }
 
     #[test]
     fn issuer_must_match_when_configured() {
         let cfg = config(&[("oauth_issuer", "https://am.example.com/oauth2")]);
         let with_iss = |iss: &str| object(serde_json::json!({"exp": NOW + 60, "iss": iss}));
-        assert!(check_claims(&with_iss("https://am.example.com/oauth2"), &cfg, TokenSource::Jwt, NOW).is_ok());
-        assert!(check_claims(&with_iss("https://am.example.com/oauth2/"), &cfg, TokenSource::Jwt, NOW).is_ok());
-        assert_eq!(check_claims(&with_iss("https://evil.example"), &cfg, TokenSource::Jwt, NOW), Err(Rejection::WrongIssuer));
+        assert!(
+            check_claims(&with_iss("https://am.example.com/oauth2"), &cfg, TokenSource::Jwt, NOW)
+                .is_ok()
+        );
+        assert!(
+            check_claims(&with_iss("https://am.example.com/oauth2/"), &cfg, TokenSource::Jwt, NOW)
+                .is_ok()
+        );
+        assert_eq!(
+            check_claims(&with_iss("https://evil.example"), &cfg, TokenSource::Jwt, NOW),
+            Err(Rejection::WrongIssuer)
+        );
         let without = object(serde_json::json!({"exp": NOW + 60}));
-        assert_eq!(check_claims(&without, &cfg, TokenSource::Jwt, NOW), Err(Rejection::WrongIssuer));
+        assert_eq!(
+            check_claims(&without, &cfg, TokenSource::Jwt, NOW),
+            Err(Rejection::WrongIssuer)
+        );
         assert!(check_claims(&without, &cfg, TokenSource::Introspection, NOW).is_ok());
     }
 
     #[test]
     fn audience_must_name_one_configured_audience() {
         let cfg = config(&[("oauth_audience", "mqtt-broker,urn:other")]);
-        let with_aud = |aud: serde_json::Value| object(serde_json::json!({"exp": NOW + 60, "aud": aud}));
+        let with_aud =
+            |aud: serde_json::Value| object(serde_json::json!({"exp": NOW + 60, "aud": aud}));
         assert!(check_claims(&with_aud("mqtt-broker".into()), &cfg, TokenSource::Jwt, NOW).is_ok());
-        assert!(check_claims(&with_aud(serde_json::json!(["x", "urn:other"])), &cfg, TokenSource::Jwt, NOW).is_ok());
-        assert_eq!(check_claims(&with_aud("x".into()), &cfg, TokenSource::Jwt, NOW), Err(Rejection::WrongAudience));
-        assert_eq!(check_claims(&with_aud(serde_json::json!(5)), &cfg, TokenSource::Jwt, NOW), Err(Rejection::InvalidClaim("aud".into())));
+        assert!(
+            check_claims(
+                &with_aud(serde_json::json!(["x", "urn:other"])),
+                &cfg,
+                TokenSource::Jwt,
+                NOW
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            check_claims(&with_aud("x".into()), &cfg, TokenSource::Jwt, NOW),
+            Err(Rejection::WrongAudience)
+        );
+        assert_eq!(
+            check_claims(&with_aud(serde_json::json!(5)), &cfg, TokenSource::Jwt, NOW),
+            Err(Rejection::InvalidClaim("aud".into()))
+        );
         let without = object(serde_json::json!({"exp": NOW + 60}));
-        assert_eq!(check_claims(&without, &cfg, TokenSource::Jwt, NOW), Err(Rejection::WrongAudience));
+        assert_eq!(
+            check_claims(&without, &cfg, TokenSource::Jwt, NOW),
+            Err(Rejection::WrongAudience)
+        );
     }
 
     #[test]
     fn scopes_come_from_scope_string_or_scp_array() {
         let cfg = config(&[]);
         let from = |claims: serde_json::Value| {
-            check_claims(&object(claims), &cfg, TokenSource::Jwt, NOW).expect("valid").grants.resolve("c", None)
+            check_claims(&object(claims), &cfg, TokenSource::Jwt, NOW)
+                .expect("valid")
+                .grants
+                .resolve("c", None)
         };
-        let by_scope = from(serde_json::json!({"exp": NOW + 60, "scope": "openid mqtt:write:a/# mqtt:read:b"}));
+        let by_scope = from(
+            serde_json::json!({"exp": NOW + 60, "scope": "openid mqtt:write:a/# mqtt:read:b"}),
+        );
         assert!(by_scope.allows(Access::Write, "a/x") && by_scope.allows(Access::Read, "b"));
-        let by_scp = from(serde_json::json!({"exp": NOW + 60, "scp": ["mqtt:write:a/#", "mqtt:read:b"]}));
+        let by_scp =
+            from(serde_json::json!({"exp": NOW + 60, "scp": ["mqtt:write:a/#", "mqtt:read:b"]}));
         assert!(by_scp.allows(Access::Write, "a/x") && by_scp.allows(Access::Read, "b"));
         let none = from(serde_json::json!({"exp": NOW + 60, "scope": ""}));
         assert!(!none.allows(Access::Read, "b"));
         assert_eq!(
-            check_claims(&object(serde_json::json!({"exp": NOW + 60, "scope": 7})), &cfg, TokenSource::Jwt, NOW),
+            check_claims(
+                &object(serde_json::json!({"exp": NOW + 60, "scope": 7})),
+                &cfg,
+                TokenSource::Jwt,
+                NOW
+            ),
             Err(Rejection::InvalidClaim("scope".into()))
         );
     }
@@ -296,7 +354,14 @@ mod tests {
     #[test]
     fn required_scopes_must_all_be_present() {
         let cfg = config(&[("oauth_required_scopes", "mqtt:connect device")]);
-        let with = |scope: &str| check_claims(&object(serde_json::json!({"exp": NOW + 60, "scope": scope})), &cfg, TokenSource::Jwt, NOW);
+        let with = |scope: &str| {
+            check_claims(
+                &object(serde_json::json!({"exp": NOW + 60, "scope": scope})),
+                &cfg,
+                TokenSource::Jwt,
+                NOW,
+            )
+        };
         assert!(with("device mqtt:connect mqtt:read:#").is_ok());
         assert_eq!(with("mqtt:connect"), Err(Rejection::MissingRequiredScope("device".into())));
     }
@@ -315,7 +380,12 @@ mod tests {
         assert_eq!(info.username.as_deref(), Some("alice"));
         assert_eq!(info.oauth_client_id.as_deref(), Some("app"));
         assert_eq!(
-            check_claims(&object(serde_json::json!({"exp": NOW + 60, "sub": "d"})), &cfg, TokenSource::Jwt, NOW),
+            check_claims(
+                &object(serde_json::json!({"exp": NOW + 60, "sub": "d"})),
+                &cfg,
+                TokenSource::Jwt,
+                NOW
+            ),
             Err(Rejection::MissingClaim("username".into()))
         );
     }

@@ -14,7 +14,9 @@ use support::{Reply, Stub, authenticator, logged_lines, now, token};
 const TOKEN: &str = "opaque-token-4f1c2a9b7d";
 
 fn active(scope: &str) -> Reply {
-    Reply::json(json!({"active": true, "scope": scope, "exp": now() + 3600, "sub": "dev1", "client_id": "device-app"}))
+    Reply::json(
+        json!({"active": true, "scope": scope, "exp": now() + 3600, "sub": "dev1", "client_id": "device-app"}),
+    )
 }
 
 fn introspecting(stub: &Stub, extra: &[(&str, &str)]) -> oauth_core::Authenticator {
@@ -67,7 +69,9 @@ fn client_secret_post_sends_credentials_in_the_body() {
     assert_eq!(request.header("authorization"), None);
     assert_eq!(
         request.body,
-        format!("token={TOKEN}&token_type_hint=access_token&client_id=mqtt-broker&client_secret=s3cr3t%3Avalue")
+        format!(
+            "token={TOKEN}&token_type_hint=access_token&client_id=mqtt-broker&client_secret=s3cr3t%3Avalue"
+        )
     );
 }
 
@@ -121,7 +125,9 @@ fn negative_cache_can_be_disabled() {
 #[test]
 fn cache_entry_ends_when_the_token_expires() {
     let exp = now() + 1;
-    let stub = Stub::start(move |_| Reply::json(json!({"active": true, "scope": "mqtt:read:#", "exp": exp})));
+    let stub = Stub::start(move |_| {
+        Reply::json(json!({"active": true, "scope": "mqtt:read:#", "exp": exp}))
+    });
     let auth = introspecting(&stub, &[("oauth_leeway", "0")]);
     auth.validate(&token(TOKEN)).unwrap();
     while now() < exp {
@@ -173,7 +179,10 @@ fn upstream_error(reply: Reply) -> UpstreamError {
 #[test]
 fn server_error_status_fails_closed() {
     assert_eq!(upstream_error(Reply::raw(500, "text/plain", "boom")), UpstreamError::Status(500));
-    assert_eq!(upstream_error(Reply::raw(401, "application/json", "{}")), UpstreamError::Status(401));
+    assert_eq!(
+        upstream_error(Reply::raw(401, "application/json", "{}")),
+        UpstreamError::Status(401)
+    );
 }
 
 #[test]
@@ -187,9 +196,18 @@ fn garbage_json_fails_closed() {
         upstream_error(Reply::raw(200, "application/json", "{not json")),
         UpstreamError::Malformed(_)
     ));
-    assert!(matches!(upstream_error(Reply::raw(200, "application/json", "[1,2]")), UpstreamError::Malformed(_)));
-    assert!(matches!(upstream_error(Reply::json(json!({"scope": "x"}))), UpstreamError::Malformed(_)));
-    assert!(matches!(upstream_error(Reply::json(json!({"active": "yes"}))), UpstreamError::Malformed(_)));
+    assert!(matches!(
+        upstream_error(Reply::raw(200, "application/json", "[1,2]")),
+        UpstreamError::Malformed(_)
+    ));
+    assert!(matches!(
+        upstream_error(Reply::json(json!({"scope": "x"}))),
+        UpstreamError::Malformed(_)
+    ));
+    assert!(matches!(
+        upstream_error(Reply::json(json!({"active": "yes"}))),
+        UpstreamError::Malformed(_)
+    ));
 }
 
 #[test]
@@ -205,7 +223,10 @@ fn huge_body_fails_closed() {
     let mut body = br#"{"active":true,"pad":""#.to_vec();
     body.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
     body.extend(br#""}"#);
-    assert_eq!(upstream_error(Reply::raw(200, "application/json", body)), UpstreamError::TooLarge(64 * 1024));
+    assert_eq!(
+        upstream_error(Reply::raw(200, "application/json", body)),
+        UpstreamError::TooLarge(64 * 1024)
+    );
 }
 
 #[test]
@@ -228,7 +249,10 @@ fn slow_drip_body_fails_closed_within_the_timeout() {
     let auth = introspecting(&stub, &[("oauth_http_timeout_ms", "1000")]);
     let started = Instant::now();
     let outcome = auth.validate(&token(TOKEN));
-    assert!(matches!(outcome, Err(AuthError::Unavailable(UpstreamError::Timeout(_)))), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(AuthError::Unavailable(UpstreamError::Timeout(_)))),
+        "{outcome:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
 }
 
@@ -241,7 +265,10 @@ fn refused_connection_fails_closed() {
         ("oauth_client_id", "c"),
         ("oauth_client_secret", "s"),
     ]);
-    assert!(matches!(auth.validate(&token(TOKEN)), Err(AuthError::Unavailable(UpstreamError::Connect(_)))));
+    assert!(matches!(
+        auth.validate(&token(TOKEN)),
+        Err(AuthError::Unavailable(UpstreamError::Connect(_)))
+    ));
 }
 
 #[test]
@@ -294,7 +321,9 @@ fn client_id_claim_must_match_the_mqtt_client_id() {
 #[test]
 fn username_claim_replaces_the_mqtt_username_for_placeholders() {
     let stub = Stub::start(|_| {
-        Reply::json(json!({"active": true, "scope": "mqtt:read:users/%u/#", "exp": now() + 60, "username": "alice"}))
+        Reply::json(
+            json!({"active": true, "scope": "mqtt:read:users/%u/#", "exp": now() + 60, "username": "alice"}),
+        )
     });
     let auth = introspecting(&stub, &[("oauth_username_claim", "username")]);
     let session = auth.login(&token(TOKEN), "c1", Some("oauth2")).unwrap();
@@ -306,7 +335,9 @@ fn username_claim_replaces_the_mqtt_username_for_placeholders() {
 #[test]
 fn expired_session_allows_nothing() {
     let exp = now() + 60;
-    let stub = Stub::start(move |_| Reply::json(json!({"active": true, "scope": "mqtt:read:#", "exp": exp})));
+    let stub = Stub::start(move |_| {
+        Reply::json(json!({"active": true, "scope": "mqtt:read:#", "exp": exp}))
+    });
     let auth = introspecting(&stub, &[]);
     let session = auth.login(&token(TOKEN), "c", None).unwrap();
     assert!(session.allows(Access::Read, "a", exp - 1));

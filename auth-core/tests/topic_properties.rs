@@ -23,7 +23,8 @@ fn is_wildcard(level: &str) -> bool {
 /// including none at all (the parent level). A topic whose first level starts with `$` is never
 /// matched by a filter whose first level is a wildcard.
 fn reference_matches_levels(filter: &[&str], topic: &[&str]) -> bool {
-    if topic.first().is_some_and(|t| t.starts_with('$')) && filter.first().is_some_and(|f| is_wildcard(f))
+    if topic.first().is_some_and(|t| t.starts_with('$'))
+        && filter.first().is_some_and(|f| is_wildcard(f))
     {
         return false;
     }
@@ -122,9 +123,12 @@ fn literal() -> impl Strategy<Value = &'static str> {
 
 /// Topic names: literal levels only (plus a `$` level the filters never use).
 fn topic_name() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop::sample::select(&["", "a", "b", "$SYS", "$x", "c"][..]), 1..=MAX_LEVELS)
-        .prop_map(|levels| levels.join("/"))
-        .prop_filter("a topic is not empty", |t| !t.is_empty())
+    prop::collection::vec(
+        prop::sample::select(&["", "a", "b", "$SYS", "$x", "c"][..]),
+        1..=MAX_LEVELS,
+    )
+    .prop_map(|levels| levels.join("/"))
+    .prop_filter("a topic is not empty", |t| !t.is_empty())
 }
 
 /// Valid filters: literals and `+` at any level, optionally a final `#`.

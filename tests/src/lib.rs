@@ -70,7 +70,10 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             return;
         }
-        assert!(Instant::now() < deadline, "nothing listening on 127.0.0.1:{port} after {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "nothing listening on 127.0.0.1:{port} after {timeout:?}"
+        );
         std::thread::yield_now();
         std::thread::sleep(Duration::from_millis(20));
     }

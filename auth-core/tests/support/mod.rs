@@ -43,7 +43,13 @@ impl Reply {
     }
 
     pub fn raw(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
-        Self { status, content_type: content_type.into(), body: body.into(), delay: Duration::ZERO, drip: None }
+        Self {
+            status,
+            content_type: content_type.into(),
+            body: body.into(),
+            delay: Duration::ZERO,
+            drip: None,
+        }
     }
 
     pub fn delayed(mut self, delay: Duration) -> Self {
@@ -123,7 +129,8 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Recorded>>, responder: &Mutex<Arc<Re
     if reader.read_exact(&mut body).is_err() {
         return;
     }
-    let request = Recorded { method, target, headers, body: String::from_utf8_lossy(&body).into_owned() };
+    let request =
+        Recorded { method, target, headers, body: String::from_utf8_lossy(&body).into_owned() };
     log.lock().unwrap().push(request.clone());
     let respond = Arc::clone(&responder.lock().unwrap());
     let reply = respond(&request);
@@ -163,7 +170,11 @@ impl log::Log for Capture {
         true
     }
     fn log(&self, record: &log::Record<'_>) {
-        LINES.get_or_init(Default::default).lock().unwrap().push(format!("{} {}", record.level(), record.args()));
+        LINES.get_or_init(Default::default).lock().unwrap().push(format!(
+            "{} {}",
+            record.level(),
+            record.args()
+        ));
     }
     fn flush(&self) {}
 }
@@ -195,7 +206,12 @@ pub fn sign(key: &str, claims: &serde_json::Value) -> String {
     sign_with(key, Some(key), Some("at+jwt"), claims)
 }
 
-pub fn sign_with(key: &str, kid: Option<&str>, typ: Option<&str>, claims: &serde_json::Value) -> String {
+pub fn sign_with(
+    key: &str,
+    kid: Option<&str>,
+    typ: Option<&str>,
+    claims: &serde_json::Value,
+) -> String {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     let pem = key_file(&format!("{key}.pem"));
     let (alg, encoding) = if key.starts_with("ec") {
