@@ -56,7 +56,11 @@ const READ_ALLOWED: &str = "alerts/site/7/high-pressure";
 fn scope_string() -> String {
     let write = WRITE_GRANTS.iter().map(|f| format!("mqtt:write:{f}"));
     let read = READ_GRANTS.iter().map(|f| format!("mqtt:read:{f}"));
-    std::iter::once("openid profile".to_owned()).chain(write).chain(read).collect::<Vec<_>>().join(" ")
+    std::iter::once("openid profile".to_owned())
+        .chain(write)
+        .chain(read)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -157,7 +161,11 @@ impl Drop for TempDir {
 
 fn openssl(args: &[&str]) -> String {
     let output = Command::new("openssl").args(args).output().expect("run the openssl command");
-    assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).expect("openssl prints ASCII")
 }
 

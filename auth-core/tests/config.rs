@@ -1,0 +1,338 @@
+//! Configuration: defaults, aliases, and the exact message of every error.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use oauth_core::config::{ClientAuth, KeySource, LogDest, Mode};
+use oauth_core::{Config, ConfigError};
+
+const INTROSPECTION: [(&str, &str); 3] = [
+    (
+        "oauth_introspection_url",
+        "https://am.example.com/am/oauth2/realms/root/realms/edge/introspect",
+    ),
+    ("oauth_client_id", "mqtt-broker"),
+    ("oauth_client_secret", "secret"),
+];
+
+fn parse(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::from_pairs(pairs.iter().copied())
+}
+
+fn error(pairs: &[(&str, &str)]) -> String {
+    parse(pairs).expect_err("configuration should be refused").to_string()
+}
+
+fn with_introspection(extra: &[(&str, &str)]) -> Vec<(&'static str, &'static str)> {
+    let mut pairs = INTROSPECTION.to_vec();
+    for (k, v) in extra {
+        pairs.push((k, v));
+    }
+    pairs.into_iter().map(|(k, v)| (leak(k), leak(v))).collect()
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let config = parse(&INTROSPECTION).unwrap();
+    assert_eq!(config.mode, Mode::Auto);
+    assert_eq!(config.introspection.as_ref().unwrap().client_auth, ClientAuth::Basic);
+    assert_eq!(config.leeway, Duration::from_secs(30));
+    assert_eq!(config.scope_prefix, "mqtt:");
+    assert_eq!(config.cache.ttl, Duration::from_secs(300));
+    assert_eq!(config.cache.negative_ttl, Duration::from_secs(10));
+    assert_eq!(config.cache.max_entries, 100_000);
+    assert_eq!(config.http_timeout, Duration::from_millis(2000));
+    assert_eq!(config.stats_interval, Duration::from_secs(10));
+    assert_eq!(config.log_dest, LogDest::Host);
+    assert_eq!(config.keys, None);
+    assert!(config.required_scopes.is_empty() && config.audiences.is_empty());
+    assert_eq!(config.algorithms, oauth_core::config::DEFAULT_ALGORITHMS);
+}
+
+#[test]
+fn gomozzie_options_work_unchanged() {
+    let config = parse(&[
+        ("openam_endpoint", "https://am.example.com/openam/oauth2/introspect?realm=/edge"),
+        ("openam_client_id", "mqtt_oidc_client"),
+        ("openam_client_secret", "password"),
+        ("openam_log_dest", "stdout"),
+    ])
+    .unwrap();
+    let introspection = config.introspection.unwrap();
+    assert_eq!(introspection.url, "https://am.example.com/openam/oauth2/introspect?realm=/edge");
+    assert_eq!(introspection.client_id, "mqtt_oidc_client");
+    assert_eq!(introspection.client_secret.expose(), "password");
+    assert_eq!(config.log_dest, LogDest::Stdout);
+    let file =
+        parse(&with_introspection(&[("openam_log_dest", "file /var/log/oauth.log")])).unwrap();
+    assert_eq!(file.log_dest, LogDest::File("/var/log/oauth.log".into()));
+    assert_eq!(
+        parse(&with_introspection(&[("openam_log_dest", "none")])).unwrap().log_dest,
+        LogDest::None
+    );
+}
+
+#[test]
+fn options_of_other_plugins_are_ignored() {
+    let mut pairs = INTROSPECTION.to_vec();
+    pairs.extend([("password_file", "/etc/x"), ("dynsec_config", "y"), ("acl_file", "z")]);
+    assert!(parse(&pairs).is_ok());
+}
+
+#[test]
+fn unknown_own_option_is_refused_with_a_suggestion() {
+    assert_eq!(
+        error(&with_introspection(&[("oauth_cache_tll", "5")])),
+        "unknown option oauth_cache_tll (did you mean oauth_cache_ttl?)"
+    );
+    assert_eq!(
+        error(&with_introspection(&[("oauth_frobnicate", "1")])),
+        "unknown option oauth_frobnicate"
+    );
+    assert_eq!(error(&with_introspection(&[("openam_realm", "x")])), "unknown option openam_realm");
+}
+
+#[test]
+fn bad_values_name_the_option_and_the_problem() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "oauth_mode",
+            "magic",
+            "option oauth_mode: expected auto, introspect or jwt, got \"magic\"",
+        ),
+        (
+            "oauth_client_auth",
+            "jwt",
+            "option oauth_client_auth: expected basic or post, got \"jwt\"",
+        ),
+        (
+            "oauth_leeway",
+            "-1",
+            "option oauth_leeway: expected a whole number from 0 to 3600, got \"-1\"",
+        ),
+        (
+            "oauth_leeway",
+            "7200",
+            "option oauth_leeway: expected a whole number from 0 to 3600, got \"7200\"",
+        ),
+        (
+            "oauth_cache_ttl",
+            "5m",
+            "option oauth_cache_ttl: expected a whole number from 0 to 86400, got \"5m\"",
+        ),
+        (
+            "oauth_cache_max_entries",
+            "0",
+            "option oauth_cache_max_entries: expected a whole number from 1 to 100000000, got \"0\"",
+        ),
+        (
+            "oauth_http_timeout_ms",
+            "0",
+            "option oauth_http_timeout_ms: expected a whole number from 1 to 60000, got \"0\"",
+        ),
+        (
+            "oauth_algorithms",
+            "HS256",
+            "option oauth_algorithms: HS256 is symmetric; only asymmetric algorithms are accepted",
+        ),
+        (
+            "oauth_algorithms",
+            "none",
+            "option oauth_algorithms: \"none\" would accept unsigned tokens",
+        ),
+        (
+            "oauth_algorithms",
+            "RS256,XX1",
+            "option oauth_algorithms: unknown algorithm \"XX1\"; expected names like RS256, PS256, ES256, EdDSA",
+        ),
+        (
+            "oauth_scope_prefix",
+            "a b",
+            "option oauth_scope_prefix: must be a non-empty word without spaces",
+        ),
+        (
+            "oauth_log_dest",
+            "syslog",
+            "option oauth_log_dest: expected none, stdout, host or \"file <path>\", got \"syslog\"",
+        ),
+        ("oauth_token_username", "", "option oauth_token_username: must not be empty"),
+        (
+            "oauth_jwks_url",
+            "ftp://x/jwks",
+            "option oauth_jwks_url: must be an http:// or https:// URL",
+        ),
+        (
+            "oauth_issuer",
+            "not a url",
+            "option oauth_issuer: \"not a url\" is not a URL: relative URL without a base",
+        ),
+    ];
+    for (key, value, expected) in cases {
+        assert_eq!(error(&with_introspection(&[(key, value)])), *expected, "{key} {value}");
+    }
+}
+
+#[test]
+fn urls_with_embedded_credentials_are_refused() {
+    assert_eq!(
+        error(&[
+            ("oauth_introspection_url", "https://u:p@am.example.com/introspect"),
+            ("oauth_client_id", "c"),
+            ("oauth_client_secret", "s")
+        ]),
+        "option oauth_introspection_url: must not carry credentials; use oauth_client_id and oauth_client_secret"
+    );
+}
+
+#[test]
+fn missing_combinations_are_refused() {
+    assert_eq!(
+        error(&[]),
+        "option oauth_introspection_url is required: set an introspection endpoint or JWT keys (oauth_jwks_url, oauth_jwks_file, oauth_issuer)"
+    );
+    assert_eq!(
+        error(&[
+            ("oauth_introspection_url", "https://am/introspect"),
+            ("oauth_client_secret", "s")
+        ]),
+        "option oauth_client_id is required: the introspection endpoint needs our client credentials"
+    );
+    assert_eq!(
+        error(&[("oauth_introspection_url", "https://am/introspect"), ("oauth_client_id", "c")]),
+        "option oauth_client_secret is required: the introspection endpoint needs our client credentials (or use oauth_client_secret_file)"
+    );
+    assert_eq!(
+        error(&[
+            ("oauth_mode", "jwt"),
+            ("oauth_introspection_url", "https://am/i"),
+            ("oauth_client_id", "c"),
+            ("oauth_client_secret", "s")
+        ]),
+        "option oauth_jwks_url is required: oauth_mode jwt needs keys: oauth_jwks_url, oauth_jwks_file or oauth_issuer (discovery)"
+    );
+    assert_eq!(
+        error(&[("oauth_mode", "introspect"), ("oauth_jwks_url", "https://am/jwks")]),
+        "option oauth_introspection_url is required: oauth_mode introspect needs the introspection endpoint"
+    );
+}
+
+#[test]
+fn conflicting_options_are_refused() {
+    assert_eq!(
+        error(&with_introspection(&[
+            ("oauth_jwks_url", "https://a/jwks"),
+            ("oauth_jwks_file", "/etc/jwks.json")
+        ])),
+        "options oauth_jwks_url and oauth_jwks_file cannot be used together"
+    );
+    assert_eq!(
+        error(&with_introspection(&[("oauth_client_secret_file", "/etc/secret")])),
+        "options oauth_client_secret and oauth_client_secret_file cannot be used together"
+    );
+}
+
+#[test]
+fn the_same_setting_twice_is_refused_even_through_an_alias() {
+    assert_eq!(
+        error(&with_introspection(&[("openam_endpoint", "https://other/introspect")])),
+        "option openam_endpoint is given twice (also as oauth_introspection_url)"
+    );
+    assert_eq!(
+        error(&with_introspection(&[("oauth_leeway", "1"), ("oauth_leeway", "2")])),
+        "option oauth_leeway is given twice (also as oauth_leeway)"
+    );
+}
+
+#[test]
+fn client_secret_is_read_from_a_file() {
+    let dir = std::env::temp_dir().join(format!("oauth-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("secret");
+    std::fs::write(&path, "from-file\n").unwrap();
+    let config = parse(&[
+        ("oauth_introspection_url", "https://am/introspect"),
+        ("oauth_client_id", "c"),
+        ("oauth_client_secret_file", path.to_str().unwrap()),
+    ])
+    .unwrap();
+    assert_eq!(config.introspection.unwrap().client_secret.expose(), "from-file");
+
+    let missing = dir.join("absent");
+    let message = error(&[
+        ("oauth_introspection_url", "https://am/introspect"),
+        ("oauth_client_id", "c"),
+        ("oauth_client_secret_file", missing.to_str().unwrap()),
+    ]);
+    assert!(
+        message.starts_with(&format!(
+            "option oauth_client_secret_file: cannot read {}",
+            missing.display()
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn issuer_alone_means_keys_from_discovery() {
+    let config = parse(&[("oauth_issuer", "https://am.example.com/am/oauth2/")]).unwrap();
+    assert_eq!(config.issuer.as_deref(), Some("https://am.example.com/am/oauth2"));
+    assert_eq!(config.keys, Some(KeySource::Discovery("https://am.example.com/am/oauth2".into())));
+}
+
+#[test]
+fn lists_accept_commas_and_spaces() {
+    let config = parse(&with_introspection(&[
+        ("oauth_audience", "a, b c"),
+        ("oauth_required_scopes", "mqtt:connect device"),
+        ("oauth_algorithms", "RS256 ES256,RS256"),
+    ]))
+    .unwrap();
+    assert_eq!(config.audiences, ["a", "b", "c"]);
+    assert_eq!(config.required_scopes, ["mqtt:connect", "device"]);
+    assert_eq!(config.algorithms, [jsonwebtoken::Algorithm::RS256, jsonwebtoken::Algorithm::ES256]);
+}
+
+#[test]
+fn token_username_marks_which_logins_carry_tokens() {
+    let all = parse(&INTROSPECTION).unwrap();
+    assert!(all.is_token_login(None) && all.is_token_login(Some("human")));
+    let marked = parse(&with_introspection(&[("oauth_token_username", "oauth2")])).unwrap();
+    assert!(marked.is_token_login(Some("oauth2")));
+    assert!(!marked.is_token_login(Some("human")));
+    assert!(!marked.is_token_login(None));
+}
+
+#[test]
+fn bad_files_are_refused_when_the_authenticator_starts() {
+    let dir = std::env::temp_dir().join(format!("oauth-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let garbage = dir.join("garbage.json");
+    std::fs::write(&garbage, "not json").unwrap();
+    let start = |pairs: &[(&str, &str)]| {
+        oauth_core::Authenticator::new(parse(pairs).unwrap()).expect_err("should fail").to_string()
+    };
+    let message = start(&[("oauth_jwks_file", garbage.to_str().unwrap())]);
+    assert!(
+        message.starts_with("option oauth_jwks_file: ") && message.contains("is not a JSON object"),
+        "{message}"
+    );
+    let empty = dir.join("empty.json");
+    std::fs::write(&empty, r#"{"keys": []}"#).unwrap();
+    assert_eq!(
+        start(&[("oauth_jwks_file", empty.to_str().unwrap())]),
+        format!("option oauth_jwks_file: {} holds no usable public key", empty.display())
+    );
+    let message = start(&with_introspection(&[("oauth_ca_file", leak(garbage.to_str().unwrap()))]));
+    assert!(message.starts_with("option oauth_ca_file: "), "{message}");
+}
+
+#[test]
+fn error_reports_its_key() {
+    let err = parse(&with_introspection(&[("oauth_leeway", "x")])).unwrap_err();
+    assert_eq!(err.key(), "oauth_leeway");
+    assert_eq!(parse(&[]).unwrap_err().key(), "oauth_introspection_url");
+}
