@@ -157,6 +157,11 @@ impl Authenticator {
         self.cache.invalidate(&token.digest());
     }
 
+    /// Drops every cached verdict (operator-requested flush, e.g. on SIGHUP).
+    pub fn forget_all(&self) {
+        self.cache.invalidate_all();
+    }
+
     /// Number of cached verdicts (approximate; for diagnostics).
     pub fn cached_entries(&self) -> u64 {
         self.cache.run_pending_tasks();

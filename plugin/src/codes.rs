@@ -1,0 +1,60 @@
+//! The one place where decisions become Mosquitto return codes.
+
+use std::ffi::c_int;
+
+use crate::ffi::bindings::{
+    mosq_err_t_MOSQ_ERR_ACL_DENIED, mosq_err_t_MOSQ_ERR_AUTH, mosq_err_t_MOSQ_ERR_INVAL,
+    mosq_err_t_MOSQ_ERR_PLUGIN_DEFER, mosq_err_t_MOSQ_ERR_SUCCESS, mosq_err_t_MOSQ_ERR_UNKNOWN,
+};
+use crate::instance::{AclDecision, AuthDecision};
+
+/// Success.
+pub(crate) const SUCCESS: c_int = mosq_err_t_MOSQ_ERR_SUCCESS as c_int;
+/// "Not mine": let the next mechanism decide.
+pub(crate) const DEFER: c_int = mosq_err_t_MOSQ_ERR_PLUGIN_DEFER as c_int;
+/// Bad configuration: Mosquitto refuses to start.
+pub(crate) const INVALID_CONFIG: c_int = mosq_err_t_MOSQ_ERR_INVAL as c_int;
+/// The plugin could not start for a reason other than its configuration.
+pub(crate) const UNKNOWN: c_int = mosq_err_t_MOSQ_ERR_UNKNOWN as c_int;
+
+/// Login: accept, defer, or refuse (CONNACK 0x05 on 3.1.1, 0x87 on 5). Never a code that
+/// would close the socket without a CONNACK.
+pub(crate) fn login(decision: AuthDecision) -> c_int {
+    match decision {
+        AuthDecision::Accept => SUCCESS,
+        AuthDecision::Defer => DEFER,
+        AuthDecision::Deny => mosq_err_t_MOSQ_ERR_AUTH as c_int,
+    }
+}
+
+/// What a login callback answers when it panicked or met an internal error: refuse.
+pub(crate) const LOGIN_FAILED: c_int = mosq_err_t_MOSQ_ERR_AUTH as c_int;
+
+/// ACL: allow, deny, or defer. Only these three: anything else makes Mosquitto disconnect the
+/// client.
+pub(crate) fn acl(decision: AclDecision) -> c_int {
+    match decision {
+        AclDecision::Allow => SUCCESS,
+        AclDecision::Deny => ACL_FAILED,
+        AclDecision::Defer => DEFER,
+    }
+}
+
+/// What an ACL callback answers when it panicked or met an internal error: deny.
+pub(crate) const ACL_FAILED: c_int = mosq_err_t_MOSQ_ERR_ACL_DENIED as c_int;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_map_to_mosquitto_codes() {
+        assert_eq!(login(AuthDecision::Accept), 0);
+        assert_eq!(login(AuthDecision::Defer), 17);
+        assert_eq!(login(AuthDecision::Deny), 11);
+        assert_eq!(acl(AclDecision::Allow), 0);
+        assert_eq!(acl(AclDecision::Deny), 12);
+        assert_eq!(acl(AclDecision::Defer), 17);
+        assert_eq!((LOGIN_FAILED, ACL_FAILED, INVALID_CONFIG, UNKNOWN), (11, 12, 3, 13));
+    }
+}

@@ -1,0 +1,60 @@
+//! `libmosquitto_oauth.so`: a Mosquitto plugin that accepts OAuth 2.0 access tokens as MQTT
+//! passwords and enforces their `mqtt:write:`/`mqtt:read:` scopes as topic rights.
+//!
+//! All logic lives in the auth core (`oauth_core`) and in [`instance`]; the `v5` and `v4`
+//! modules only translate Mosquitto's C interfaces. All `unsafe` code of the project is here.
+
+pub mod clients;
+mod codes;
+mod ffi;
+mod host;
+pub mod instance;
+mod logging;
+pub mod v4;
+pub mod v5;
+
+use std::ffi::c_int;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use oauth_core::Config;
+
+use crate::ffi::BrokerApi;
+use crate::host::Broker;
+use crate::instance::Instance;
+
+/// Instances started in this broker process, to label their `$SYS` counters.
+static INSTANCES_STARTED: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs a callback body, turning a panic into `on_panic` so that nothing unwinds into C
+/// (which would abort the broker).
+pub(crate) fn guard(on_panic: c_int, body: impl FnOnce() -> c_int) -> c_int {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
+        log::error!("internal error (panic) in a callback; answering {on_panic} (fail closed)");
+        on_panic
+    })
+}
+
+/// Resolves the broker's functions, parses the options and starts an instance; on failure,
+/// logs why and returns the code for the broker.
+pub(crate) fn start_instance(
+    options: &[(&str, &str)],
+) -> Result<(BrokerApi, Instance<Broker>), c_int> {
+    let Some(api) = BrokerApi::resolve() else {
+        return Err(codes::UNKNOWN);
+    };
+    let refuse = |error: oauth_core::ConfigError| {
+        logging::broker_log(
+            &api,
+            log::Level::Error,
+            &format!("oauth: configuration error: {error}"),
+        );
+        codes::INVALID_CONFIG
+    };
+    let config = Config::from_pairs(options.iter().copied()).map_err(refuse)?;
+    logging::configure(api, &config.log_dest).map_err(refuse)?;
+    let ordinal = INSTANCES_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
+    let instance = Instance::new(Broker { api }, config, ordinal).map_err(refuse)?;
+    log::info!("plugin ready: {}", instance.describe());
+    Ok((api, instance))
+}

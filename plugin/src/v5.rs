@@ -1,0 +1,311 @@
+//! Mosquitto 2.x plugin interface (version 5): `mosquitto_plugin_version/init/cleanup` and the
+//! event callbacks.
+
+use std::ffi::{c_int, c_void};
+use std::ptr::NonNull;
+use std::time::Instant;
+
+use oauth_core::Access;
+
+use crate::codes;
+use crate::ffi::{
+    self, BrokerApi, GenericCallback, bindings, mosquitto, mosquitto_evt_acl_check,
+    mosquitto_evt_basic_auth, mosquitto_evt_disconnect, mosquitto_opt, mosquitto_plugin_id_t,
+};
+use crate::host::Broker;
+use crate::instance::{Instance, Login};
+use crate::{guard, start_instance};
+
+/// What `userdata` points to for a v5 instance.
+pub(crate) struct V5Plugin {
+    identifier: *mut mosquitto_plugin_id_t,
+    api: BrokerApi,
+    instance: Instance<Broker>,
+}
+
+/// Events we register for, with their callbacks.
+const EVENTS: [(u32, GenericCallback); 5] = [
+    (bindings::mosquitto_plugin_event_MOSQ_EVT_BASIC_AUTH, on_basic_auth),
+    (bindings::mosquitto_plugin_event_MOSQ_EVT_ACL_CHECK, on_acl_check),
+    (bindings::mosquitto_plugin_event_MOSQ_EVT_DISCONNECT, on_disconnect),
+    (bindings::mosquitto_plugin_event_MOSQ_EVT_TICK, on_tick),
+    (bindings::mosquitto_plugin_event_MOSQ_EVT_RELOAD, on_reload),
+];
+
+/// Version negotiation: 5 when the broker offers it. `MOSQUITTO_OAUTH_PLUGIN_API=4` in the
+/// broker's environment selects the legacy interface instead (for testing the v4 path on 2.x).
+///
+/// # Safety
+/// `supported_versions` points to `supported_version_count` ints (Mosquitto's contract).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mosquitto_plugin_version(
+    supported_version_count: c_int,
+    supported_versions: *const c_int,
+) -> c_int {
+    guard(-1, || {
+        let count = usize::try_from(supported_version_count).unwrap_or(0);
+        let offered: &[c_int] = if supported_versions.is_null() || count == 0 {
+            &[]
+        } else {
+            // SAFETY: the broker passes an array of `supported_version_count` ints.
+            unsafe { std::slice::from_raw_parts(supported_versions, count) }
+        };
+        let wanted = match std::env::var("MOSQUITTO_OAUTH_PLUGIN_API").as_deref() {
+            Ok("4") => 4,
+            _ => 5,
+        };
+        if offered.contains(&wanted) {
+            wanted
+        } else if offered.contains(&4) {
+            4
+        } else {
+            -1
+        }
+    })
+}
+
+/// Starts an instance: parses options, sets up validation, registers callbacks.
+///
+/// # Safety
+/// Called by Mosquitto with its identifier, a userdata slot and its option array.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mosquitto_plugin_init(
+    identifier: *mut mosquitto_plugin_id_t,
+    userdata: *mut *mut c_void,
+    options: *mut mosquitto_opt,
+    option_count: c_int,
+) -> c_int {
+    guard(codes::UNKNOWN, || {
+        if userdata.is_null() {
+            return codes::UNKNOWN;
+        }
+        // SAFETY: the broker passes its option array of `option_count` entries.
+        let options = unsafe { ffi::options(options, option_count) };
+        let (api, instance) = match start_instance(&options) {
+            Ok(started) => started,
+            Err(code) => return code,
+        };
+        let Some(register) = api.callback_register else {
+            log::error!(
+                "this broker has no mosquitto_callback_register; use auth_plugin on Mosquitto 1.6"
+            );
+            return codes::UNKNOWN;
+        };
+        let plugin = Box::into_raw(Box::new(V5Plugin { identifier, api, instance }));
+        for (index, (event, callback)) in EVENTS.iter().enumerate() {
+            // SAFETY: `register` is `mosquitto_callback_register`; the identifier is the one the
+            // broker gave us, the callback has the generic signature, and `plugin` stays valid
+            // until cleanup unregisters every callback before freeing it.
+            let code = unsafe {
+                register(
+                    identifier,
+                    *event as c_int,
+                    Some(*callback),
+                    std::ptr::null(),
+                    plugin.cast(),
+                )
+            };
+            if code != codes::SUCCESS {
+                log::error!("cannot register callback for event {event}: error {code}");
+                // SAFETY: `plugin` came from Box::into_raw above and is not yet shared with the
+                // broker beyond the callbacks unregistered here.
+                unsafe { unregister(&*plugin, &EVENTS[..index]) };
+                // SAFETY: as above; nothing refers to it any more.
+                drop(unsafe { Box::from_raw(plugin) });
+                return code;
+            }
+        }
+        // SAFETY: `userdata` is the broker's slot for this instance's pointer.
+        unsafe { *userdata = plugin.cast() };
+        codes::SUCCESS
+    })
+}
+
+/// Stops an instance: unregisters callbacks and frees its state.
+///
+/// # Safety
+/// `userdata` is what `mosquitto_plugin_init` stored (or NULL).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mosquitto_plugin_cleanup(
+    userdata: *mut c_void,
+    _options: *mut mosquitto_opt,
+    _option_count: c_int,
+) -> c_int {
+    guard(codes::SUCCESS, || {
+        let Some(plugin) = NonNull::new(userdata.cast::<V5Plugin>()) else {
+            return codes::SUCCESS;
+        };
+        // SAFETY: `plugin` is the Box pointer from init; the broker calls cleanup once.
+        let plugin = unsafe { Box::from_raw(plugin.as_ptr()) };
+        // SAFETY: the callbacks were registered with this identifier in init.
+        unsafe { unregister(&plugin, &EVENTS) };
+        log::info!("plugin stopped");
+        codes::SUCCESS
+    })
+}
+
+/// # Safety
+/// `plugin.identifier` is the identifier the callbacks were registered with.
+unsafe fn unregister(plugin: &V5Plugin, events: &[(u32, GenericCallback)]) {
+    let Some(unregister) = plugin.api.callback_unregister else { return };
+    for (event, callback) in events {
+        // SAFETY: same identifier, event and function as registered.
+        unsafe {
+            unregister(plugin.identifier, *event as c_int, Some(*callback), std::ptr::null())
+        };
+    }
+}
+
+/// # Safety
+/// `userdata` is the `V5Plugin` registered with the callback, alive until cleanup.
+unsafe fn plugin<'a>(userdata: *mut c_void) -> Option<&'a V5Plugin> {
+    // SAFETY: per this function's contract.
+    NonNull::new(userdata.cast::<V5Plugin>()).map(|p| unsafe { p.as_ref() })
+}
+
+/// # Safety
+/// `client` is NULL or a live client object for the duration of the callback.
+unsafe fn client_id<'a>(api: &BrokerApi, client: *const mosquitto) -> Option<&'a str> {
+    if client.is_null() {
+        return None;
+    }
+    // SAFETY: `client_id` is `mosquitto_client_id`, valid for a live client; the string lives
+    // as long as the client, i.e. across this callback.
+    unsafe { ffi::borrow_str((api.client_id)(client)) }
+}
+
+unsafe extern "C" fn on_basic_auth(
+    _event: c_int,
+    event_data: *mut c_void,
+    userdata: *mut c_void,
+) -> c_int {
+    guard(codes::LOGIN_FAILED, || {
+        // SAFETY: registered with a V5Plugin as userdata.
+        let (Some(plugin), Some(event)) = (
+            unsafe { plugin(userdata) },
+            NonNull::new(event_data.cast::<mosquitto_evt_basic_auth>()),
+        ) else {
+            return codes::LOGIN_FAILED;
+        };
+        // SAFETY: for BASIC_AUTH, event_data is a mosquitto_evt_basic_auth valid for the call.
+        let event = unsafe { event.as_ref() };
+        let api = &plugin.api;
+        let login = Login {
+            address: event.client as usize,
+            // SAFETY: event.client is the connecting client.
+            client_id: unsafe { client_id(api, event.client) },
+            // SAFETY: username/password are NULL or NUL-terminated strings owned by the broker.
+            username: unsafe { ffi::borrow_str(event.username) },
+            // SAFETY: as above.
+            password: unsafe { ffi::borrow_bytes(event.password) },
+            durable: durable(api, event.client),
+        };
+        let outcome = plugin.instance.login(&login);
+        if let (Some(username), Some(set_username)) = (&outcome.username, api.set_username) {
+            if let Ok(username) = std::ffi::CString::new(username.as_str()) {
+                // SAFETY: `set_username` is `mosquitto_set_username`, allowed during BASIC_AUTH;
+                // the broker copies the string.
+                unsafe { set_username(event.client, username.as_ptr()) };
+            }
+        }
+        codes::login(outcome.decision)
+    })
+}
+
+fn durable(api: &BrokerApi, client: *mut mosquitto) -> bool {
+    match api.client_clean_session {
+        // SAFETY: `clean_session` is `mosquitto_client_clean_session` on the live client.
+        Some(clean_session) if !client.is_null() => !unsafe { clean_session(client) },
+        _ => false,
+    }
+}
+
+/// Mosquitto's access flags to ours; `None` for flags we do not know (denied).
+pub(crate) fn access(flag: c_int) -> Option<Access> {
+    match u32::try_from(flag).ok()? {
+        bindings::MOSQ_ACL_READ => Some(Access::Read),
+        bindings::MOSQ_ACL_WRITE => Some(Access::Write),
+        bindings::MOSQ_ACL_SUBSCRIBE => Some(Access::Subscribe),
+        bindings::MOSQ_ACL_UNSUBSCRIBE => Some(Access::Unsubscribe),
+        _ => None,
+    }
+}
+
+unsafe extern "C" fn on_acl_check(
+    _event: c_int,
+    event_data: *mut c_void,
+    userdata: *mut c_void,
+) -> c_int {
+    guard(codes::ACL_FAILED, || {
+        // SAFETY: registered with a V5Plugin as userdata.
+        let (Some(plugin), Some(event)) = (
+            unsafe { plugin(userdata) },
+            NonNull::new(event_data.cast::<mosquitto_evt_acl_check>()),
+        ) else {
+            return codes::ACL_FAILED;
+        };
+        // SAFETY: for ACL_CHECK, event_data is a mosquitto_evt_acl_check valid for the call.
+        let event = unsafe { event.as_ref() };
+        // SAFETY: the topic is NULL or a NUL-terminated string valid for the call.
+        let (Some(access), Some(topic)) =
+            (access(event.access), unsafe { ffi::borrow_str(event.topic) })
+        else {
+            return codes::ACL_FAILED;
+        };
+        // SAFETY: event.client is the client being checked (possibly a stack-built fake for
+        // retained-source checks: only its id is read, within the call).
+        let id = unsafe { client_id(&plugin.api, event.client) };
+        codes::acl(plugin.instance.acl_check(event.client as usize, id, access, topic))
+    })
+}
+
+unsafe extern "C" fn on_disconnect(
+    _event: c_int,
+    event_data: *mut c_void,
+    userdata: *mut c_void,
+) -> c_int {
+    guard(codes::SUCCESS, || {
+        // SAFETY: registered with a V5Plugin as userdata.
+        let (Some(plugin), Some(event)) = (
+            unsafe { plugin(userdata) },
+            NonNull::new(event_data.cast::<mosquitto_evt_disconnect>()),
+        ) else {
+            return codes::SUCCESS;
+        };
+        // SAFETY: for DISCONNECT, event_data is a mosquitto_evt_disconnect valid for the call.
+        let event = unsafe { event.as_ref() };
+        // SAFETY: the disconnecting client is still allocated during the callback.
+        let id = unsafe { client_id(&plugin.api, event.client) };
+        plugin.instance.disconnected(event.client as usize, id);
+        codes::SUCCESS
+    })
+}
+
+unsafe extern "C" fn on_tick(
+    _event: c_int,
+    _event_data: *mut c_void,
+    userdata: *mut c_void,
+) -> c_int {
+    guard(codes::SUCCESS, || {
+        // SAFETY: registered with a V5Plugin as userdata.
+        if let Some(plugin) = unsafe { plugin(userdata) } {
+            plugin.instance.tick(Instant::now());
+        }
+        codes::SUCCESS
+    })
+}
+
+unsafe extern "C" fn on_reload(
+    _event: c_int,
+    _event_data: *mut c_void,
+    userdata: *mut c_void,
+) -> c_int {
+    guard(codes::DEFER, || {
+        // SAFETY: registered with a V5Plugin as userdata.
+        if let Some(plugin) = unsafe { plugin(userdata) } {
+            plugin.instance.reload();
+        }
+        // DEFER keeps Mosquitto's reload chain going for other plugins and its own files.
+        codes::DEFER
+    })
+}
