@@ -58,3 +58,55 @@ pub(crate) fn start_instance(
     log::info!("plugin ready: {}", instance.describe());
     Ok((api, instance))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_callback_answers_the_fail_closed_code() {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let answer = guard(codes::ACL_FAILED, || panic!("boom"));
+        std::panic::set_hook(previous);
+        assert_eq!(answer, codes::ACL_FAILED);
+        assert_eq!(guard(codes::ACL_FAILED, || codes::SUCCESS), codes::SUCCESS);
+    }
+
+    #[test]
+    fn committed_header_matches_the_generated_one() {
+        let generated = include_str!(concat!(env!("OUT_DIR"), "/mosquitto_oauth.h"));
+        let committed = include_str!("../../include/mosquitto_oauth.h");
+        assert!(
+            generated == committed,
+            "include/mosquitto_oauth.h is stale: run MOSQUITTO_OAUTH_UPDATE_HEADER=1 cargo build -p mosquitto-oauth-plugin"
+        );
+    }
+
+    #[test]
+    fn version_negotiation_picks_5_when_offered() {
+        let offered = [5, 4, 3, 2];
+        // SAFETY: pointer and count describe `offered`.
+        let chosen = unsafe { v5::mosquitto_plugin_version(4, offered.as_ptr()) };
+        assert_eq!(chosen, 5);
+        let legacy_only = [4, 3, 2];
+        // SAFETY: as above.
+        assert_eq!(unsafe { v5::mosquitto_plugin_version(3, legacy_only.as_ptr()) }, 4);
+        // SAFETY: as above.
+        assert_eq!(unsafe { v5::mosquitto_plugin_version(1, [3].as_ptr()) }, -1);
+        // SAFETY: NULL with count 0 is handled.
+        assert_eq!(unsafe { v5::mosquitto_plugin_version(0, std::ptr::null()) }, -1);
+        assert_eq!(v4::mosquitto_auth_plugin_version(), 4);
+    }
+
+    #[test]
+    fn access_flags_map_to_access_kinds() {
+        use oauth_core::Access;
+        assert_eq!(v5::access(1), Some(Access::Read));
+        assert_eq!(v5::access(2), Some(Access::Write));
+        assert_eq!(v5::access(4), Some(Access::Subscribe));
+        assert_eq!(v5::access(8), Some(Access::Unsubscribe));
+        assert_eq!(v5::access(3), None);
+        assert_eq!(v5::access(-1), None);
+    }
+}

@@ -1,0 +1,259 @@
+//! The plugin's behaviour behind a fake host: every pitfall of Mosquitto's plugin interface
+//! (address reuse, same-id reconnects, durable sessions, wills after DISCONNECT, NULL and binary
+//! credentials) and the decisions for each kind of login.
+#![allow(clippy::unwrap_used)]
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mosquitto_oauth::clients::OFFLINE_GRACE;
+use mosquitto_oauth::instance::{AclDecision, AuthDecision, Host, Instance, Login};
+use oauth_core::{Access, Config};
+use serde_json::json;
+
+#[derive(Default)]
+struct FakeHost {
+    published: RefCell<Vec<(String, String)>>,
+}
+
+impl Host for &FakeHost {
+    fn publish_retained(&self, topic: &str, payload: &[u8]) {
+        self.published.borrow_mut().push((topic.to_owned(), String::from_utf8_lossy(payload).into_owned()));
+    }
+}
+
+fn keys(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../auth-core/tests/keys").join(name)
+}
+
+fn now() -> u64 {
+    oauth_core::now_epoch()
+}
+
+fn jwt(scope: &str, exp: u64, extra: serde_json::Value) -> String {
+    let mut claims = json!({"exp": exp, "sub": "dev1", "scope": scope, "username": "alice"});
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    let pem = std::fs::read(keys("rsa-1.pem")).unwrap();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("rsa-1".into());
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(&pem).unwrap()).unwrap()
+}
+
+fn instance<'h>(host: &'h FakeHost, extra: &[(&str, &str)]) -> Instance<&'h FakeHost> {
+    let jwks = keys("jwks-1.json");
+    let mut pairs = vec![("oauth_jwks_file", jwks.to_str().unwrap()), ("oauth_stats_interval", "1")];
+    pairs.extend_from_slice(extra);
+    Instance::new(host, Config::from_pairs(pairs).unwrap(), 1).unwrap()
+}
+
+fn login<'a>(address: usize, client_id: &'a str, password: Option<&'a [u8]>) -> Login<'a> {
+    Login { address, client_id: Some(client_id), username: None, password, durable: false }
+}
+
+const DEVICE_SCOPES: &str = "mqtt:write:devices/%c/# mqtt:read:devices/%c/cmd mqtt:write:wills/#";
+
+#[test]
+fn valid_token_is_accepted_and_its_grants_decide_acls() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
+    let outcome = plugin.login(&login(1, "dev1", Some(token.as_bytes())));
+    assert_eq!(outcome.decision, AuthDecision::Accept);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "devices/dev1/t"), AclDecision::Allow);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "devices/dev2/t"), AclDecision::Deny);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Subscribe, "devices/dev1/cmd"), AclDecision::Allow);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Subscribe, "devices/#"), AclDecision::Deny);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Unsubscribe, "anything"), AclDecision::Allow);
+}
+
+#[test]
+fn clients_we_did_not_authenticate_are_deferred() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    assert_eq!(plugin.acl_check(9, Some("cert-user"), Access::Write, "a"), AclDecision::Defer);
+    assert_eq!(plugin.acl_check(9, None, Access::Read, "a"), AclDecision::Defer);
+}
+
+#[test]
+fn null_and_empty_passwords_are_left_to_other_mechanisms() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    assert_eq!(plugin.login(&login(1, "c", None)).decision, AuthDecision::Defer);
+    assert_eq!(plugin.login(&login(1, "c", Some(b""))).decision, AuthDecision::Defer);
+    let anonymous = Login { address: 1, client_id: Some("c"), username: None, password: None, durable: false };
+    assert_eq!(plugin.login(&anonymous).decision, AuthDecision::Defer);
+    let no_id = Login { address: 1, client_id: None, username: None, password: Some(b"x.y.z"), durable: false };
+    assert_eq!(plugin.login(&no_id).decision, AuthDecision::Defer);
+}
+
+#[test]
+fn binary_and_invalid_passwords_are_deferred_not_crashing() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    for password in [&[0xff, 0x00, 0x41][..], &[0x80; 65_536][..], b"password-file-password"] {
+        assert_eq!(plugin.login(&login(1, "c", Some(password))).decision, AuthDecision::Defer);
+    }
+    assert_eq!(plugin.acl_check(1, Some("c"), Access::Write, "a"), AclDecision::Defer);
+}
+
+#[test]
+fn token_username_marks_token_logins_and_others_are_deferred_untouched() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[("oauth_token_username", "oauth2")]);
+    let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
+    let human = Login { address: 1, client_id: Some("op"), username: Some("human"), password: Some(token.as_bytes()), durable: false };
+    assert_eq!(plugin.login(&human).decision, AuthDecision::Defer);
+    assert_eq!(plugin.authenticator().metrics().snapshot().cache_misses, 0, "no validation attempted");
+    let device = Login { username: Some("oauth2"), client_id: Some("dev1"), address: 2, ..human };
+    assert_eq!(plugin.login(&device).decision, AuthDecision::Accept);
+}
+
+#[test]
+fn username_claim_is_handed_to_the_broker() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[("oauth_username_claim", "username")]);
+    let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
+    let outcome = plugin.login(&login(1, "dev1", Some(token.as_bytes())));
+    assert_eq!(outcome.username.as_deref(), Some("alice"));
+}
+
+#[test]
+fn upstream_failure_denies_the_login() {
+    let host = FakeHost::default();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/introspect");
+    let plugin = instance(
+        &host,
+        &[("oauth_introspection_url", &url), ("oauth_client_id", "b"), ("oauth_client_secret", "s")],
+    );
+    assert_eq!(plugin.login(&login(1, "c", Some(b"opaque-token"))).decision, AuthDecision::Deny);
+    assert_eq!(plugin.authenticator().metrics().snapshot().connects_denied, 1);
+}
+
+#[test]
+fn reused_client_address_does_not_inherit_grants() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let token = jwt("mqtt:write:#", now() + 600, json!({}));
+    assert_eq!(plugin.login(&login(7, "token-client", Some(token.as_bytes()))).decision, AuthDecision::Accept);
+    plugin.disconnected(7, Some("token-client"));
+    // A certificate user gets the same address without any login callback.
+    assert_eq!(plugin.acl_check(7, Some("cert-client"), Access::Write, "x"), AclDecision::Defer);
+    // A password-file user logs in on the same address: the old entry is dropped.
+    assert_eq!(plugin.login(&login(7, "token-client", Some(b"file-password"))).decision, AuthDecision::Defer);
+    assert_eq!(plugin.acl_check(7, Some("token-client"), Access::Write, "x"), AclDecision::Defer);
+}
+
+#[test]
+fn same_id_reconnect_survives_the_old_connections_disconnect() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let token = jwt("mqtt:write:#", now() + 600, json!({}));
+    plugin.login(&login(1, "dev1", Some(token.as_bytes())));
+    // The new connection authenticates before the old one's DISCONNECT arrives.
+    plugin.login(&login(2, "dev1", Some(token.as_bytes())));
+    plugin.disconnected(1, Some("dev1"));
+    assert_eq!(plugin.acl_check(2, Some("dev1"), Access::Write, "x"), AclDecision::Allow);
+}
+
+#[test]
+fn will_is_checked_after_disconnect_with_the_clients_grants() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
+    plugin.login(&login(1, "dev1", Some(token.as_bytes())));
+    plugin.disconnected(1, Some("dev1"));
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "wills/dev1"), AclDecision::Allow);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "elsewhere"), AclDecision::Deny);
+}
+
+#[test]
+fn durable_session_keeps_receiving_queued_messages_after_disconnect() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
+    let durable = Login { durable: true, ..login(1, "dev1", Some(token.as_bytes())) };
+    plugin.login(&durable);
+    let transient = jwt(DEVICE_SCOPES, now() + 600, json!({"jti": "2"}));
+    plugin.login(&login(2, "dev2", Some(transient.as_bytes())));
+    plugin.disconnected(1, Some("dev1"));
+    plugin.disconnected(2, Some("dev2"));
+    plugin.tick(Instant::now() + OFFLINE_GRACE + Duration::from_secs(1));
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Read, "devices/dev1/cmd"), AclDecision::Allow);
+    assert_eq!(plugin.acl_check(2, Some("dev2"), Access::Read, "devices/dev2/cmd"), AclDecision::Defer);
+    assert_eq!(plugin.client_count(), 1);
+}
+
+#[test]
+fn expired_token_denies_every_check() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let exp = now() + 1;
+    let token = jwt("mqtt:write:# mqtt:read:#", exp, json!({}));
+    assert_eq!(plugin.login(&login(1, "dev1", Some(token.as_bytes()))).decision, AuthDecision::Accept);
+    while now() < exp {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a"), AclDecision::Deny);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Read, "a"), AclDecision::Deny);
+}
+
+#[test]
+fn two_instances_keep_separate_state() {
+    let host = FakeHost::default();
+    let first = instance(&host, &[]);
+    let second = instance(&host, &[]);
+    let token = jwt("mqtt:write:#", now() + 600, json!({}));
+    first.login(&login(1, "dev1", Some(token.as_bytes())));
+    assert_eq!(first.acl_check(1, Some("dev1"), Access::Write, "a"), AclDecision::Allow);
+    assert_eq!(second.acl_check(1, Some("dev1"), Access::Write, "a"), AclDecision::Defer);
+    assert_eq!(second.authenticator().metrics().snapshot().connects_accepted, 0);
+}
+
+#[test]
+fn counters_are_published_under_sys_on_tick() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let token = jwt("mqtt:write:#", now() + 600, json!({}));
+    plugin.login(&login(1, "dev1", Some(token.as_bytes())));
+    plugin.acl_check(1, Some("dev1"), Access::Write, "a");
+    plugin.acl_check(1, Some("dev1"), Access::Read, "a");
+    plugin.tick(Instant::now());
+    let published = host.published.borrow().clone();
+    let value = |topic: &str| published.iter().find(|(t, _)| t == topic).map(|(_, v)| v.clone());
+    assert_eq!(value("$SYS/broker/oauth/connects/accepted").as_deref(), Some("1"));
+    assert_eq!(value("$SYS/broker/oauth/acl/allowed").as_deref(), Some("1"));
+    assert_eq!(value("$SYS/broker/oauth/acl/denied").as_deref(), Some("1"));
+    assert_eq!(value("$SYS/broker/oauth/cache/misses").as_deref(), Some("1"));
+    assert_eq!(value("$SYS/broker/oauth/clients").as_deref(), Some("1"));
+    // Not again before the interval has passed.
+    let count = published.len();
+    plugin.tick(Instant::now());
+    assert_eq!(host.published.borrow().len(), count);
+}
+
+#[test]
+fn reload_flushes_cached_verdicts_but_keeps_sessions() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let token = jwt("mqtt:write:#", now() + 600, json!({}));
+    plugin.login(&login(1, "dev1", Some(token.as_bytes())));
+    assert_eq!(plugin.authenticator().cached_entries(), 1);
+    plugin.reload();
+    assert_eq!(plugin.authenticator().cached_entries(), 0);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a"), AclDecision::Allow);
+}
+
+#[test]
+fn placeholder_grants_are_refused_for_client_ids_with_topic_syntax() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
+    assert_eq!(plugin.login(&login(1, "a/b", Some(token.as_bytes()))).decision, AuthDecision::Accept);
+    assert_eq!(plugin.acl_check(1, Some("a/b"), Access::Write, "devices/a/b/x"), AclDecision::Deny);
+    assert_eq!(plugin.acl_check(1, Some("a/b"), Access::Write, "wills/x"), AclDecision::Allow);
+}
