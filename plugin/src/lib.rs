@@ -10,6 +10,7 @@ mod ffi;
 mod host;
 pub mod instance;
 mod logging;
+pub mod mixed_setup;
 pub mod v4;
 pub mod v5;
 
@@ -56,6 +57,15 @@ pub(crate) fn start_instance(
     let ordinal = INSTANCES_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
     let instance = Instance::new(Broker { api }, config, ordinal).map_err(refuse)?;
     log::info!("plugin ready: {}", instance.describe());
+    let broker_settings = mixed_setup::broker_config_path()
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .map(|text| mixed_setup::BrokerSettings::parse(&text))
+        .unwrap_or_default();
+    if let Some(warning) =
+        broker_settings.leak_warning(instance.authenticator().config().token_username.as_deref())
+    {
+        log::warn!("{warning}");
+    }
     Ok((api, instance))
 }
 
