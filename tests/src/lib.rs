@@ -10,6 +10,8 @@ use std::process::{Child, ChildStdout, Command};
 use std::time::{Duration, Instant};
 
 pub mod idp;
+pub mod mosquitto;
+pub mod mqtt;
 
 /// A child process that is killed and reaped when the guard goes out of scope, so a failing
 /// test never leaves a server behind.
