@@ -26,7 +26,8 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("mqtt-oauth-fuzz-jwks-{}.json", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("mqtt-oauth-fuzz-jwks-{}.json", std::process::id()));
         std::fs::write(&path, JWKS).expect("write the JWKS");
         let config = Config::from_pairs([
             ("oauth_jwks_file", path.to_str().expect("UTF-8 temp path")),
@@ -45,7 +46,8 @@ fn fixture() -> &'static Fixture {
 
 fuzz_target!(|data: &[u8]| {
     let fixture = fixture();
-    let header = if data.starts_with(b"{\"") { data.to_vec() } else { [&b"{\""[..], data].concat() };
+    let header =
+        if data.starts_with(b"{\"") { data.to_vec() } else { [&b"{\""[..], data].concat() };
     let token = format!("{}.{}.c2ln", URL_SAFE_NO_PAD.encode(header), fixture.payload);
     let outcome = fixture.auth.validate(&AccessToken::new(token.as_bytes()));
     assert!(outcome.is_err(), "a token signed \"sig\" was accepted");

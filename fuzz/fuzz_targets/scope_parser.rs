@@ -14,8 +14,21 @@ use oauth_core::topic::{self, Filter};
 use oauth_core::{Access, Grants};
 
 const PROBES: &[&str] = &[
-    "a", "a/b", "/", "a//b", "$SYS/broker/uptime", "dev1", "dev1/x", "alice/x", "devices/dev1/t",
-    "#", "+", "+/#", "a/#", "$share/g/a/#", "$share/g/#",
+    "a",
+    "a/b",
+    "/",
+    "a//b",
+    "$SYS/broker/uptime",
+    "dev1",
+    "dev1/x",
+    "alice/x",
+    "devices/dev1/t",
+    "#",
+    "+",
+    "+/#",
+    "a/#",
+    "$share/g/a/#",
+    "$share/g/#",
 ];
 
 fuzz_target!(|data: &[u8]| {

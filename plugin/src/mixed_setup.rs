@@ -57,7 +57,9 @@ mod tests {
 
     #[test]
     fn password_file_without_a_safe_setup_is_warned_about() {
-        let shared = BrokerSettings::parse("listener 1883\n# password_file commented\npassword_file /etc/mosquitto/passwd\n");
+        let shared = BrokerSettings::parse(
+            "listener 1883\n# password_file commented\npassword_file /etc/mosquitto/passwd\n",
+        );
         assert!(shared.password_file && !shared.per_listener_settings);
         assert!(shared.leak_warning(None).is_some());
         assert!(shared.leak_warning(Some("oauth2")).is_none());

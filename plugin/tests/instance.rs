@@ -20,7 +20,9 @@ struct FakeHost {
 
 impl Host for &FakeHost {
     fn publish_retained(&self, topic: &str, payload: &[u8]) {
-        self.published.borrow_mut().push((topic.to_owned(), String::from_utf8_lossy(payload).into_owned()));
+        self.published
+            .borrow_mut()
+            .push((topic.to_owned(), String::from_utf8_lossy(payload).into_owned()));
     }
 }
 
@@ -45,7 +47,8 @@ fn jwt(scope: &str, exp: u64, extra: serde_json::Value) -> String {
 
 fn instance<'h>(host: &'h FakeHost, extra: &[(&str, &str)]) -> Instance<&'h FakeHost> {
     let jwks = keys("jwks-1.json");
-    let mut pairs = vec![("oauth_jwks_file", jwks.to_str().unwrap()), ("oauth_stats_interval", "1")];
+    let mut pairs =
+        vec![("oauth_jwks_file", jwks.to_str().unwrap()), ("oauth_stats_interval", "1")];
     pairs.extend_from_slice(extra);
     Instance::new(host, Config::from_pairs(pairs).unwrap(), 1).unwrap()
 }
@@ -63,11 +66,26 @@ fn valid_token_is_accepted_and_its_grants_decide_acls() {
     let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
     let outcome = plugin.login(&login(1, "dev1", Some(token.as_bytes())));
     assert_eq!(outcome.decision, AuthDecision::Accept);
-    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "devices/dev1/t"), AclDecision::Allow);
-    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "devices/dev2/t"), AclDecision::Deny);
-    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Subscribe, "devices/dev1/cmd"), AclDecision::Allow);
-    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Subscribe, "devices/#"), AclDecision::Deny);
-    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Unsubscribe, "anything"), AclDecision::Allow);
+    assert_eq!(
+        plugin.acl_check(1, Some("dev1"), Access::Write, "devices/dev1/t"),
+        AclDecision::Allow
+    );
+    assert_eq!(
+        plugin.acl_check(1, Some("dev1"), Access::Write, "devices/dev2/t"),
+        AclDecision::Deny
+    );
+    assert_eq!(
+        plugin.acl_check(1, Some("dev1"), Access::Subscribe, "devices/dev1/cmd"),
+        AclDecision::Allow
+    );
+    assert_eq!(
+        plugin.acl_check(1, Some("dev1"), Access::Subscribe, "devices/#"),
+        AclDecision::Deny
+    );
+    assert_eq!(
+        plugin.acl_check(1, Some("dev1"), Access::Unsubscribe, "anything"),
+        AclDecision::Allow
+    );
 }
 
 #[test]
@@ -84,9 +102,16 @@ fn null_and_empty_passwords_are_left_to_other_mechanisms() {
     let plugin = instance(&host, &[]);
     assert_eq!(plugin.login(&login(1, "c", None)).decision, AuthDecision::Defer);
     assert_eq!(plugin.login(&login(1, "c", Some(b""))).decision, AuthDecision::Defer);
-    let anonymous = Login { address: 1, client_id: Some("c"), username: None, password: None, durable: false };
+    let anonymous =
+        Login { address: 1, client_id: Some("c"), username: None, password: None, durable: false };
     assert_eq!(plugin.login(&anonymous).decision, AuthDecision::Defer);
-    let no_id = Login { address: 1, client_id: None, username: None, password: Some(b"x.y.z"), durable: false };
+    let no_id = Login {
+        address: 1,
+        client_id: None,
+        username: None,
+        password: Some(b"x.y.z"),
+        durable: false,
+    };
     assert_eq!(plugin.login(&no_id).decision, AuthDecision::Defer);
 }
 
@@ -105,9 +130,19 @@ fn token_username_marks_token_logins_and_others_are_deferred_untouched() {
     let host = FakeHost::default();
     let plugin = instance(&host, &[("oauth_token_username", "oauth2")]);
     let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
-    let human = Login { address: 1, client_id: Some("op"), username: Some("human"), password: Some(token.as_bytes()), durable: false };
+    let human = Login {
+        address: 1,
+        client_id: Some("op"),
+        username: Some("human"),
+        password: Some(token.as_bytes()),
+        durable: false,
+    };
     assert_eq!(plugin.login(&human).decision, AuthDecision::Defer);
-    assert_eq!(plugin.authenticator().metrics().snapshot().cache_misses, 0, "no validation attempted");
+    assert_eq!(
+        plugin.authenticator().metrics().snapshot().cache_misses,
+        0,
+        "no validation attempted"
+    );
     let device = Login { username: Some("oauth2"), client_id: Some("dev1"), address: 2, ..human };
     assert_eq!(plugin.login(&device).decision, AuthDecision::Accept);
 }
@@ -128,7 +163,11 @@ fn upstream_failure_denies_the_login() {
     let url = format!("http://127.0.0.1:{port}/introspect");
     let plugin = instance(
         &host,
-        &[("oauth_introspection_url", &url), ("oauth_client_id", "b"), ("oauth_client_secret", "s")],
+        &[
+            ("oauth_introspection_url", &url),
+            ("oauth_client_id", "b"),
+            ("oauth_client_secret", "s"),
+        ],
     );
     assert_eq!(plugin.login(&login(1, "c", Some(b"opaque-token"))).decision, AuthDecision::Deny);
     assert_eq!(plugin.authenticator().metrics().snapshot().connects_denied, 1);
@@ -139,12 +178,18 @@ fn reused_client_address_does_not_inherit_grants() {
     let host = FakeHost::default();
     let plugin = instance(&host, &[]);
     let token = jwt("mqtt:write:#", now() + 600, json!({}));
-    assert_eq!(plugin.login(&login(7, "token-client", Some(token.as_bytes()))).decision, AuthDecision::Accept);
+    assert_eq!(
+        plugin.login(&login(7, "token-client", Some(token.as_bytes()))).decision,
+        AuthDecision::Accept
+    );
     plugin.disconnected(7, Some("token-client"));
     // A certificate user gets the same address without any login callback.
     assert_eq!(plugin.acl_check(7, Some("cert-client"), Access::Write, "x"), AclDecision::Defer);
     // A password-file user logs in on the same address: the old entry is dropped.
-    assert_eq!(plugin.login(&login(7, "token-client", Some(b"file-password"))).decision, AuthDecision::Defer);
+    assert_eq!(
+        plugin.login(&login(7, "token-client", Some(b"file-password"))).decision,
+        AuthDecision::Defer
+    );
     assert_eq!(plugin.acl_check(7, Some("token-client"), Access::Write, "x"), AclDecision::Defer);
 }
 
@@ -183,8 +228,14 @@ fn durable_session_keeps_receiving_queued_messages_after_disconnect() {
     plugin.disconnected(1, Some("dev1"));
     plugin.disconnected(2, Some("dev2"));
     plugin.tick(Instant::now() + OFFLINE_GRACE + Duration::from_secs(1));
-    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Read, "devices/dev1/cmd"), AclDecision::Allow);
-    assert_eq!(plugin.acl_check(2, Some("dev2"), Access::Read, "devices/dev2/cmd"), AclDecision::Defer);
+    assert_eq!(
+        plugin.acl_check(1, Some("dev1"), Access::Read, "devices/dev1/cmd"),
+        AclDecision::Allow
+    );
+    assert_eq!(
+        plugin.acl_check(2, Some("dev2"), Access::Read, "devices/dev2/cmd"),
+        AclDecision::Defer
+    );
     assert_eq!(plugin.client_count(), 1);
 }
 
@@ -194,7 +245,10 @@ fn expired_token_denies_every_check() {
     let plugin = instance(&host, &[]);
     let exp = now() + 1;
     let token = jwt("mqtt:write:# mqtt:read:#", exp, json!({}));
-    assert_eq!(plugin.login(&login(1, "dev1", Some(token.as_bytes()))).decision, AuthDecision::Accept);
+    assert_eq!(
+        plugin.login(&login(1, "dev1", Some(token.as_bytes()))).decision,
+        AuthDecision::Accept
+    );
     while now() < exp {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -253,7 +307,10 @@ fn placeholder_grants_are_refused_for_client_ids_with_topic_syntax() {
     let host = FakeHost::default();
     let plugin = instance(&host, &[]);
     let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
-    assert_eq!(plugin.login(&login(1, "a/b", Some(token.as_bytes()))).decision, AuthDecision::Accept);
+    assert_eq!(
+        plugin.login(&login(1, "a/b", Some(token.as_bytes()))).decision,
+        AuthDecision::Accept
+    );
     assert_eq!(plugin.acl_check(1, Some("a/b"), Access::Write, "devices/a/b/x"), AclDecision::Deny);
     assert_eq!(plugin.acl_check(1, Some("a/b"), Access::Write, "wills/x"), AclDecision::Allow);
 }

@@ -59,8 +59,7 @@ pub fn plugin_path() -> PathBuf {
     let root = workspace_root();
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), |dir| root.join(PathBuf::from(dir)));
-    let profile =
-        std::env::var("MOSQUITTO_OAUTH_PROFILE").unwrap_or_else(|_| "debug".to_owned());
+    let profile = std::env::var("MOSQUITTO_OAUTH_PROFILE").unwrap_or_else(|_| "debug".to_owned());
     let path = target.join(profile).join("libmosquitto_oauth.so");
     assert!(
         path.is_file(),
@@ -74,8 +73,7 @@ pub fn plugin_path() -> PathBuf {
 /// `(user, password)`), replacing any earlier file, and returns its path.
 pub fn password_file(dir: &Path, users: &[(&str, &str)]) -> PathBuf {
     let path = dir.join("passwd");
-    std::fs::write(&path, "")
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    std::fs::write(&path, "").unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     for (user, password) in users {
         let output = Command::new(mosquitto_passwd_binary())
             .arg("-b")
@@ -350,8 +348,8 @@ impl MosquittoConfig {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut guard = ProcessGuard::spawn("mosquitto", &mut command);
-        let echo = std::env::var_os("MOSQUITTO_E2E_ECHO")
-            .map(|_| format!("[mosquitto {}] ", guard.pid()));
+        let echo =
+            std::env::var_os("MOSQUITTO_E2E_ECHO").map(|_| format!("[mosquitto {}] ", guard.pid()));
         let log = Arc::new(LogBuffer::default());
         let stderr = guard.child_mut().stderr.take().expect("mosquitto stderr is piped");
         let stdout = guard.take_stdout().expect("mosquitto stdout is piped");
@@ -461,14 +459,26 @@ impl Mosquitto {
         );
     }
 
-    /// Sends a signal by name (`"HUP"`, `"STOP"`, `"CONT"`, ...) with `kill`.
+    /// Sends a signal by name (`"HUP"`, `"STOP"`, `"CONT"`, ...) with `kill`; panics with the
+    /// log if that fails (e.g. the broker has exited).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(self.pid().to_string())
+            .stderr(Stdio::null())
             .status()
             .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
-        assert!(status.success(), "kill -{name} {} failed: {status}", self.pid());
+        assert!(
+            status.success(),
+            "kill -{name} {} failed ({status}); log:\n{}",
+            self.pid(),
+            self.log()
+        );
+    }
+
+    /// The exit status if the broker has exited (e.g. crashed), `None` while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.guard.child_mut().try_wait().expect("mosquitto status can be queried")
     }
 
     /// Sends SIGHUP and waits until the broker logs "Reloading config." (the reload then runs:
@@ -489,11 +499,17 @@ impl Mosquitto {
         self.stop_with_status().1
     }
 
-    /// Like [`stop`](Self::stop), also returning the exit status.
+    /// Like [`stop`](Self::stop), also returning the exit status (also if the broker had
+    /// already exited).
     pub fn stop_with_status(mut self) -> (ExitStatus, String) {
-        self.signal("TERM");
+        if self.exited().is_none() {
+            self.signal("TERM");
+        }
         if !self.log.wait_until(STOP_TIMEOUT, |state| state.open == 0) {
-            panic!("mosquitto did not exit within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}", self.log());
+            panic!(
+                "mosquitto did not exit within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}",
+                self.log()
+            );
         }
         let status = self.guard.child_mut().wait().expect("mosquitto exit status");
         (status, self.log())

@@ -721,8 +721,7 @@ impl<'a> Cursor<'a> {
             return Ok((0, Properties::new()));
         }
         let code = self.u8()?;
-        let properties =
-            if self.remaining() > 0 { self.properties()? } else { Properties::new() };
+        let properties = if self.remaining() > 0 { self.properties()? } else { Properties::new() };
         Ok((code, properties))
     }
 }
@@ -1151,7 +1150,9 @@ impl MqttClient {
             RawRead::Packet(Packet::Connack { session_present, code: 0, properties }) => {
                 ConnAck { session_present, code: 0, properties }
             }
-            RawRead::Packet(Packet::Connack { code, .. }) => return Err(ConnectRefused::Code(code)),
+            RawRead::Packet(Packet::Connack { code, .. }) => {
+                return Err(ConnectRefused::Code(code));
+            }
             RawRead::Packet(other) => return Err(ConnectRefused::Unexpected(other)),
             RawRead::Closed => return Err(ConnectRefused::Closed),
             RawRead::Timeout => return Err(ConnectRefused::Timeout),
@@ -1222,7 +1223,9 @@ impl MqttClient {
     pub fn try_subscribe(&self, filters: &[(&str, u8)]) -> Result<Vec<u8>, ClientError> {
         let id = self.packet_ids.next();
         self.send(&encode_subscribe(self.protocol, id, filters))?;
-        match self.wait_ack(|p| matches!(p, Packet::Suback { packet_id, .. } if *packet_id == id))? {
+        match self
+            .wait_ack(|p| matches!(p, Packet::Suback { packet_id, .. } if *packet_id == id))?
+        {
             Packet::Suback { codes, .. } => Ok(codes),
             other => unreachable!("matched SUBACK, got {other:?}"),
         }
@@ -1483,9 +1486,9 @@ impl RawOutcome {
     /// The reason/return code of a CONNACK, AUTH or DISCONNECT.
     pub fn code(&self) -> Option<u8> {
         match self {
-            Self::Connack { code, .. } | Self::Auth { code, .. } | Self::Disconnect { code, .. } => {
-                Some(*code)
-            }
+            Self::Connack { code, .. }
+            | Self::Auth { code, .. }
+            | Self::Disconnect { code, .. } => Some(*code),
             _ => None,
         }
     }
@@ -1551,7 +1554,8 @@ impl RawSession {
     /// first answer (see [`outcome`](Self::outcome)). Panics only if TCP cannot connect.
     pub fn connect(port: u16, connect: &RawConnect) -> RawSession {
         let stream = connect_tcp(port);
-        let reader = PacketReader::new(stream.try_clone().expect("TCP stream clones"), connect.protocol);
+        let reader =
+            PacketReader::new(stream.try_clone().expect("TCP stream clones"), connect.protocol);
         let mut session = RawSession {
             stream,
             reader,
@@ -1598,7 +1602,9 @@ impl RawSession {
         if !self.send_raw(&encode_auth(code, method, data)) {
             return self.ended.clone().unwrap_or(RawOutcome::Closed);
         }
-        self.await_answer(ACK_TIMEOUT, |p| matches!(p, Packet::Auth { .. } | Packet::Connack { .. }))
+        self.await_answer(ACK_TIMEOUT, |p| {
+            matches!(p, Packet::Auth { .. } | Packet::Connack { .. })
+        })
     }
 
     /// Publishes at QoS 1; the PUBACK reason code (0 on 3.1.1), or `None` if the connection
@@ -1608,9 +1614,10 @@ impl RawSession {
         if !self.send_raw(&encode_publish(self.protocol, topic, payload, 1, false, Some(id))) {
             return None;
         }
-        match self.await_packet(ACK_TIMEOUT, |p| {
-            matches!(p, Packet::Puback { packet_id, .. } if *packet_id == id)
-        }) {
+        match self.await_packet(
+            ACK_TIMEOUT,
+            |p| matches!(p, Packet::Puback { packet_id, .. } if *packet_id == id),
+        ) {
             Ok(Packet::Puback { code, .. }) => Some(code),
             _ => None,
         }
@@ -1628,9 +1635,10 @@ impl RawSession {
         if !self.send_raw(&encode_subscribe(self.protocol, id, &[(filter, qos)])) {
             return None;
         }
-        match self.await_packet(ACK_TIMEOUT, |p| {
-            matches!(p, Packet::Suback { packet_id, .. } if *packet_id == id)
-        }) {
+        match self.await_packet(
+            ACK_TIMEOUT,
+            |p| matches!(p, Packet::Suback { packet_id, .. } if *packet_id == id),
+        ) {
             Ok(Packet::Suback { codes, .. }) => codes.first().copied(),
             _ => None,
         }
@@ -1838,8 +1846,64 @@ mod tests {
         let suback = decode(Protocol::V5, 0x90, &[0, 1, 0, 0x01, 0x87]);
         assert_eq!(
             suback,
-            Ok(Packet::Suback { packet_id: 1, codes: vec![1, 0x87], properties: Properties::new() })
+            Ok(Packet::Suback {
+                packet_id: 1,
+                codes: vec![1, 0x87],
+                properties: Properties::new()
+            })
         );
+    }
+
+    #[test]
+    fn auth_packets_round_trip() {
+        let bytes = encode_auth(reason::RE_AUTHENTICATE, "m", &[0xAB, 0xCD]);
+        assert_eq!(bytes, [0xF0, 11, 0x19, 9, 0x15, 0, 1, b'm', 0x16, 0, 2, 0xAB, 0xCD]);
+        let Ok(Packet::Auth { code, properties }) = decode(Protocol::V5, bytes[0], &bytes[2..])
+        else {
+            panic!("AUTH does not decode");
+        };
+        assert_eq!(code, reason::RE_AUTHENTICATE);
+        assert_eq!(properties.string(property::AUTHENTICATION_METHOD), Some("m"));
+        assert_eq!(properties.binary(property::AUTHENTICATION_DATA), Some(&[0xAB, 0xCD][..]));
+        // DISCONNECT and AUTH may omit everything after the fixed header.
+        assert_eq!(
+            decode(Protocol::V5, 0xE0, &[]),
+            Ok(Packet::Disconnect { code: 0, properties: Properties::new() })
+        );
+        let with_reason = [0x87, 5, 0x1F, 0, 2, b'n', b'o'];
+        let Ok(Packet::Disconnect { code, properties }) = decode(Protocol::V5, 0xE0, &with_reason)
+        else {
+            panic!("DISCONNECT does not decode");
+        };
+        assert_eq!((code, properties.reason_string()), (0x87, Some("no")));
+    }
+
+    #[test]
+    fn reads_frames_split_across_reads_and_rejects_long_lengths() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let client = connect_tcp(port);
+        let (mut server, _) = listener.accept().expect("accept");
+        let mut reader = PacketReader::new(client, Protocol::V311);
+        let soon = || Instant::now() + Duration::from_millis(50);
+        server.write_all(&[0x20, 0x02, 0x00]).expect("write");
+        assert_eq!(reader.read(soon()), RawRead::Timeout);
+        server.write_all(&[0x05, 0xD0]).expect("write");
+        assert_eq!(
+            reader.read(soon()),
+            RawRead::Packet(Packet::Connack {
+                session_present: false,
+                code: 5,
+                properties: Properties::new()
+            })
+        );
+        server.write_all(&[0x00]).expect("write");
+        assert_eq!(reader.read(soon()), RawRead::Packet(Packet::Pingresp));
+        server.write_all(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]).expect("write");
+        assert!(matches!(reader.read(soon()), RawRead::Malformed(_)));
+        drop(server);
+        let mut reader = PacketReader::new(reader.stream, Protocol::V311);
+        assert_eq!(reader.read(Instant::now() + Duration::from_secs(5)), RawRead::Closed);
     }
 
     #[test]
