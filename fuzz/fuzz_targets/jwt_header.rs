@@ -15,8 +15,15 @@ use libfuzzer_sys::fuzz_target;
 use oauth_core::{AccessToken, Authenticator, Config, now_epoch};
 
 /// Public half of a throwaway RSA-2048 key (its private half was never kept).
-const JWKS: &str = r#"{"keys":[{"kty":"RSA","kid":"fuzz-1","use":"sig","alg":"RS256","e":"AQAB",
-"n":"rYzC1kHIbkR2sjh8QCxKk8Bdgc-tmQ3X6yXdBzpZBgX0SjkLH_W1x9VRQnOYT5F92TPiN8pzHLdm2gWG6YvXJdhW-KoMOtIMnpwEuPBxRRumnBZMdtiX0d6O9OyLh9Lt5D8wCJVdONVe_Wn1YK13x2IC-JDCvkLYi7uaZAjoEmh2wWd00JEnZDOua8VysLKA9uBuAyPfqgcDjq5uC9gjiSyLszahCiEKO-XSY92rhumacPOWbnDH98BLOfJ5ncq_2dY7751Ut5DzxBgUchJIhziq5GXguV16xUCK4HgCBbgSDoZEy_LTkCsWfWTtrJkHSeoAMm3rDfS2U3Kd3pYr8Q"}]}"#;
+const JWKS: &str = concat!(
+    r#"{"keys":[{"kty":"RSA","kid":"fuzz-1","use":"sig","alg":"RS256","e":"AQAB","n":""#,
+    "rYzC1kHIbkR2sjh8QCxKk8Bdgc-tmQ3X6yXdBzpZBgX0SjkLH_W1x9VRQnOYT5F92TPiN8pzHLdm2gWG",
+    "6YvXJdhW-KoMOtIMnpwEuPBxRRumnBZMdtiX0d6O9OyLh9Lt5D8wCJVdONVe_Wn1YK13x2IC-JDCvkLY",
+    "i7uaZAjoEmh2wWd00JEnZDOua8VysLKA9uBuAyPfqgcDjq5uC9gjiSyLszahCiEKO-XSY92rhumacPOW",
+    "bnDH98BLOfJ5ncq_2dY7751Ut5DzxBgUchJIhziq5GXguV16xUCK4HgCBbgSDoZEy_LTkCsWfWTtrJkH",
+    "SeoAMm3rDfS2U3Kd3pYr8Q",
+    r#""}]}"#,
+);
 
 struct Fixture {
     auth: Authenticator,
