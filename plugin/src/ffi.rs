@@ -16,7 +16,7 @@
     clippy::all
 )]
 
-use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
 
 /// Bindings generated from `plugin/wrapper.h`.
 pub(crate) mod bindings {
@@ -130,6 +130,45 @@ impl BrokerApi {
             callback_register: resolve!(c"mosquitto_callback_register" as CallbackRegister),
             callback_unregister: resolve!(c"mosquitto_callback_unregister" as CallbackUnregister),
         })
+    }
+}
+
+impl BrokerApi {
+    /// The client's id; `None` for a NULL client, no id yet, or a non-UTF-8 id.
+    ///
+    /// # Safety
+    /// `client` is NULL or a client object alive for `'a` (the current callback).
+    pub(crate) unsafe fn client_id_of<'a>(&self, client: *const mosquitto) -> Option<&'a str> {
+        if client.is_null() {
+            return None;
+        }
+        // SAFETY: `client_id` is `mosquitto_client_id` on a live client; the string lives as
+        // long as the client.
+        unsafe { borrow_str((self.client_id)(client)) }
+    }
+
+    /// True when the client's session survives disconnects (clean session / clean start false).
+    ///
+    /// # Safety
+    /// `client` is NULL or a live client object.
+    pub(crate) unsafe fn is_durable(&self, client: *const mosquitto) -> bool {
+        match self.client_clean_session {
+            // SAFETY: `mosquitto_client_clean_session` on a live client.
+            Some(clean_session) if !client.is_null() => !unsafe { clean_session(client) },
+            _ => false,
+        }
+    }
+
+    /// Gives the client a broker username (from `oauth_username_claim`) during its login check.
+    ///
+    /// # Safety
+    /// `client` is the client whose login is being checked.
+    pub(crate) unsafe fn set_username_of(&self, client: *mut mosquitto, username: &str) {
+        if let (Some(set_username), Ok(username)) = (self.set_username, CString::new(username)) {
+            // SAFETY: `mosquitto_set_username` is allowed during the login check; the broker
+            // copies the string.
+            unsafe { set_username(client, username.as_ptr()) };
+        }
     }
 }
 

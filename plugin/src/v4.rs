@@ -136,12 +136,8 @@ pub unsafe extern "C" fn mosquitto_auth_acl_check(
         let (Some(access), Some(topic)) = (access(access_flag), topic) else {
             return codes::ACL_FAILED;
         };
-        let id = if client.is_null() {
-            None
-        } else {
-            // SAFETY: `client_id` is `mosquitto_client_id` on the live client.
-            unsafe { ffi::borrow_str((plugin.api.client_id)(client)) }
-        };
+        // SAFETY: the client being checked is alive during the call.
+        let id = unsafe { plugin.api.client_id_of(client) };
         codes::acl(plugin.instance.acl_check(client as usize, id, access, topic))
     })
 }
@@ -173,8 +169,10 @@ pub unsafe extern "C" fn mosquitto_auth_unpwd_check(
                 unsafe { ffi::borrow_str((api.client_id)(client)) }
             },
             // SAFETY: NULL or NUL-terminated strings owned by the broker.
+            // SAFETY: NULL or a NUL-terminated string owned by the broker.
             username: unsafe { ffi::borrow_str(username) },
             // SAFETY: as above.
+            // SAFETY: NULL or a NUL-terminated string owned by the broker.
             password: unsafe { ffi::borrow_bytes(password) },
             durable: match api.client_clean_session {
                 // SAFETY: `mosquitto_client_clean_session` on the live client.

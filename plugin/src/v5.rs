@@ -9,8 +9,8 @@ use oauth_core::Access;
 
 use crate::codes;
 use crate::ffi::{
-    self, BrokerApi, GenericCallback, bindings, mosquitto, mosquitto_evt_acl_check,
-    mosquitto_evt_basic_auth, mosquitto_evt_disconnect, mosquitto_opt, mosquitto_plugin_id_t,
+    self, BrokerApi, GenericCallback, bindings, mosquitto_evt_acl_check, mosquitto_evt_basic_auth,
+    mosquitto_evt_disconnect, mosquitto_opt, mosquitto_plugin_id_t,
 };
 use crate::host::Broker;
 use crate::instance::{Instance, Login};
@@ -163,17 +163,6 @@ unsafe fn plugin<'a>(userdata: *mut c_void) -> Option<&'a V5Plugin> {
     NonNull::new(userdata.cast::<V5Plugin>()).map(|p| unsafe { p.as_ref() })
 }
 
-/// # Safety
-/// `client` is NULL or a live client object for the duration of the callback.
-unsafe fn client_id<'a>(api: &BrokerApi, client: *const mosquitto) -> Option<&'a str> {
-    if client.is_null() {
-        return None;
-    }
-    // SAFETY: `client_id` is `mosquitto_client_id`, valid for a live client; the string lives
-    // as long as the client, i.e. across this callback.
-    unsafe { ffi::borrow_str((api.client_id)(client)) }
-}
-
 unsafe extern "C" fn on_basic_auth(
     _event: c_int,
     event_data: *mut c_void,
@@ -192,32 +181,22 @@ unsafe extern "C" fn on_basic_auth(
         let api = &plugin.api;
         let login = Login {
             address: event.client as usize,
-            // SAFETY: event.client is the connecting client.
-            client_id: unsafe { client_id(api, event.client) },
-            // SAFETY: username/password are NULL or NUL-terminated strings owned by the broker.
+            // SAFETY: the client is alive for the duration of the login check.
+            client_id: unsafe { api.client_id_of(event.client) },
+            // SAFETY: NULL or a NUL-terminated string owned by the broker.
             username: unsafe { ffi::borrow_str(event.username) },
-            // SAFETY: as above.
+            // SAFETY: NULL or a NUL-terminated string owned by the broker.
             password: unsafe { ffi::borrow_bytes(event.password) },
-            durable: durable(api, event.client),
+            // SAFETY: as for client_id.
+            durable: unsafe { api.is_durable(event.client) },
         };
         let outcome = plugin.instance.login(&login);
-        if let (Some(username), Some(set_username)) = (&outcome.username, api.set_username) {
-            if let Ok(username) = std::ffi::CString::new(username.as_str()) {
-                // SAFETY: `set_username` is `mosquitto_set_username`, allowed during BASIC_AUTH;
-                // the broker copies the string.
-                unsafe { set_username(event.client, username.as_ptr()) };
-            }
+        if let Some(username) = &outcome.username {
+            // SAFETY: still inside this client's BASIC_AUTH.
+            unsafe { api.set_username_of(event.client, username) };
         }
         codes::login(outcome.decision)
     })
-}
-
-fn durable(api: &BrokerApi, client: *mut mosquitto) -> bool {
-    match api.client_clean_session {
-        // SAFETY: `clean_session` is `mosquitto_client_clean_session` on the live client.
-        Some(clean_session) if !client.is_null() => !unsafe { clean_session(client) },
-        _ => false,
-    }
 }
 
 /// Mosquitto's access flags to ours; `None` for flags we do not know (denied).
@@ -254,7 +233,7 @@ unsafe extern "C" fn on_acl_check(
         };
         // SAFETY: event.client is the client being checked (possibly a stack-built fake for
         // retained-source checks: only its id is read, within the call).
-        let id = unsafe { client_id(&plugin.api, event.client) };
+        let id = unsafe { plugin.api.client_id_of(event.client) };
         codes::acl(plugin.instance.acl_check(event.client as usize, id, access, topic))
     })
 }
@@ -275,7 +254,7 @@ unsafe extern "C" fn on_disconnect(
         // SAFETY: for DISCONNECT, event_data is a mosquitto_evt_disconnect valid for the call.
         let event = unsafe { event.as_ref() };
         // SAFETY: the disconnecting client is still allocated during the callback.
-        let id = unsafe { client_id(&plugin.api, event.client) };
+        let id = unsafe { plugin.api.client_id_of(event.client) };
         plugin.instance.disconnected(event.client as usize, id);
         codes::SUCCESS
     })
