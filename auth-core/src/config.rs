@@ -26,6 +26,10 @@ pub const DEFAULT_CACHE_MAX_ENTRIES: u64 = 100_000;
 pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 2_000;
 /// Default `oauth_stats_interval`: seconds between counter publications (0 = off).
 pub const DEFAULT_STATS_INTERVAL_SECS: u64 = 10;
+/// Default `oauth_revalidate_interval`: seconds between re-checks of live sessions' tokens.
+pub const DEFAULT_REVALIDATE_INTERVAL_SECS: u64 = 60;
+/// Default `oauth_auth_method`: MQTT 5 Authentication Method whose data is the access token.
+pub const DEFAULT_AUTH_METHOD: &str = "OAUTHBEARER";
 /// Default `oauth_algorithms`: every asymmetric algorithm; symmetric ones are never accepted.
 pub const DEFAULT_ALGORITHMS: &[Algorithm] = &[
     Algorithm::RS256,
@@ -211,6 +215,12 @@ pub struct Config {
     pub log_dest: LogDest,
     /// Seconds between counter publications; zero disables them.
     pub stats_interval: Duration,
+    /// Disconnect clients when their token expires.
+    pub disconnect_on_expiry: bool,
+    /// Interval for re-checking live sessions' tokens (revocation); zero disables it.
+    pub revalidate_interval: Duration,
+    /// MQTT 5 Authentication Method carrying the token.
+    pub auth_method: String,
 }
 
 /// Every option this version understands, as (canonical key, aliases).
@@ -239,6 +249,9 @@ const OPTIONS: &[(&str, &[&str])] = &[
     ("oauth_ca_file", &[]),
     ("oauth_log_dest", &["openam_log_dest"]),
     ("oauth_stats_interval", &[]),
+    ("oauth_disconnect_on_expiry", &[]),
+    ("oauth_revalidate_interval", &[]),
+    ("oauth_auth_method", &[]),
 ];
 
 /// True for keys this crate owns (`oauth_*` and gomozzie's `openam_*`).
@@ -295,6 +308,17 @@ impl<'a> Given<'a> {
                 key,
                 format!("expected a whole number from {} to {}, got {value:?}", range.0, range.1),
             )),
+        }
+    }
+
+    fn flag(&self, canonical: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(canonical) {
+            None => Ok(default),
+            Some((_, "true" | "yes" | "on" | "1")) => Ok(true),
+            Some((_, "false" | "no" | "off" | "0")) => Ok(false),
+            Some((key, other)) => {
+                Err(ConfigError::invalid(key, format!("expected true or false, got {other:?}")))
+            }
         }
     }
 
@@ -552,6 +576,15 @@ impl Config {
                 DEFAULT_STATS_INTERVAL_SECS,
                 (0, 86_400),
             )?),
+            disconnect_on_expiry: given.flag("oauth_disconnect_on_expiry", true)?,
+            revalidate_interval: Duration::from_secs(given.number(
+                "oauth_revalidate_interval",
+                DEFAULT_REVALIDATE_INTERVAL_SECS,
+                (0, 86_400),
+            )?),
+            auth_method: given
+                .text("oauth_auth_method")?
+                .unwrap_or_else(|| DEFAULT_AUTH_METHOD.to_owned()),
         })
     }
 

@@ -46,13 +46,29 @@ impl ScopeFilter {
         if !self.needs_client_id && !self.needs_username {
             return Some(self.filter.clone());
         }
-        let mut text = self.filter.as_str().to_owned();
-        if self.needs_client_id {
-            text = text.replace("%c", safe_placeholder_value(Some(client_id))?);
+        // One pass, so a client id containing "%u" is not expanded a second time.
+        let source = self.filter.as_str();
+        let mut text = String::with_capacity(source.len() + 16);
+        let mut rest = source;
+        while let Some(at) = rest.find('%') {
+            text.push_str(&rest[..at]);
+            let value = match rest.as_bytes().get(at + 1) {
+                Some(b'c') => Some(safe_placeholder_value(Some(client_id))?),
+                Some(b'u') => Some(safe_placeholder_value(username)?),
+                _ => None,
+            };
+            match value {
+                Some(value) => {
+                    text.push_str(value);
+                    rest = &rest[at + 2..];
+                }
+                None => {
+                    text.push('%');
+                    rest = &rest[at + 1..];
+                }
+            }
         }
-        if self.needs_username {
-            text = text.replace("%u", safe_placeholder_value(username)?);
-        }
+        text.push_str(rest);
         Filter::parse(&text).ok()
     }
 }
@@ -339,6 +355,15 @@ mod tests {
             assert!(by_user.read_filters().is_empty(), "username {bad:?}");
         }
         assert!(session("mqtt:read:u/%u", "ok", None).read_filters().is_empty());
+    }
+
+    #[test]
+    fn placeholder_values_are_not_expanded_again() {
+        let grants = Grants::from_scopes(["mqtt:write:t/%u/d/%c/#", "mqtt:write:p%x/%c"], "mqtt:")
+            .resolve("%u", Some("alice"));
+        assert!(grants.allows(Access::Write, "t/alice/d/%u/x"));
+        assert!(!grants.allows(Access::Write, "t/alice/d/alice/x"));
+        assert!(grants.allows(Access::Write, "p%x/%u"));
     }
 
     #[test]

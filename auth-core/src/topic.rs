@@ -85,19 +85,48 @@ pub fn strip_shared_prefix(filter: &str) -> Result<&str, TopicError> {
 
 /// True when `filter` matches `topic`. Both must be valid; invalid input never panics but the
 /// answer is then unspecified.
+///
+/// Works on bytes in one pass (no level iterators): this runs for every grant on every publish
+/// and delivery.
 pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+    let (filter, topic) = (filter.as_bytes(), topic.as_bytes());
+    if topic.first() == Some(&b'$') && matches!(filter.first(), Some(b'+' | b'#')) {
         return false;
     }
-    let mut filter_levels = filter.split('/');
-    let mut topic_levels = topic.split('/');
+    let (mut f, mut t) = (0, 0);
     loop {
-        match (filter_levels.next(), topic_levels.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(f), Some(t)) if f == t => {}
-            (None, None) => return true,
-            _ => return false,
+        // Both positions are at the start of a level.
+        match filter.get(f) {
+            Some(b'#') => return true,
+            Some(b'+') => {
+                while t < topic.len() && topic[t] != b'/' {
+                    t += 1;
+                }
+                f += 1;
+            }
+            _ => {
+                while f < filter.len() && filter[f] != b'/' {
+                    if topic.get(t) != Some(&filter[f]) {
+                        return false;
+                    }
+                    f += 1;
+                    t += 1;
+                }
+                if t < topic.len() && topic[t] != b'/' {
+                    return false;
+                }
+            }
+        }
+        // Both positions are at a '/' or at the end.
+        match (f < filter.len(), t < topic.len()) {
+            (false, false) => return true,
+            (true, true) => {
+                f += 1;
+                t += 1;
+            }
+            // `a/#` also matches `a`.
+            (true, false) => return &filter[f..] == b"/#",
+            (false, true) => return false,
         }
     }
 }
@@ -111,6 +140,11 @@ pub fn filter_contains(outer: &str, inner: &str) -> bool {
     // wildcard in `outer` never matches.
     if inner.starts_with('$') && outer.starts_with(['+', '#']) {
         return false;
+    }
+    // `#` matches no `$` topic and no zero-level topic, so at the top level it matches exactly
+    // what `+/#` matches; the level walk below cannot see that.
+    if outer == "+/#" && inner == "#" {
+        return true;
     }
     let mut outer_levels = outer.split('/');
     let mut inner_levels = inner.split('/');
@@ -130,13 +164,23 @@ pub fn filter_contains(outer: &str, inner: &str) -> bool {
 pub struct Filter {
     text: Box<str>,
     has_wildcards: bool,
+    /// Length of the literal part every matching topic starts with (before the first wildcard
+    /// level, without the `/` in front of a final `#`): most non-matching grants are rejected
+    /// by one `memcmp` of it.
+    literal_prefix: usize,
 }
 
 impl Filter {
     /// Validates and wraps a filter.
     pub fn parse(text: &str) -> Result<Self, TopicError> {
         validate_filter(text)?;
-        Ok(Self { text: text.into(), has_wildcards: text.contains(['+', '#']) })
+        let wildcard = text.find(['+', '#']);
+        let literal_prefix = match wildcard {
+            None => text.len(),
+            Some(at) if text[at..].starts_with('#') => at.saturating_sub(1),
+            Some(at) => at,
+        };
+        Ok(Self { text: text.into(), has_wildcards: wildcard.is_some(), literal_prefix })
     }
 
     /// The filter text.
@@ -147,7 +191,11 @@ impl Filter {
     /// True when this filter matches `topic`.
     #[inline]
     pub fn matches(&self, topic: &str) -> bool {
-        if self.has_wildcards { matches(&self.text, topic) } else { *self.text == *topic }
+        if !self.has_wildcards {
+            return *self.text == *topic;
+        }
+        topic.as_bytes().starts_with(&self.text.as_bytes()[..self.literal_prefix])
+            && matches(&self.text, topic)
     }
 
     /// True when every topic matched by `inner` is matched by this filter.
@@ -267,6 +315,9 @@ mod tests {
             ("devices/+/state", "devices/+/#", false),
             ("a/+", "a/#", false),
             ("a/+/#", "a/#", false),
+            ("+/#", "#", true),
+            ("+/#", "+/#", true),
+            ("x/+/#", "x/#", false),
             ("a/+/#", "a/+", true),
             ("a/b", "a/+", false),
             ("a/b", "a/b", true),

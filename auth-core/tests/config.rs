@@ -51,6 +51,9 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.keys, None);
     assert!(config.required_scopes.is_empty() && config.audiences.is_empty());
     assert_eq!(config.algorithms, oauth_core::config::DEFAULT_ALGORITHMS);
+    assert!(config.disconnect_on_expiry);
+    assert_eq!(config.revalidate_interval, Duration::from_secs(60));
+    assert_eq!(config.auth_method, "OAUTHBEARER");
 }
 
 #[test]
