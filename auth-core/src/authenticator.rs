@@ -157,6 +157,16 @@ impl Authenticator {
         self.cache.invalidate(&token.digest());
     }
 
+    /// Downloads the JWKS again (rate-limited like refetches on an unknown `kid`); a no-op
+    /// without remote keys. Called from background threads so that the broker thread rarely
+    /// has to fetch keys itself.
+    pub fn refresh_keys(&self) -> Result<(), UpstreamError> {
+        match &self.jwt {
+            Some(jwt) => jwt.refresh().map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
     /// Drops every cached verdict (operator-requested flush, e.g. on SIGHUP).
     pub fn forget_all(&self) {
         self.cache.invalidate_all();

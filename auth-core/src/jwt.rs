@@ -33,7 +33,7 @@ struct VerificationKey {
 
 /// The current key set.
 #[derive(Default)]
-struct KeySet {
+pub(crate) struct KeySet {
     keys: Vec<VerificationKey>,
 }
 
@@ -159,7 +159,7 @@ impl JwtVerifier {
 
     /// Downloads the key set unless one was downloaded less than [`REFRESH_MIN_INTERVAL`] ago.
     /// Returns the key set to use afterwards.
-    fn refresh(&self) -> Result<Arc<KeySet>, UpstreamError> {
+    pub(crate) fn refresh(&self) -> Result<Arc<KeySet>, UpstreamError> {
         let Fetch::Remote { source, http, metrics } = &self.fetch else {
             return Ok(self.current());
         };

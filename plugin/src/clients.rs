@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
-use oauth_core::Session;
+use oauth_core::{AccessToken, Session};
 
 /// How long the entry of a non-durable client outlives its DISCONNECT: its will is checked
 /// after DISCONNECT (immediately, or after `will_delay_interval`).
@@ -21,6 +21,8 @@ pub const OFFLINE_GRACE: Duration = Duration::from_secs(60);
 pub struct ClientEntry {
     client_id: Box<str>,
     session: Session,
+    /// Kept for revalidation (re-introspection); never logged.
+    token: AccessToken,
     /// Keeps receiving READ checks for queued messages after DISCONNECT.
     durable: bool,
     offline_since: Option<Instant>,
@@ -28,8 +30,13 @@ pub struct ClientEntry {
 
 impl ClientEntry {
     /// A freshly authenticated, online client.
-    pub fn new(client_id: &str, session: Session, durable: bool) -> Self {
-        Self { client_id: client_id.into(), session, durable, offline_since: None }
+    pub fn new(client_id: &str, session: Session, token: AccessToken, durable: bool) -> Self {
+        Self { client_id: client_id.into(), session, token, durable, offline_since: None }
+    }
+
+    /// The token the session was opened with.
+    pub fn token(&self) -> &AccessToken {
+        &self.token
     }
 
     /// The client's grants and expiry.
@@ -105,6 +112,13 @@ impl ClientTable {
     pub fn get(&self, address: usize, client_id: Option<&str>) -> Option<&ClientEntry> {
         let entry = self.entries.get(&address)?;
         (Some(&*entry.client_id) == client_id).then_some(entry)
+    }
+
+    /// The entry at this address whatever its client id, if it is the online, current
+    /// connection of that id: the only kind of client worth kicking.
+    pub fn current_at(&self, address: usize) -> Option<&ClientEntry> {
+        let entry = self.entries.get(&address)?;
+        (entry.is_online() && self.latest.get(&entry.client_id) == Some(&address)).then_some(entry)
     }
 
     /// Records a DISCONNECT: the entry stays for wills and (durable) queued messages.

@@ -18,6 +18,17 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Host for Broker {
+    fn kick(&self, client_id: &str) {
+        let (Some(kick), Ok(client_id)) =
+            (self.api.kick_client_by_clientid, CString::new(client_id))
+        else {
+            return;
+        };
+        // SAFETY: `kick` is `mosquitto_kick_client_by_clientid`, called on the main thread from
+        // TICK or a login callback (see `Host::kick`); the id is NUL-terminated.
+        unsafe { kick(client_id.as_ptr(), false) };
+    }
+
     fn publish_retained(&self, topic: &str, payload: &[u8]) {
         let (Some(publish), Ok(topic), Ok(length)) =
             (self.api.broker_publish_copy, CString::new(topic), c_int::try_from(payload.len()))

@@ -3,15 +3,18 @@
 //! these calls, so everything here is tested behind a fake host.
 
 use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oauth_core::{
-    Access, AccessToken, AuthError, Authenticator, Config, ConfigError, Metrics, TokenSource,
-    now_epoch,
+    Access, AccessToken, AuthError, Authenticator, Config, ConfigError, Metrics, Session,
+    TokenSource, now_epoch,
 };
 
 use crate::clients::{ClientEntry, ClientTable};
+use crate::worker::{Report, Worker};
 
 /// Purging offline entries scans the table; once a second is plenty.
 const PURGE_INTERVAL: Duration = Duration::from_secs(1);
@@ -20,6 +23,9 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(1);
 pub trait Host {
     /// Publishes a retained QoS 0 message from the broker itself (for `$SYS` counters).
     fn publish_retained(&self, topic: &str, payload: &[u8]);
+    /// Disconnects the client with this id (without its will). Only called from TICK or a
+    /// login callback, never while Mosquitto iterates subscribers.
+    fn kick(&self, client_id: &str);
 }
 
 /// Answer to a login attempt.
@@ -29,7 +35,7 @@ pub enum AuthDecision {
     Accept,
     /// Not ours to decide (no token login, or an invalid token): other mechanisms may accept.
     Defer,
-    /// The token could not be checked: refuse, fail closed.
+    /// The token could not be checked, or (enhanced auth) was rejected: refuse.
     Deny,
 }
 
@@ -74,12 +80,36 @@ impl LoginOutcome {
     }
 }
 
+/// The token inside MQTT 5 Authentication Data: the raw token, or the RFC 7628 OAUTHBEARER
+/// client response `n,[a=user],\x01auth=Bearer <token>\x01[key=value\x01]*\x01`.
+pub fn bearer_token(data: &[u8]) -> &[u8] {
+    let Some(rest) = data.strip_prefix(b"n,") else { return data };
+    let Some(start) = rest.iter().position(|b| *b == 0x01) else { return data };
+    for pair in rest[start..].split(|b| *b == 0x01) {
+        if let Some(value) = pair.strip_prefix(b"auth=") {
+            let scheme_end = value.iter().position(|b| *b == b' ').unwrap_or(value.len());
+            if value[..scheme_end].eq_ignore_ascii_case(b"bearer") {
+                return value.get(scheme_end + 1..).unwrap_or(&[]);
+            }
+        }
+    }
+    &[]
+}
+
 /// A configured plugin instance (one per `plugin`/`auth_plugin` line, so one per listener with
-/// `per_listener_settings true`). Used from Mosquitto's main thread only.
+/// `per_listener_settings true`). Used from Mosquitto's main thread only; network work for live
+/// sessions happens on its [`Worker`].
 pub struct Instance<H: Host> {
     host: H,
     auth: Arc<Authenticator>,
     clients: RefCell<ClientTable>,
+    /// (exp, client address) of every session opened, soonest first; stale items are skipped.
+    expiries: RefCell<BinaryHeap<Reverse<(u64, usize)>>>,
+    /// Clients found expired by an ACL check, to be kicked at the next safe moment.
+    pending_kicks: RefCell<Vec<usize>>,
+    worker: Option<Worker>,
+    revalidation_due: Cell<Instant>,
+    revalidation_running: Cell<bool>,
     last_purge: Cell<Instant>,
     last_stats: Cell<Option<Instant>>,
     stats_topic_prefix: String,
@@ -95,19 +125,29 @@ impl<H: Host> std::fmt::Debug for Instance<H> {
 }
 
 impl<H: Host> Instance<H> {
-    /// Builds an instance from the broker's options. `ordinal` numbers instances in one broker
-    /// (1 for the first) so their `$SYS` counters do not overwrite each other.
+    /// Builds an instance and starts its background thread. `ordinal` numbers instances in one
+    /// broker (1 for the first) so their `$SYS` counters do not overwrite each other.
     pub fn new(host: H, config: Config, ordinal: usize) -> Result<Self, ConfigError> {
         let auth = Arc::new(Authenticator::new(config)?);
+        let worker = Worker::start(Arc::clone(&auth)).map_err(|e| ConfigError::Invalid {
+            key: "oauth_revalidate_interval".into(),
+            problem: format!("cannot start the background thread: {e}"),
+        })?;
         let stats_topic_prefix = match ordinal {
             0 | 1 => "$SYS/broker/oauth".to_owned(),
             n => format!("$SYS/broker/oauth/{n}"),
         };
+        let now = Instant::now();
         Ok(Self {
+            revalidation_due: Cell::new(now + auth.config().revalidate_interval),
             host,
             auth,
             clients: RefCell::new(ClientTable::default()),
-            last_purge: Cell::new(Instant::now()),
+            expiries: RefCell::new(BinaryHeap::new()),
+            pending_kicks: RefCell::new(Vec::new()),
+            worker: Some(worker),
+            revalidation_running: Cell::new(false),
+            last_purge: Cell::new(now),
             last_stats: Cell::new(None),
             stats_topic_prefix,
         })
@@ -124,18 +164,17 @@ impl<H: Host> Instance<H> {
 
     /// A one-line description of the configuration for the startup log (no secrets).
     pub fn describe(&self) -> String {
+        use oauth_core::config::KeySource;
         let config = self.auth.config();
         let mut parts = vec![format!("mode {:?}", config.mode).to_lowercase()];
         if let Some(introspection) = &config.introspection {
             parts.push(format!("introspection {}", introspection.url));
         }
         match &config.keys {
-            Some(oauth_core::config::KeySource::Url(url)) => parts.push(format!("jwks {url}")),
-            Some(oauth_core::config::KeySource::File(path)) => {
-                parts.push(format!("jwks file {}", path.display()))
-            }
-            Some(oauth_core::config::KeySource::Discovery(issuer)) => {
-                parts.push(format!("jwks via discovery at {issuer}"))
+            Some(KeySource::Url(url)) => parts.push(format!("jwks {url}")),
+            Some(KeySource::File(path)) => parts.push(format!("jwks file {}", path.display())),
+            Some(KeySource::Discovery(issuer)) => {
+                parts.push(format!("jwks via discovery at {issuer}"));
             }
             None => {}
         }
@@ -147,43 +186,22 @@ impl<H: Host> Instance<H> {
 
     /// Decides a username/password login.
     pub fn login(&self, login: &Login<'_>) -> LoginOutcome {
+        self.run_pending_kicks();
         self.clients.borrow_mut().reset(login.address);
-        let config = self.auth.config();
-        if !config.is_token_login(login.username) {
+        if !self.auth.config().is_token_login(login.username) {
             Metrics::bump(&self.metrics().connects_deferred);
             return LoginOutcome::only(AuthDecision::Defer);
         }
-        let Some(client_id) = login.client_id else {
+        let (Some(client_id), Some(password)) =
+            (login.client_id, login.password.filter(|p| !p.is_empty()))
+        else {
             Metrics::bump(&self.metrics().connects_deferred);
-            return LoginOutcome::only(AuthDecision::Defer);
-        };
-        let Some(password) = login.password.filter(|p| !p.is_empty()) else {
-            Metrics::bump(&self.metrics().connects_deferred);
-            log::debug!("client {client_id:?}: no password, leaving the login to other mechanisms");
             return LoginOutcome::only(AuthDecision::Defer);
         };
         let token = AccessToken::new(password);
         match self.auth.login(&token, client_id, login.username) {
             Ok(session) => {
-                Metrics::bump(&self.metrics().connects_accepted);
-                let grants = session.grants();
-                log::info!(
-                    "client {client_id:?} accepted: token verified by {}, {} write and {} read grant(s){}",
-                    match session.source() {
-                        TokenSource::Introspection => "introspection",
-                        TokenSource::Jwt => "local JWT check",
-                    },
-                    grants.write_filters().len(),
-                    grants.read_filters().len(),
-                    session
-                        .expires_at()
-                        .map(|exp| format!(", expires in {} s", exp.saturating_sub(now_epoch())))
-                        .unwrap_or_default()
-                );
-                let username = session.username().map(str::to_owned);
-                let entry = ClientEntry::new(client_id, session, login.durable);
-                self.clients.borrow_mut().insert(login.address, entry, Instant::now());
-                LoginOutcome { decision: AuthDecision::Accept, username }
+                self.open_session(login.address, client_id, session, token, login.durable)
             }
             Err(AuthError::Rejected(reason)) => {
                 Metrics::bump(&self.metrics().connects_denied);
@@ -200,6 +218,77 @@ impl<H: Host> Instance<H> {
         }
     }
 
+    /// MQTT 5 enhanced authentication (CONNECT with an Authentication Method, or AUTH 0x19
+    /// re-authentication): the data carries the token. A re-authentication replaces the
+    /// session's grants and expiry; a failed one is refused, which disconnects the client.
+    pub fn extended_auth(
+        &self,
+        login: &Login<'_>,
+        method: Option<&str>,
+        data: &[u8],
+    ) -> LoginOutcome {
+        self.run_pending_kicks();
+        if method != Some(self.auth.config().auth_method.as_str()) {
+            return LoginOutcome::only(AuthDecision::Defer);
+        }
+        let reauth = self
+            .clients
+            .borrow()
+            .get(login.address, login.client_id)
+            .is_some_and(ClientEntry::is_online);
+        let Some(client_id) = login.client_id else {
+            return LoginOutcome::only(AuthDecision::Deny);
+        };
+        let token = AccessToken::new(bearer_token(data));
+        match self.auth.login(&token, client_id, login.username) {
+            Ok(session) => {
+                if reauth {
+                    log::info!("client {client_id:?} re-authenticated with a new token");
+                }
+                self.open_session(login.address, client_id, session, token, login.durable)
+            }
+            Err(error) => {
+                Metrics::bump(&self.metrics().connects_denied);
+                let what = if reauth { "re-authentication" } else { "enhanced authentication" };
+                log::info!("client {client_id:?} {what} refused: {error}");
+                self.clients.borrow_mut().reset(login.address);
+                LoginOutcome::only(AuthDecision::Deny)
+            }
+        }
+    }
+
+    fn open_session(
+        &self,
+        address: usize,
+        client_id: &str,
+        session: Session,
+        token: AccessToken,
+        durable: bool,
+    ) -> LoginOutcome {
+        Metrics::bump(&self.metrics().connects_accepted);
+        let grants = session.grants();
+        log::info!(
+            "client {client_id:?} accepted: token verified by {}, {} write and {} read grant(s){}",
+            match session.source() {
+                TokenSource::Introspection => "introspection",
+                TokenSource::Jwt => "local JWT check",
+            },
+            grants.write_filters().len(),
+            grants.read_filters().len(),
+            session
+                .expires_at()
+                .map(|exp| format!(", expires in {} s", exp.saturating_sub(now_epoch())))
+                .unwrap_or_default()
+        );
+        if let Some(exp) = session.expires_at() {
+            self.expiries.borrow_mut().push(Reverse((exp, address)));
+        }
+        let username = session.username().map(str::to_owned);
+        let entry = ClientEntry::new(client_id, session, token, durable);
+        self.clients.borrow_mut().insert(address, entry, Instant::now());
+        LoginOutcome { decision: AuthDecision::Accept, username }
+    }
+
     /// Decides an ACL check for the client at `address`.
     #[inline]
     pub fn acl_check(
@@ -213,19 +302,20 @@ impl<H: Host> Instance<H> {
         let Some(entry) = clients.get(address, client_id) else {
             return AclDecision::Defer;
         };
-        if entry.session().allows(access, topic, now_epoch()) {
+        let now = now_epoch();
+        if entry.session().allows(access, topic, now) {
             Metrics::bump(&self.metrics().acl_allowed);
             return AclDecision::Allow;
         }
         Metrics::bump(&self.metrics().acl_denied);
-        let why = if entry.session().is_expired(now_epoch()) {
-            "token expired"
-        } else {
-            "no matching grant"
-        };
+        let expired = entry.session().is_expired(now);
+        if expired && entry.is_online() && self.auth.config().disconnect_on_expiry {
+            self.pending_kicks.borrow_mut().push(address);
+        }
+        let why = if expired { "token expired" } else { "no matching grant" };
         match access {
             Access::Read => {
-                log::debug!("denied delivery of {topic:?} to {:?}: {why}", entry.client_id())
+                log::debug!("denied delivery of {topic:?} to {:?}: {why}", entry.client_id());
             }
             _ => log::info!("denied {access:?} on {topic:?} for {:?}: {why}", entry.client_id()),
         }
@@ -237,8 +327,15 @@ impl<H: Host> Instance<H> {
         self.clients.borrow_mut().disconnected(address, client_id, Instant::now());
     }
 
-    /// Periodic work on the main thread: purge stale entries, publish counters.
+    /// Periodic work on the main thread: disconnect expired and revoked sessions, start
+    /// revalidation rounds, purge stale entries, publish counters.
     pub fn tick(&self, now: Instant) {
+        if self.auth.config().disconnect_on_expiry {
+            self.queue_expired(now_epoch());
+        }
+        self.run_pending_kicks();
+        self.collect_reports();
+        self.start_revalidation(now);
         if now.duration_since(self.last_purge.get()) >= PURGE_INTERVAL {
             self.last_purge.set(now);
             self.clients.borrow_mut().purge(now, now_epoch());
@@ -249,6 +346,93 @@ impl<H: Host> Instance<H> {
         {
             self.last_stats.set(Some(now));
             self.publish_stats();
+        }
+    }
+
+    /// Moves sessions whose `exp` has passed from the expiry queue to the kick list.
+    fn queue_expired(&self, now: u64) {
+        let mut expiries = self.expiries.borrow_mut();
+        let mut pending = self.pending_kicks.borrow_mut();
+        while let Some(Reverse((exp, address))) = expiries.peek().copied() {
+            if exp > now {
+                break;
+            }
+            expiries.pop();
+            pending.push(address);
+        }
+    }
+
+    /// Kicks queued clients that are still the current, online, expired connection of their id.
+    fn run_pending_kicks(&self) {
+        if self.pending_kicks.borrow().is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut *self.pending_kicks.borrow_mut());
+        let now = now_epoch();
+        let mut kicked = HashSet::new();
+        for address in pending {
+            let client_id = match self.clients.borrow().current_at(address) {
+                Some(entry) if entry.session().is_expired(now) => entry.client_id().to_owned(),
+                _ => continue,
+            };
+            if kicked.insert(address) {
+                log::info!("disconnecting client {client_id:?}: its token has expired");
+                self.host.kick(&client_id);
+            }
+        }
+    }
+
+    /// Applies what the background thread found: revoked tokens disconnect their clients.
+    fn collect_reports(&self) {
+        let Some(worker) = &self.worker else { return };
+        while let Some(report) = worker.try_report() {
+            match report {
+                Report::RoundDone => self.revalidation_running.set(false),
+                Report::Invalid(digest, reason) => {
+                    let victims: Vec<String> = self
+                        .clients
+                        .borrow()
+                        .iter()
+                        .filter(|(address, entry)| {
+                            entry.session().token_digest() == digest
+                                && self.clients.borrow().current_at(*address).is_some()
+                        })
+                        .map(|(_, entry)| entry.client_id().to_owned())
+                        .collect();
+                    for client_id in victims {
+                        log::info!(
+                            "disconnecting client {client_id:?}: token no longer valid ({reason})"
+                        );
+                        self.host.kick(&client_id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands the live sessions' tokens to the background thread once per interval.
+    fn start_revalidation(&self, now: Instant) {
+        let interval = self.auth.config().revalidate_interval;
+        if interval.is_zero()
+            || self.revalidation_running.get()
+            || now < self.revalidation_due.get()
+        {
+            return;
+        }
+        self.revalidation_due.set(now + interval);
+        let Some(worker) = &self.worker else { return };
+        let mut seen = HashSet::new();
+        let tokens: Vec<AccessToken> = self
+            .clients
+            .borrow()
+            .iter()
+            .filter(|(_, entry)| entry.is_online())
+            .filter(|(_, entry)| seen.insert(entry.session().token_digest()))
+            .map(|(_, entry)| entry.token().clone())
+            .collect();
+        if !tokens.is_empty() {
+            self.revalidation_running.set(true);
+            worker.revalidate(tokens);
         }
     }
 
@@ -284,5 +468,24 @@ impl<H: Host> Instance<H> {
     /// Number of client entries held (for tests and diagnostics).
     pub fn client_count(&self) -> usize {
         self.clients.borrow().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn oauthbearer_client_response_yields_the_token() {
+        assert_eq!(bearer_token(b"n,,\x01auth=Bearer abc.def\x01\x01"), b"abc.def");
+        assert_eq!(
+            bearer_token(
+                b"n,a=user@example.com,\x01host=broker\x01port=8883\x01auth=bearer tok\x01\x01"
+            ),
+            b"tok"
+        );
+        assert_eq!(bearer_token(b"raw-token"), b"raw-token");
+        assert_eq!(bearer_token(b"n,,\x01auth=Basic xyz\x01\x01"), b"");
+        assert_eq!(bearer_token(b"n,,\x01\x01"), b"");
     }
 }

@@ -13,6 +13,7 @@ mod logging;
 pub mod mixed_setup;
 pub mod v4;
 pub mod v5;
+pub mod worker;
 
 use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -10,7 +10,7 @@ use oauth_core::Access;
 use crate::codes;
 use crate::ffi::{
     self, BrokerApi, GenericCallback, bindings, mosquitto_evt_acl_check, mosquitto_evt_basic_auth,
-    mosquitto_evt_disconnect, mosquitto_opt, mosquitto_plugin_id_t,
+    mosquitto_evt_disconnect, mosquitto_evt_extended_auth, mosquitto_opt, mosquitto_plugin_id_t,
 };
 use crate::host::Broker;
 use crate::instance::{Instance, Login};
@@ -24,8 +24,9 @@ pub(crate) struct V5Plugin {
 }
 
 /// Events we register for, with their callbacks.
-const EVENTS: [(u32, GenericCallback); 5] = [
+const EVENTS: [(u32, GenericCallback); 6] = [
     (bindings::mosquitto_plugin_event_MOSQ_EVT_BASIC_AUTH, on_basic_auth),
+    (bindings::mosquitto_plugin_event_MOSQ_EVT_EXT_AUTH_START, on_extended_auth_start),
     (bindings::mosquitto_plugin_event_MOSQ_EVT_ACL_CHECK, on_acl_check),
     (bindings::mosquitto_plugin_event_MOSQ_EVT_DISCONNECT, on_disconnect),
     (bindings::mosquitto_plugin_event_MOSQ_EVT_TICK, on_tick),
@@ -193,6 +194,58 @@ unsafe extern "C" fn on_basic_auth(
         let outcome = plugin.instance.login(&login);
         if let Some(username) = &outcome.username {
             // SAFETY: still inside this client's BASIC_AUTH.
+            unsafe { api.set_username_of(event.client, username) };
+        }
+        codes::login(outcome.decision)
+    })
+}
+
+/// MQTT 5 enhanced authentication, first CONNECT and re-authentication (AUTH 0x19) alike:
+/// Mosquitto 2.x has no re-authentication flag, so the instance recognises a re-authentication
+/// by an existing session on the same client.
+unsafe extern "C" fn on_extended_auth_start(
+    _event: c_int,
+    event_data: *mut c_void,
+    userdata: *mut c_void,
+) -> c_int {
+    guard(codes::LOGIN_FAILED, || {
+        // SAFETY: registered with a V5Plugin as userdata.
+        let (Some(plugin), Some(event)) = (
+            unsafe { plugin(userdata) },
+            NonNull::new(event_data.cast::<mosquitto_evt_extended_auth>()),
+        ) else {
+            return codes::LOGIN_FAILED;
+        };
+        // SAFETY: for EXT_AUTH_START, event_data is a mosquitto_evt_extended_auth valid for
+        // the call.
+        let event = unsafe { event.as_ref() };
+        let api = &plugin.api;
+        let data: &[u8] = if event.data_in.is_null() || event.data_in_len == 0 {
+            &[]
+        } else {
+            // SAFETY: data_in points to data_in_len bytes owned by the broker for the call.
+            unsafe {
+                std::slice::from_raw_parts(
+                    event.data_in.cast::<u8>(),
+                    usize::from(event.data_in_len),
+                )
+            }
+        };
+        let login = Login {
+            address: event.client as usize,
+            // SAFETY: the client is alive for the duration of the callback.
+            client_id: unsafe { api.client_id_of(event.client) },
+            // SAFETY: as above; `client_username` is `mosquitto_client_username`.
+            username: unsafe { ffi::borrow_str((api.client_username)(event.client)) },
+            password: None,
+            // SAFETY: as above.
+            durable: unsafe { api.is_durable(event.client) },
+        };
+        // SAFETY: NULL or a NUL-terminated string owned by the broker.
+        let method = unsafe { ffi::borrow_str(event.auth_method) };
+        let outcome = plugin.instance.extended_auth(&login, method, data);
+        if let Some(username) = &outcome.username {
+            // SAFETY: still inside this client's authentication.
             unsafe { api.set_username_of(event.client, username) };
         }
         codes::login(outcome.decision)

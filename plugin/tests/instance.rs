@@ -16,6 +16,7 @@ use serde_json::json;
 #[derive(Default)]
 struct FakeHost {
     published: RefCell<Vec<(String, String)>>,
+    kicked: RefCell<Vec<String>>,
 }
 
 impl Host for &FakeHost {
@@ -23,6 +24,10 @@ impl Host for &FakeHost {
         self.published
             .borrow_mut()
             .push((topic.to_owned(), String::from_utf8_lossy(payload).into_owned()));
+    }
+
+    fn kick(&self, client_id: &str) {
+        self.kicked.borrow_mut().push(client_id.to_owned());
     }
 }
 
@@ -313,4 +318,102 @@ fn placeholder_grants_are_refused_for_client_ids_with_topic_syntax() {
     );
     assert_eq!(plugin.acl_check(1, Some("a/b"), Access::Write, "devices/a/b/x"), AclDecision::Deny);
     assert_eq!(plugin.acl_check(1, Some("a/b"), Access::Write, "wills/x"), AclDecision::Allow);
+}
+
+#[test]
+fn expired_session_is_kicked_on_tick_but_not_a_newer_connection_of_the_same_id() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let exp = now() + 1;
+    let short = jwt("mqtt:write:#", exp, json!({}));
+    plugin.login(&login(1, "dev1", Some(short.as_bytes())));
+    let other = jwt("mqtt:write:#", exp, json!({"jti": "other"}));
+    plugin.login(&login(2, "dev2", Some(other.as_bytes())));
+    // dev2 reconnects with a longer-lived token before its old one expires.
+    let renewed = jwt("mqtt:write:#", now() + 600, json!({"jti": "renewed"}));
+    plugin.login(&login(3, "dev2", Some(renewed.as_bytes())));
+    plugin.tick(Instant::now());
+    assert!(host.kicked.borrow().is_empty(), "nothing has expired yet");
+    while now() < exp {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    plugin.tick(Instant::now());
+    assert_eq!(*host.kicked.borrow(), ["dev1"]);
+    plugin.tick(Instant::now());
+    assert_eq!(host.kicked.borrow().len(), 1, "kicked once");
+}
+
+#[test]
+fn expiry_kick_can_be_disabled() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[("oauth_disconnect_on_expiry", "false")]);
+    let exp = now() + 1;
+    plugin.login(&login(1, "dev1", Some(jwt("mqtt:write:#", exp, json!({})).as_bytes())));
+    while now() < exp {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    plugin.tick(Instant::now());
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a"), AclDecision::Deny);
+    plugin.tick(Instant::now());
+    assert!(host.kicked.borrow().is_empty());
+}
+
+#[test]
+fn expiry_found_by_an_acl_check_is_kicked_at_the_next_login() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let exp = now() + 1;
+    plugin.login(&login(1, "dev1", Some(jwt("mqtt:write:#", exp, json!({})).as_bytes())));
+    while now() < exp {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a"), AclDecision::Deny);
+    assert!(host.kicked.borrow().is_empty(), "never kicked from inside an ACL check");
+    plugin.login(&login(2, "someone-else", None));
+    assert_eq!(*host.kicked.borrow(), ["dev1"]);
+}
+
+#[test]
+fn enhanced_auth_accepts_raw_and_oauthbearer_tokens_and_reauth_swaps_grants() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let first = jwt("mqtt:write:a/#", now() + 600, json!({}));
+    let connect = Login {
+        address: 1,
+        client_id: Some("dev1"),
+        username: None,
+        password: None,
+        durable: false,
+    };
+    let outcome = plugin.extended_auth(&connect, Some("OAUTHBEARER"), first.as_bytes());
+    assert_eq!(outcome.decision, AuthDecision::Accept);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a/x"), AclDecision::Allow);
+
+    let second = jwt("mqtt:write:b/#", now() + 600, json!({"jti": "2"}));
+    let response = format!("n,,\x01auth=Bearer {second}\x01\x01");
+    let outcome = plugin.extended_auth(&connect, Some("OAUTHBEARER"), response.as_bytes());
+    assert_eq!(outcome.decision, AuthDecision::Accept);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a/x"), AclDecision::Deny);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "b/x"), AclDecision::Allow);
+
+    let outcome = plugin.extended_auth(&connect, Some("OAUTHBEARER"), b"garbage");
+    assert_eq!(outcome.decision, AuthDecision::Deny);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "b/x"), AclDecision::Defer);
+    assert_eq!(
+        plugin.extended_auth(&connect, Some("SCRAM-SHA-256"), b"x").decision,
+        AuthDecision::Defer
+    );
+    assert_eq!(plugin.extended_auth(&connect, None, b"x").decision, AuthDecision::Defer);
+}
+
+#[test]
+fn background_thread_does_not_outlive_the_instance() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    // The background thread holds the authenticator: once the instance is dropped nothing may.
+    let authenticator = std::sync::Arc::downgrade(plugin.authenticator());
+    assert!(std::sync::Arc::weak_count(plugin.authenticator()) == 1);
+    assert!(std::sync::Arc::strong_count(plugin.authenticator()) >= 2, "worker holds a reference");
+    drop(plugin);
+    assert!(authenticator.upgrade().is_none(), "a thread still holds the authenticator");
 }

@@ -1,0 +1,387 @@
+#!/usr/bin/env bash
+# Builds the mosquitto-oauth image with podman and checks it end to end, on a Debian bookworm
+# machine with no Docker engine and no container registry (only Debian mirrors, crates.io and
+# npm). Run as root: bash mosquitto/test-image.sh
+#
+#  1. prerequisites  apt: podman runc debootstrap mosquitto-clients curl nodejs npm;
+#                    npm ci for the test OAuth server (tests/idp)
+#  2. base images    no base image can be pulled, so two are made locally (kept for later runs):
+#                    debian  debootstrap --variant=minbase bookworm, trimmed like bookworm-slim
+#                    rust    that image plus this machine's Rust toolchain (rustc --print sysroot),
+#                            because rustup cannot download inside a build here
+#  3. image          podman build of mosquitto/Dockerfile, the same multi-stage path as on a
+#                    Docker host, with RUST_IMAGE/DEBIAN_IMAGE pointing at the local bases
+#  4. checks         the test OAuth server on 127.0.0.1, then three containers (--network host):
+#                    default config (token devices on one port, the "human" operator on another),
+#                    examples/jwt.conf and examples/token-username.conf
+#
+# Environment: IMAGE (default localhost/mosquitto-oauth:test), REBUILD_BASE=1 to remake the
+# base images, DEBIAN_MIRROR (default http://deb.debian.org/debian), KEEP_WORK=1 to keep the
+# temporary directory (logs, rendered files). Prints the time of every phase.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IMAGE=${IMAGE:-localhost/mosquitto-oauth:test}
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+BASE_DEBIAN=localhost/mosquitto-oauth-base/debian:bookworm-slim
+RUN_ID=mosquitto-oauth-test-$$
+
+say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+note() { printf '   %s\n' "$*"; }
+fail() { printf '\n\033[31mFAIL: %s\033[0m\n' "$*" >&2; exit 1; }
+ok()   { printf '   \033[32mok\033[0m  %s\n' "$*"; }
+
+# ---------------------------------------------------------------------------------------------
+# Phases and clean-up
+
+PHASES=()
+PHASE=""
+PHASE_START=0
+TEST_START=$SECONDS
+phase() { # phase <name>: ends the current phase and starts the next
+    [ -z "$PHASE" ] || PHASES+=("$(printf '%-44s %5ss' "$PHASE" $((SECONDS - PHASE_START)))")
+    PHASE=$1
+    PHASE_START=$SECONDS
+    [ -z "$PHASE" ] || say "$PHASE"
+}
+
+WORK=$(mktemp -d "/tmp/$RUN_ID.XXXXXX")
+PIDS=()
+CONTAINERS=()
+SECRETS=()
+cleanup() {
+    local rc=$?
+    trap - EXIT
+    phase ""
+    for name in "${CONTAINERS[@]}"; do pm rm -f -t 0 "$name" >/dev/null 2>&1 || true; done
+    for name in "${SECRETS[@]}"; do pm secret rm "$name" >/dev/null 2>&1 || true; done
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ "${KEEP_WORK:-0}" = 1 ]; then note "kept $WORK"; else rm -rf "$WORK"; fi
+    printf '\n\033[1m== Timings\033[0m\n'
+    for line in "${PHASES[@]}"; do note "$line"; done
+    note "$(printf '%-44s %5ss' total $((SECONDS - TEST_START)))"
+    if [ "$rc" -eq 0 ]; then
+        printf '\n\033[32mPASS\033[0m: image %s verified\n' "$IMAGE"
+    else
+        printf '\n\033[31mFAILED\033[0m (exit %s)\n' "$rc"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Podman as it works on these machines (see ../shared/reference/containers.md): no raised
+# rlimits, cgroupfs, runc.
+printf '[containers]\ndefault_ulimits = []\n' >"$WORK/containers.conf"
+export CONTAINERS_CONF=$WORK/containers.conf
+pm() { podman --cgroup-manager=cgroupfs "$@"; }
+
+# ---------------------------------------------------------------------------------------------
+phase "Prerequisites (apt, npm)"
+
+[ "$(id -u)" -eq 0 ] || fail "run as root (debootstrap and podman storage need it)"
+missing=()
+for pair in podman:podman runc:runc debootstrap:debootstrap mosquitto_pub:mosquitto-clients \
+    curl:curl node:nodejs npm:npm; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    note "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" ca-certificates >/dev/null
+fi
+command -v rustc >/dev/null || fail "rustc not found: the local Rust base image copies this machine's toolchain (install it with rustup)"
+if [ ! -d tests/idp/node_modules/oidc-provider ]; then
+    npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+fi
+note "$(podman --version), $(rustc --version)"
+
+# ---------------------------------------------------------------------------------------------
+phase "Base images (debootstrap bookworm, Rust toolchain)"
+
+RUST_VERSION=$(rustc --version | awk '{print $2}')
+BASE_RUST=localhost/mosquitto-oauth-base/rust:$RUST_VERSION-bookworm
+CACHE=/var/tmp/mosquitto-oauth-image
+if [ "${REBUILD_BASE:-0}" = 1 ]; then
+    pm rmi -f "$BASE_RUST" "$BASE_DEBIAN" >/dev/null 2>&1 || true
+fi
+
+if pm image exists "$BASE_DEBIAN"; then
+    note "$BASE_DEBIAN exists (REBUILD_BASE=1 remakes it)"
+else
+    rootfs=$CACHE/rootfs
+    rm -rf "$rootfs" && mkdir -p "$CACHE"
+    note "debootstrap --variant=minbase bookworm ($DEBIAN_MIRROR)"
+    debootstrap --variant=minbase bookworm "$rootfs" "$DEBIAN_MIRROR" >"$WORK/debootstrap.log" 2>&1 \
+        || { tail -20 "$WORK/debootstrap.log"; fail "debootstrap failed"; }
+    # What the official debian:bookworm-slim adds: apt sources with updates and security,
+    # no service starts inside containers, no docs/man pages/translations, no apt caches.
+    rm -f "$rootfs/etc/apt/sources.list"
+    cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<SOURCES
+Types: deb
+URIs: ${DEBIAN_MIRROR}
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: ${DEBIAN_MIRROR}-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+    printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
+    chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+    cat >"$rootfs/etc/dpkg/dpkg.cfg.d/docker-slim" <<'SLIM'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/lintian/*
+SLIM
+    printf 'APT::Install-Recommends "false";\nAcquire::Languages "none";\n' \
+        >"$rootfs/etc/apt/apt.conf.d/docker-slim"
+    find "$rootfs/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+    rm -rf "$rootfs"/usr/share/{man,info,locale}/* "$rootfs"/var/cache/apt/*.bin \
+        "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
+    tar -C "$rootfs" --numeric-owner -c . | pm import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'CMD ["bash"]' - "$BASE_DEBIAN" >/dev/null
+    rm -rf "$rootfs"
+    note "made $BASE_DEBIAN"
+fi
+
+if pm image exists "$BASE_RUST"; then
+    note "$BASE_RUST exists"
+else
+    # Laid out like the official rust image (CARGO_HOME=/usr/local/cargo, cargo on PATH), but
+    # the toolchain is a copy of this machine's, without rustup and without its documentation.
+    ctx=$WORK/rust-base
+    mkdir -p "$ctx/rust"
+    sysroot=$(rustc --print sysroot)
+    tar -C "$sysroot" --exclude=./share/doc -c . | tar -C "$ctx/rust" -x
+    cat >"$ctx/Containerfile" <<CONTAINERFILE
+FROM $BASE_DEBIAN
+COPY rust /usr/local/rust
+RUN mkdir -p /usr/local/cargo/bin \\
+ && ln -s /usr/local/rust/bin/cargo /usr/local/rust/bin/rustc /usr/local/rust/bin/rustdoc /usr/local/cargo/bin/ \\
+ && rustc --version && cargo --version
+ENV CARGO_HOME=/usr/local/cargo \\
+    PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
+    RUST_VERSION=$RUST_VERSION
+CONTAINERFILE
+    pm build --runtime runc --pull=never -q -f "$ctx/Containerfile" -t "$BASE_RUST" "$ctx" >/dev/null
+    rm -rf "$ctx"
+    note "made $BASE_RUST"
+fi
+
+# ---------------------------------------------------------------------------------------------
+phase "Image build (podman build mosquitto/Dockerfile)"
+
+pm build --runtime runc --network host --pull=never \
+    --build-arg "RUST_IMAGE=$BASE_RUST" --build-arg "DEBIAN_IMAGE=$BASE_DEBIAN" \
+    -f mosquitto/Dockerfile -t "$IMAGE" . >"$WORK/build.log" 2>&1 \
+    || { tail -40 "$WORK/build.log"; fail "podman build failed (log: $WORK/build.log)"; }
+note "$IMAGE: $(pm image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
+note "user $(pm image inspect "$IMAGE" --format '{{.Config.User}}'), ports $(pm image inspect "$IMAGE" --format '{{json .Config.ExposedPorts}}'), volumes $(pm image inspect "$IMAGE" --format '{{json .Config.Volumes}}')"
+pm run --rm --runtime runc --ulimit host --entrypoint "" "$IMAGE" \
+    sh -c 'mosquitto -h | head -1; ls -l /usr/lib/mosquitto/libmosquitto_oauth.so; ldd /usr/lib/mosquitto/libmosquitto_oauth.so | grep -c "not found" || true' \
+    >"$WORK/inspect.out"
+sed 's/^/   /' "$WORK/inspect.out"
+[ "$(tail -1 "$WORK/inspect.out")" = 0 ] || fail "the plugin has unresolved libraries"
+
+# ---------------------------------------------------------------------------------------------
+phase "Test OAuth server (tests/idp)"
+
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+json_field() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s)[process.argv[1]];if(v===undefined)process.exit(1);console.log(v)})' "$1"; }
+wait_for() { # wait_for <seconds> <command...>
+    local deadline=$((SECONDS + $1)); shift
+    until "$@" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.1
+    done
+}
+
+node tests/idp/server.mjs --port 0 >"$WORK/idp.out" 2>"$WORK/idp.err" &
+PIDS+=($!)
+wait_for 30 grep -q IDP_READY "$WORK/idp.out" || { cat "$WORK/idp.err"; fail "the test OAuth server did not start"; }
+ISSUER=$(sed -n 's/^IDP_READY //p' "$WORK/idp.out" | json_field issuer)
+note "issuer $ISSUER"
+
+token() { # token <device> <scopes> [curl args...]: a client-credentials access token
+    curl -sf -u "$1:$1-secret" -d grant_type=client_credentials --data-urlencode "scope=$2" \
+        "${@:3}" "$ISSUER/token" | json_field access_token
+}
+introspections() { curl -sf "$ISSUER/__test/stats" | json_field introspections; }
+
+# ---------------------------------------------------------------------------------------------
+# Container and MQTT helpers
+
+start_container() { # start_container <name> <device port> <operator port> <podman run args...>
+    local name=$1 dport=$2 oport=$3; shift 3
+    CONTAINERS+=("$name")
+    pm run -d --name "$name" --runtime runc --ulimit host --network host \
+        -e MQTT_BIND_ADDRESS=127.0.0.1 -e MQTT_DEVICE_PORT="$dport" -e MQTT_OPERATOR_PORT="$oport" \
+        "$@" >/dev/null
+    local port
+    for port in "$dport" "$oport"; do
+        [ -n "$port" ] || continue
+        if ! wait_for 20 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port"; then
+            pm logs "$name" 2>&1 | tail -30
+            fail "$name: nothing listens on 127.0.0.1:$port"
+        fi
+    done
+    note "$name listening on 127.0.0.1:$dport${oport:+ and 127.0.0.1:$oport}"
+}
+
+SUBS=()
+start_sub() { # start_sub <label> <mosquitto_sub args...>: waits for one message in the background
+    local label=$1; shift
+    mosquitto_sub -h 127.0.0.1 -C 1 -W 30 -v "$@" >"$WORK/$label.out" 2>"$WORK/$label.err" &
+    PIDS+=($!)
+    SUBS+=("$label")
+}
+
+# deliver <topic> <payload> <mosquitto_pub args...>: publishes every 0.2 s until every started
+# subscriber got "<topic> <payload>" (subscriptions take effect asynchronously), then checks.
+deliver() {
+    local topic=$1 payload=$2; shift 2
+    local deadline=$((SECONDS + 20)) label done_all out
+    while :; do
+        out=$(mosquitto_pub -h 127.0.0.1 -q 1 -t "$topic" -m "$payload" "$@" 2>&1) \
+            || fail "publish to $topic refused: $out"
+        done_all=1
+        for label in "${SUBS[@]}"; do
+            grep -qxF "$topic $payload" "$WORK/$label.out" || done_all=0
+        done
+        [ $done_all = 1 ] && break
+        [ $SECONDS -lt $deadline ] || break
+        sleep 0.2
+    done
+    for label in "${SUBS[@]}"; do
+        grep -qxF "$topic $payload" "$WORK/$label.out" \
+            || fail "$label did not receive $topic: $(cat "$WORK/$label.out" "$WORK/$label.err")"
+        ok "$label received '$topic $payload'"
+    done
+    SUBS=()
+}
+
+refused() { # refused <what> <mosquitto_pub args...>: the CONNECT must be refused
+    local what=$1 out; shift
+    if out=$(mosquitto_pub -h 127.0.0.1 -t probe -m x "$@" 2>&1); then
+        fail "$what: the broker accepted the connection"
+    fi
+    grep -q "not authori" <<<"$out" || fail "$what: unexpected answer: $out"
+    ok "$what: refused ($out)"
+}
+
+sub_denied() { # sub_denied <what> <mosquitto_sub args...>: MQTT 5 SUBACK must refuse the filter
+    local what=$1 out; shift
+    out=$(mosquitto_sub -h 127.0.0.1 -V mqttv5 -C 1 -W 3 "$@" 2>&1 || true)
+    grep -qi "denied\|not authori" <<<"$out" || fail "$what: expected a refused subscription, got: $out"
+    ok "$what: refused ($out)"
+}
+
+no_secrets_in_logs() { # no_secrets_in_logs <container> <secrets...>
+    local name=$1 logs; shift
+    logs=$(pm logs "$name" 2>&1)
+    grep -q "oauth:" <<<"$logs" || fail "$name: no oauth: line in the broker log"
+    for secret in "$@"; do
+        ! grep -qF -- "$secret" <<<"$logs" || fail "$name: a token or secret appears in the log"
+    done
+    ok "$name: plugin log lines present, no token or secret in the log"
+}
+
+HUMAN_PASSWORD='op: s3cret & "quoted"'
+
+# ---------------------------------------------------------------------------------------------
+phase "Default config: tokens on the device port, human on the operator port"
+
+D1=$(free_port); O1=$(free_port)
+pm secret rm "$RUN_ID" >/dev/null 2>&1 || true
+printf 'broker-secret\n' | pm secret create "$RUN_ID" - >/dev/null
+SECRETS+=("$RUN_ID")
+start_container "$RUN_ID-default" "$D1" "$O1" \
+    --secret "$RUN_ID,target=oauth_client_secret" \
+    -e OAUTH_INTROSPECTION_URL="$ISSUER/token/introspection" -e OAUTH_CLIENT_ID=mqtt-broker \
+    -e MQTT_HUMAN_PASSWORD="$HUMAN_PASSWORD" \
+    "$IMAGE"
+C=$RUN_ID-default
+
+uid=$(pm exec "$C" stat -c %u /proc/1)
+[ "$uid" = 1883 ] || fail "mosquitto runs as uid $uid, expected 1883 (mosquitto)"
+pm exec "$C" sh -c '! grep -qa -e MQTT_HUMAN_PASSWORD= -e OAUTH_CLIENT_SECRET= /proc/1/environ' \
+    || fail "a secret was left in the broker's environment"
+pm exec "$C" grep -q '^plugin_opt_oauth_client_secret_file /run/secrets/oauth_client_secret$' \
+    /run/mosquitto-oauth/mosquitto.conf || fail "the rendered config does not use the mounted secret"
+ok "broker is PID 1 as uid 1883 (mosquitto); secrets only in files"
+
+T1=$(token device-1 "mqtt:write:devices/device-1/# mqtt:read:devices/device-1/#")
+T2=$(token device-2 "mqtt:read:devices/#")
+start_sub device-2-token -p "$D1" -i device-2 -u device-2 -P "$T2" -t 'devices/+/temperature'
+start_sub human -p "$O1" -u human -P "$HUMAN_PASSWORD" -t 'devices/#'
+deliver devices/device-1/temperature 21.5 -p "$D1" -i device-1 -u device-1 -P "$T1"
+
+start_sub device-1-token -p "$D1" -i device-1-sub -u device-1 -P "$T1" -t 'devices/device-1/#'
+deliver devices/device-1/cmd reboot -p "$O1" -i operator -u human -P "$HUMAN_PASSWORD"
+
+sub_denied "device-1 subscribing outside its read grant (devices/#)" \
+    -p "$D1" -i device-1 -u device-1 -P "$T1" -t 'devices/#'
+refused "unknown token on the device port" -p "$D1" -i intruder -u device-1 -P not-a-valid-token
+refused "human's password on the device port" -p "$D1" -u human -P "$HUMAN_PASSWORD"
+refused "wrong human password on the operator port" -p "$O1" -u human -P wrong
+refused "device token on the operator port" -p "$O1" -u device-1 -P "$T1"
+refused "anonymous on the operator port" -p "$O1"
+no_secrets_in_logs "$C" "$T1" "$T2" broker-secret "$HUMAN_PASSWORD"
+pm exec "$C" test -s /mosquitto/log/mosquitto.log || fail "/mosquitto/log/mosquitto.log is empty"
+ok "log file /mosquitto/log/mosquitto.log written"
+pm rm -f -t 0 "$C" >/dev/null
+
+# ---------------------------------------------------------------------------------------------
+phase "examples/jwt.conf: JWT access tokens verified locally"
+
+D2=$(free_port); O2=$(free_port)
+start_container "$RUN_ID-jwt" "$D2" "$O2" \
+    -e OAUTH_ISSUER="$ISSUER" -e OAUTH_AUDIENCE=urn:mqtt:broker -e OAUTH_JWKS_URL="$ISSUER/jwks" \
+    "$IMAGE" mosquitto -c /usr/share/mosquitto-oauth/examples/jwt.conf
+C=$RUN_ID-jwt
+J1=$(token device-1 "mqtt:write:devices/device-1/# mqtt:read:devices/device-1/#" -d resource=urn:mqtt:broker)
+[ "$(tr -cd . <<<"$J1" | wc -c)" = 2 ] || fail "the test server did not issue a JWT"
+before=$(introspections)
+start_sub device-1-jwt -p "$D2" -i device-1-sub -u device-1 -P "$J1" -t 'devices/device-1/#'
+deliver devices/device-1/state up -p "$D2" -i device-1 -u device-1 -P "$J1"
+[ "$(introspections)" = "$before" ] || fail "JWT mode introspected a token"
+ok "no introspection call in JWT mode"
+J_OTHER=$(token device-1 "mqtt:write:devices/device-1/#" -d resource=urn:mqtt:other)
+refused "JWT for another audience" -p "$D2" -i device-1 -u device-1 -P "$J_OTHER"
+no_secrets_in_logs "$C" "$J1" "$J_OTHER"
+pm rm -f -t 0 "$C" >/dev/null
+
+# ---------------------------------------------------------------------------------------------
+phase "examples/token-username.conf: tokens and passwords on one port"
+
+D3=$(free_port)
+start_container "$RUN_ID-token-username" "$D3" "" \
+    -e OAUTH_INTROSPECTION_URL="$ISSUER/token/introspection" -e OAUTH_CLIENT_ID=mqtt-broker \
+    -e OAUTH_CLIENT_SECRET=broker-secret -e MQTT_HUMAN_PASSWORD="$HUMAN_PASSWORD" \
+    "$IMAGE" mosquitto -c /usr/share/mosquitto-oauth/examples/token-username.conf
+C=$RUN_ID-token-username
+T3=$(token device-3 "mqtt:write:devices/device-3/# mqtt:read:devices/device-3/#")
+start_sub human-same-port -p "$D3" -i operator -u human -P "$HUMAN_PASSWORD" -t 'devices/#'
+start_sub device-3-token -p "$D3" -i device-3-sub -u oauth2 -P "$T3" -t 'devices/device-3/#'
+deliver devices/device-3/temperature 19 -p "$D3" -i device-3 -u oauth2 -P "$T3"
+before=$(introspections)
+refused "wrong human password" -p "$D3" -u human -P wrong
+mosquitto_pub -h 127.0.0.1 -p "$D3" -u human -P "$HUMAN_PASSWORD" -t devices/x -m 1 \
+    || fail "human login on the shared port refused"
+[ "$(introspections)" = "$before" ] || fail "a password login was sent to the authorization server"
+ok "password logins never reach the authorization server"
+refused "token under another username" -p "$D3" -i device-3 -u device-3 -P "$T3"
+no_secrets_in_logs "$C" "$T3" broker-secret "$HUMAN_PASSWORD"
+pm exec "$C" sh -c '! grep -rqF broker-secret /run/mosquitto-oauth/token-username.conf' \
+    || fail "the client secret was written into the rendered config"
+ok "OAUTH_CLIENT_SECRET went to a file, not into the config"
