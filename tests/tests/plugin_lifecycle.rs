@@ -1,0 +1,142 @@
+//! Token lifecycle on live sessions, in a real Mosquitto 2.0 with the real oidc-provider:
+//! expiry and revocation disconnects, MQTT 5 enhanced authentication and re-authentication.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use mosquitto_oauth_e2e::idp::{BROKER_CLIENT_ID, BROKER_CLIENT_SECRET, Idp, TokenRequest};
+use mosquitto_oauth_e2e::mosquitto::{Mosquitto, MosquittoConfig, plugin_path};
+use mosquitto_oauth_e2e::mqtt::{
+    ConnectOptions, MqttClient, Protocol, RawOutcome, raw_connect_v5_auth,
+};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn broker(idp: &Idp, extra: &str) -> Mosquitto {
+    MosquittoConfig::new().start(|ports| {
+        format!(
+            "listener {} 127.0.0.1\nallow_anonymous false\nplugin {}\n\
+             plugin_opt_oauth_introspection_url {}\nplugin_opt_oauth_client_id {BROKER_CLIENT_ID}\n\
+             plugin_opt_oauth_client_secret {BROKER_CLIENT_SECRET}\n{extra}",
+            ports.main,
+            plugin_path().display(),
+            idp.introspection_url(),
+        )
+    })
+}
+
+fn connect(port: u16, client_id: &str, token: &str) -> MqttClient {
+    MqttClient::connect(
+        port,
+        Protocol::V5,
+        ConnectOptions::new(client_id).credentials(client_id, token),
+    )
+    .unwrap_or_else(|e| panic!("{client_id} refused: {e:?}"))
+}
+
+#[test]
+fn client_is_disconnected_when_its_token_expires_and_can_come_back_with_a_new_one() {
+    let idp = Idp::start();
+    let mosquitto = broker(&idp, "plugin_opt_oauth_leeway 0\n");
+    let token = idp.token(&TokenRequest::new("device-1", &["mqtt:write:t/#"]).ttl_secs(3));
+    let exp = idp.introspect(&token)["exp"].as_u64().unwrap();
+    let client = connect(mosquitto.port(), "device-1", &token);
+    let disconnected = client.wait_disconnected(Duration::from_secs(8));
+    let after_exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .saturating_sub(Duration::from_secs(exp));
+    assert!(disconnected.is_some(), "still connected after its token expired");
+    assert!(after_exp < Duration::from_millis(1500), "disconnected {after_exp:?} after exp");
+    mosquitto.expect_log("disconnecting client \"device-1\": its token has expired", WAIT);
+
+    let renewed = idp.token(&TokenRequest::new("device-1", &["mqtt:write:t/#"]).ttl_secs(60));
+    let client = connect(mosquitto.port(), "device-1", &renewed);
+    assert_eq!(client.publish("t/back", b"x", 1, false), Some(0x10));
+}
+
+#[test]
+fn revoked_token_disconnects_its_client_within_the_revalidate_interval() {
+    let idp = Idp::start();
+    let mosquitto = broker(&idp, "plugin_opt_oauth_revalidate_interval 1\n");
+    let token = idp.opaque_token("device-2", &["mqtt:read:#"]);
+    let keeper_token = idp.opaque_token("device-3", &["mqtt:read:#"]);
+    let revoked = connect(mosquitto.port(), "device-2", &token);
+    let keeper = connect(mosquitto.port(), "device-3", &keeper_token);
+    idp.revoke("device-2", &token);
+    let started = Instant::now();
+    assert!(
+        revoked.wait_disconnected(Duration::from_secs(6)).is_some(),
+        "revoked client still connected"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    mosquitto.expect_log("token no longer valid (token is not active)", WAIT);
+    assert!(keeper.ping(WAIT), "the other client was disconnected too");
+    // The revocation is cached: the token cannot log in again.
+    let again = MqttClient::connect(
+        mosquitto.port(),
+        Protocol::V5,
+        ConnectOptions::new("device-2").credentials("device-2", &token),
+    );
+    assert_eq!(again.err().and_then(|e| e.code()), Some(0x87));
+}
+
+#[test]
+fn reload_keeps_sessions_working() {
+    let idp = Idp::start();
+    let mosquitto = broker(&idp, "");
+    let token = idp.opaque_token("device-1", &["mqtt:write:t/#", "mqtt:read:t/#"]);
+    let client = connect(mosquitto.port(), "device-1", &token);
+    assert_eq!(client.subscribe("t/#", 0), 0x00);
+    mosquitto.reload();
+    mosquitto.expect_log("reload: token cache flushed; 1 client session(s) kept", WAIT);
+    client.publish("t/after-reload", b"x", 0, false);
+    assert_eq!(client.recv(WAIT).unwrap().topic, "t/after-reload");
+    assert_eq!(client.publish("elsewhere", b"x", 1, false), Some(0x87));
+}
+
+#[test]
+fn mqtt5_enhanced_auth_carries_the_token_and_reauth_swaps_grants() {
+    let idp = Idp::start();
+    let mosquitto = broker(&idp, "");
+    let first = idp.opaque_token("device-1", &["mqtt:write:a/#"]);
+    let mut session =
+        raw_connect_v5_auth(mosquitto.port(), "device-1", "OAUTHBEARER", first.as_bytes());
+    assert!(session.outcome().is_accepted(), "{:?}", session.outcome());
+    assert_eq!(session.publish_qos1("a/x", b"1"), Some(0x10));
+    assert_eq!(session.publish_qos1("b/x", b"1"), Some(0x87));
+
+    // Re-authenticate (AUTH 0x19) with an RFC 7628 client response carrying a token with
+    // other scopes: same connection, new grants at once.
+    let second = idp.opaque_token("device-1", &["mqtt:write:b/#"]);
+    let response = format!("n,,\x01auth=Bearer {second}\x01\x01");
+    let outcome = session.reauth("OAUTHBEARER", response.as_bytes());
+    assert!(matches!(outcome, RawOutcome::Auth { code: 0x00, .. }), "{outcome:?}");
+    assert_eq!(session.publish_qos1("b/x", b"2"), Some(0x10));
+    assert_eq!(session.publish_qos1("a/x", b"2"), Some(0x87));
+    mosquitto.expect_log("client \"device-1\" re-authenticated with a new token", WAIT);
+
+    // A failed re-authentication ends the connection.
+    let outcome = session.reauth("OAUTHBEARER", b"not-a-valid-token");
+    let ended = match outcome {
+        RawOutcome::Closed | RawOutcome::Disconnect { .. } | RawOutcome::Connack { .. } => true,
+        _ => session.wait_closed(WAIT).is_some(),
+    };
+    assert!(ended, "connection survived a failed re-authentication: {outcome:?}");
+    assert!(session.publish_qos1("b/x", b"3").is_none());
+}
+
+#[test]
+fn unknown_auth_methods_and_bad_tokens_are_refused() {
+    let idp = Idp::start();
+    let mosquitto = broker(&idp, "");
+    let unknown = raw_connect_v5_auth(mosquitto.port(), "d1", "SCRAM-SHA-1", b"x");
+    assert_eq!(unknown.outcome().code(), Some(0x8C));
+    let bad = raw_connect_v5_auth(
+        mosquitto.port(),
+        "d2",
+        "OAUTHBEARER",
+        b"n,,\x01auth=Bearer nope\x01\x01",
+    );
+    assert_eq!(bad.outcome().code(), Some(0x87));
+}
