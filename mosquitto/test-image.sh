@@ -39,7 +39,7 @@ PHASE=""
 PHASE_START=0
 TEST_START=$SECONDS
 phase() { # phase <name>: ends the current phase and starts the next
-    [ -z "$PHASE" ] || PHASES+=("$(printf '%-44s %5ss' "$PHASE" $((SECONDS - PHASE_START)))")
+    [ -z "$PHASE" ] || PHASES+=("$(printf '%-56s %5ss' "$PHASE" $((SECONDS - PHASE_START)))")
     PHASE=$1
     PHASE_START=$SECONDS
     [ -z "$PHASE" ] || say "$PHASE"
@@ -60,7 +60,7 @@ cleanup() {
     if [ "${KEEP_WORK:-0}" = 1 ]; then note "kept $WORK"; else rm -rf "$WORK"; fi
     printf '\n\033[1m== Timings\033[0m\n'
     for line in "${PHASES[@]}"; do note "$line"; done
-    note "$(printf '%-44s %5ss' total $((SECONDS - TEST_START)))"
+    note "$(printf '%-56s %5ss' total $((SECONDS - TEST_START)))"
     if [ "$rc" -eq 0 ]; then
         printf '\n\033[32mPASS\033[0m: image %s verified\n' "$IMAGE"
     else
@@ -149,7 +149,8 @@ SLIM
         "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
     tar -C "$rootfs" --numeric-owner -c . | pm import \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change 'CMD ["bash"]' - "$BASE_DEBIAN" >/dev/null
+        --change 'CMD ["bash"]' - "$BASE_DEBIAN" >"$WORK/import.log" 2>&1 \
+        || { cat "$WORK/import.log"; fail "podman import failed"; }
     rm -rf "$rootfs"
     note "made $BASE_DEBIAN"
 fi
@@ -165,15 +166,16 @@ else
     tar -C "$sysroot" --exclude=./share/doc -c . | tar -C "$ctx/rust" -x
     cat >"$ctx/Containerfile" <<CONTAINERFILE
 FROM $BASE_DEBIAN
+ENV CARGO_HOME=/usr/local/cargo \\
+    PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
+    RUST_VERSION=$RUST_VERSION
 COPY rust /usr/local/rust
 RUN mkdir -p /usr/local/cargo/bin \\
  && ln -s /usr/local/rust/bin/cargo /usr/local/rust/bin/rustc /usr/local/rust/bin/rustdoc /usr/local/cargo/bin/ \\
  && rustc --version && cargo --version
-ENV CARGO_HOME=/usr/local/cargo \\
-    PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
-    RUST_VERSION=$RUST_VERSION
 CONTAINERFILE
-    pm build --runtime runc --pull=never -q -f "$ctx/Containerfile" -t "$BASE_RUST" "$ctx" >/dev/null
+    pm build --runtime runc --pull=never -f "$ctx/Containerfile" -t "$BASE_RUST" "$ctx" \
+        >"$WORK/rust-base.log" 2>&1 || { tail -20 "$WORK/rust-base.log"; fail "building $BASE_RUST failed"; }
     rm -rf "$ctx"
     note "made $BASE_RUST"
 fi

@@ -187,6 +187,26 @@ impl Authenticator {
         username: Option<&str>,
     ) -> Result<Session, AuthError> {
         let info = self.validate(token)?;
+        self.session_for(&info, token, client_id, username)
+    }
+
+    /// The cached verdict for a token, without verifying anything (`None` on a miss): lets a
+    /// host answer at once when it can and hand misses to a background thread.
+    pub fn cached(&self, token: &AccessToken) -> Option<Result<Arc<TokenInfo>, AuthError>> {
+        let verdict = self.cache.get(&token.digest())?;
+        Metrics::bump(&self.metrics.cache_hits);
+        Some(verdict.map_err(AuthError::Rejected))
+    }
+
+    /// The second half of [`login`](Self::login), for a token already validated: client-id
+    /// binding, placeholders, expiry.
+    pub fn session_for(
+        &self,
+        info: &TokenInfo,
+        token: &AccessToken,
+        client_id: &str,
+        username: Option<&str>,
+    ) -> Result<Session, AuthError> {
         if let (Some(claim), Some(bound)) = (&self.config.client_id_claim, &info.bound_client_id)
             && **bound != *client_id
         {

@@ -17,6 +17,9 @@ pub(crate) const INVALID_CONFIG: c_int = mosq_err_t_MOSQ_ERR_INVAL as c_int;
 /// The plugin could not start for a reason other than its configuration.
 pub(crate) const UNKNOWN: c_int = mosq_err_t_MOSQ_ERR_UNKNOWN as c_int;
 
+/// `MOSQ_ERR_AUTH_DELAYED` of Mosquitto 2.1 (not in 2.0's headers): "answer follows".
+pub(crate) const AUTH_DELAYED: c_int = -5;
+
 /// Login: accept, defer, or refuse (CONNACK 0x05 on 3.1.1, 0x87 on 5). Never a code that
 /// would close the socket without a CONNACK.
 pub(crate) fn login(decision: AuthDecision) -> c_int {
@@ -24,6 +27,7 @@ pub(crate) fn login(decision: AuthDecision) -> c_int {
         AuthDecision::Accept => SUCCESS,
         AuthDecision::Defer => DEFER,
         AuthDecision::Deny => mosq_err_t_MOSQ_ERR_AUTH as c_int,
+        AuthDecision::Delayed => AUTH_DELAYED,
     }
 }
 
@@ -52,6 +56,7 @@ mod tests {
         assert_eq!(login(AuthDecision::Accept), 0);
         assert_eq!(login(AuthDecision::Defer), 17);
         assert_eq!(login(AuthDecision::Deny), 11);
+        assert_eq!(login(AuthDecision::Delayed), -5);
         assert_eq!(acl(AclDecision::Allow), 0);
         assert_eq!(acl(AclDecision::Deny), 12);
         assert_eq!(acl(AclDecision::Defer), 17);

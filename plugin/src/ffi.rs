@@ -68,6 +68,10 @@ pub(crate) type CallbackUnregister = unsafe extern "C" fn(
     *const c_void,
 ) -> c_int;
 
+/// `void mosquitto_complete_basic_auth(const char *clientid, int result)`: Mosquitto 2.1 only,
+/// so 2.0's headers cannot check it; the signature is 2.1's `include/mosquitto/broker.h`.
+pub(crate) type CompleteBasicAuth = unsafe extern "C" fn(*const c_char, c_int);
+
 // Compile-time proof that the pointer types above are the broker's signatures. These consts
 // are never used at run time, so they create no link-time reference to the broker.
 const _: LogPrintf = bindings::mosquitto_log_printf;
@@ -92,6 +96,8 @@ pub(crate) struct BrokerApi {
     pub broker_publish_copy: Option<BrokerPublishCopy>,
     pub callback_register: Option<CallbackRegister>,
     pub callback_unregister: Option<CallbackUnregister>,
+    /// Present on Mosquitto 2.1 and later: enables delayed logins.
+    pub complete_basic_auth: Option<CompleteBasicAuth>,
 }
 
 /// Looks a broker symbol up in the process.
@@ -130,6 +136,7 @@ impl BrokerApi {
             broker_publish_copy: resolve!(c"mosquitto_broker_publish_copy" as BrokerPublishCopy),
             callback_register: resolve!(c"mosquitto_callback_register" as CallbackRegister),
             callback_unregister: resolve!(c"mosquitto_callback_unregister" as CallbackUnregister),
+            complete_basic_auth: resolve!(c"mosquitto_complete_basic_auth" as CompleteBasicAuth),
         })
     }
 }

@@ -2,13 +2,16 @@
 
 use std::ffi::{CString, c_int, c_void};
 
+use crate::codes;
 use crate::ffi::BrokerApi;
-use crate::instance::Host;
+use crate::instance::{AuthDecision, Host};
 
 /// Mosquitto itself, through the resolved function table.
 #[derive(Clone, Copy)]
 pub(crate) struct Broker {
     pub(crate) api: BrokerApi,
+    /// Loaded through the legacy v4 interface, which has no TICK to complete delayed logins.
+    pub(crate) legacy: bool,
 }
 
 impl std::fmt::Debug for Broker {
@@ -18,6 +21,21 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Host for Broker {
+    fn supports_delayed_login(&self) -> bool {
+        self.api.complete_basic_auth.is_some() && !self.legacy
+    }
+
+    fn complete_login(&self, client_id: &str, decision: AuthDecision) {
+        let (Some(complete), Ok(client_id)) =
+            (self.api.complete_basic_auth, CString::new(client_id))
+        else {
+            return;
+        };
+        // SAFETY: `complete` is 2.1's `mosquitto_complete_basic_auth`, called on the main thread
+        // (TICK); it is a no-op for a client that has gone away. The id is NUL-terminated.
+        unsafe { complete(client_id.as_ptr(), codes::login(decision)) };
+    }
+
     fn kick(&self, client_id: &str) {
         let (Some(kick), Ok(client_id)) =
             (self.api.kick_client_by_clientid, CString::new(client_id))

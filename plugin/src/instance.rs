@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use oauth_core::{
     Access, AccessToken, AuthError, Authenticator, Config, ConfigError, Metrics, Session,
-    TokenSource, now_epoch,
+    TokenInfo, TokenSource, now_epoch,
 };
 
 use crate::clients::{ClientEntry, ClientTable};
-use crate::worker::{Report, Worker};
+use crate::worker::{LOGIN_THREADS, PendingLogin, Report, Worker};
 
 /// Purging offline entries scans the table; once a second is plenty.
 const PURGE_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,6 +26,10 @@ pub trait Host {
     /// Disconnects the client with this id (without its will). Only called from TICK or a
     /// login callback, never while Mosquitto iterates subscribers.
     fn kick(&self, client_id: &str);
+    /// True when a login may be answered later (Mosquitto 2.1's delayed basic auth).
+    fn supports_delayed_login(&self) -> bool;
+    /// Completes a login answered with [`AuthDecision::Delayed`] (called from TICK).
+    fn complete_login(&self, client_id: &str, decision: AuthDecision);
 }
 
 /// Answer to a login attempt.
@@ -37,6 +41,8 @@ pub enum AuthDecision {
     Defer,
     /// The token could not be checked, or (enhanced auth) was rejected: refuse.
     Deny,
+    /// The token is being validated off the broker thread; the answer follows from TICK.
+    Delayed,
 }
 
 /// Answer to an ACL check.
@@ -129,10 +135,12 @@ impl<H: Host> Instance<H> {
     /// broker (1 for the first) so their `$SYS` counters do not overwrite each other.
     pub fn new(host: H, config: Config, ordinal: usize) -> Result<Self, ConfigError> {
         let auth = Arc::new(Authenticator::new(config)?);
-        let worker = Worker::start(Arc::clone(&auth)).map_err(|e| ConfigError::Invalid {
-            key: "oauth_revalidate_interval".into(),
-            problem: format!("cannot start the background thread: {e}"),
-        })?;
+        let login_threads = if host.supports_delayed_login() { LOGIN_THREADS } else { 0 };
+        let worker =
+            Worker::start(Arc::clone(&auth), login_threads).map_err(|e| ConfigError::Invalid {
+                key: "oauth_revalidate_interval".into(),
+                problem: format!("cannot start the background thread: {e}"),
+            })?;
         let stats_topic_prefix = match ordinal {
             0 | 1 => "$SYS/broker/oauth".to_owned(),
             n => format!("$SYS/broker/oauth/{n}"),
@@ -199,10 +207,53 @@ impl<H: Host> Instance<H> {
             return LoginOutcome::only(AuthDecision::Defer);
         };
         let token = AccessToken::new(password);
-        match self.auth.login(&token, client_id, login.username) {
-            Ok(session) => {
-                self.open_session(login.address, client_id, session, token, login.durable)
-            }
+        // With delayed auth (2.1), a token that is not cached is validated off the broker
+        // thread. The username claim needs the live client object, so it keeps the
+        // synchronous path.
+        if self.host.supports_delayed_login() && self.auth.config().username_claim.is_none() {
+            let outcome = match self.auth.cached(&token) {
+                Some(outcome) => outcome,
+                None => {
+                    let pending = PendingLogin {
+                        address: login.address,
+                        client_id: client_id.to_owned(),
+                        username: login.username.map(str::to_owned),
+                        token: token.clone(),
+                        durable: login.durable,
+                    };
+                    if self.worker.as_ref().is_some_and(|w| w.validate_login(pending)) {
+                        return LoginOutcome::only(AuthDecision::Delayed);
+                    }
+                    self.auth.validate(&token)
+                }
+            };
+            return self.conclude(
+                login.address,
+                client_id,
+                login.username,
+                token,
+                login.durable,
+                outcome,
+            );
+        }
+        let outcome = self.auth.validate(&token);
+        self.conclude(login.address, client_id, login.username, token, login.durable, outcome)
+    }
+
+    /// Turns a validation outcome into the login answer (and the session, when accepted).
+    fn conclude(
+        &self,
+        address: usize,
+        client_id: &str,
+        username: Option<&str>,
+        token: AccessToken,
+        durable: bool,
+        outcome: Result<Arc<TokenInfo>, AuthError>,
+    ) -> LoginOutcome {
+        let session =
+            outcome.and_then(|info| self.auth.session_for(&info, &token, client_id, username));
+        match session {
+            Ok(session) => self.open_session(address, client_id, session, token, durable),
             Err(AuthError::Rejected(reason)) => {
                 Metrics::bump(&self.metrics().connects_denied);
                 log::info!(
@@ -388,6 +439,18 @@ impl<H: Host> Instance<H> {
         while let Some(report) = worker.try_report() {
             match report {
                 Report::RoundDone => self.revalidation_running.set(false),
+                Report::LoginChecked(pending, outcome) => {
+                    let PendingLogin { address, client_id, username, token, durable } = pending;
+                    let answer = self.conclude(
+                        address,
+                        &client_id,
+                        username.as_deref(),
+                        token,
+                        durable,
+                        outcome,
+                    );
+                    self.host.complete_login(&client_id, answer.decision);
+                }
                 Report::Invalid(digest, reason) => {
                     let victims: Vec<String> = self
                         .clients

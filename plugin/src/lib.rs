@@ -41,6 +41,7 @@ pub(crate) fn guard(on_panic: c_int, body: impl FnOnce() -> c_int) -> c_int {
 /// logs why and returns the code for the broker.
 pub(crate) fn start_instance(
     options: &[(&str, &str)],
+    legacy: bool,
 ) -> Result<(BrokerApi, Instance<Broker>), c_int> {
     let Some(api) = BrokerApi::resolve() else {
         return Err(codes::UNKNOWN);
@@ -56,7 +57,7 @@ pub(crate) fn start_instance(
     let config = Config::from_pairs(options.iter().copied()).map_err(refuse)?;
     logging::configure(api, &config.log_dest).map_err(refuse)?;
     let ordinal = INSTANCES_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
-    let instance = Instance::new(Broker { api }, config, ordinal).map_err(refuse)?;
+    let instance = Instance::new(Broker { api, legacy }, config, ordinal).map_err(refuse)?;
     log::info!("plugin ready: {}", instance.describe());
     let broker_settings = mixed_setup::broker_config_path()
         .and_then(|path| std::fs::read_to_string(path).ok())

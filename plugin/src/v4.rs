@@ -47,7 +47,7 @@ pub unsafe extern "C" fn mosquitto_auth_plugin_init(
         }
         // SAFETY: the broker passes its option array of `opt_count` entries.
         let options = unsafe { ffi::options(opts, opt_count) };
-        match start_instance(&options) {
+        match start_instance(&options, true) {
             Ok((api, instance)) => {
                 let plugin = Box::new(V4Plugin { api, instance });
                 // SAFETY: `user_data` is the broker's slot for this instance's pointer.

@@ -82,7 +82,7 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
         }
         // SAFETY: the broker passes its option array of `option_count` entries.
         let options = unsafe { ffi::options(options, option_count) };
-        let (api, instance) = match start_instance(&options) {
+        let (api, instance) = match start_instance(&options, false) {
             Ok(started) => started,
             Err(code) => return code,
         };

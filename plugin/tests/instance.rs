@@ -17,6 +17,8 @@ use serde_json::json;
 struct FakeHost {
     published: RefCell<Vec<(String, String)>>,
     kicked: RefCell<Vec<String>>,
+    delayed: bool,
+    completed: RefCell<Vec<(String, AuthDecision)>>,
 }
 
 impl Host for &FakeHost {
@@ -28,6 +30,14 @@ impl Host for &FakeHost {
 
     fn kick(&self, client_id: &str) {
         self.kicked.borrow_mut().push(client_id.to_owned());
+    }
+
+    fn supports_delayed_login(&self) -> bool {
+        self.delayed
+    }
+
+    fn complete_login(&self, client_id: &str, decision: AuthDecision) {
+        self.completed.borrow_mut().push((client_id.to_owned(), decision));
     }
 }
 
@@ -416,4 +426,33 @@ fn background_thread_does_not_outlive_the_instance() {
     assert!(std::sync::Arc::strong_count(plugin.authenticator()) >= 2, "worker holds a reference");
     drop(plugin);
     assert!(authenticator.upgrade().is_none(), "a thread still holds the authenticator");
+}
+
+#[test]
+fn delayed_login_is_validated_off_thread_and_completed_on_tick() {
+    let host = FakeHost { delayed: true, ..FakeHost::default() };
+    let plugin = instance(&host, &[]);
+    let token = jwt("mqtt:write:a/#", now() + 600, json!({}));
+    let outcome = plugin.login(&login(1, "dev1", Some(token.as_bytes())));
+    assert_eq!(outcome.decision, AuthDecision::Delayed);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a/x"), AclDecision::Defer);
+    let started = Instant::now();
+    while host.completed.borrow().is_empty() && started.elapsed() < Duration::from_secs(10) {
+        plugin.tick(Instant::now());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(*host.completed.borrow(), [("dev1".to_owned(), AuthDecision::Accept)]);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a/x"), AclDecision::Allow);
+    // Now cached: answered at once.
+    assert_eq!(
+        plugin.login(&login(2, "dev1", Some(token.as_bytes()))).decision,
+        AuthDecision::Accept
+    );
+    // A bad token also goes through the pool and is deferred on completion.
+    assert_eq!(plugin.login(&login(3, "dev3", Some(b"x.y.z"))).decision, AuthDecision::Delayed);
+    while host.completed.borrow().len() < 2 && started.elapsed() < Duration::from_secs(10) {
+        plugin.tick(Instant::now());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(host.completed.borrow()[1], ("dev3".to_owned(), AuthDecision::Defer));
 }
