@@ -190,6 +190,15 @@ impl Authenticator {
         self.session_for(&info, token, client_id, username)
     }
 
+    /// True when validating this token needs a call to the authorization server (it would be
+    /// introspected), false when it is verified locally as a JWT.
+    pub fn needs_network(&self, token: &AccessToken) -> bool {
+        let local = self.jwt.is_some()
+            && self.config.mode != Mode::Introspect
+            && token.expose_str().is_some_and(looks_like_jwt);
+        !local
+    }
+
     /// The cached verdict for a token, without verifying anything (`None` on a miss): lets a
     /// host answer at once when it can and hand misses to a background thread.
     pub fn cached(&self, token: &AccessToken) -> Option<Result<Arc<TokenInfo>, AuthError>> {

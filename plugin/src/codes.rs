@@ -44,6 +44,12 @@ pub(crate) fn acl(decision: AclDecision) -> c_int {
     }
 }
 
+/// Answer to RELOAD. Mosquitto 2.0 stops its reload chain (other plugins, its own password
+/// file) at any answer but DEFER; 2.1 treats any answer but SUCCESS as fatal and exits.
+pub(crate) fn reload(broker_is_2_1: bool) -> c_int {
+    if broker_is_2_1 { SUCCESS } else { DEFER }
+}
+
 /// What an ACL callback answers when it panicked or met an internal error: deny.
 pub(crate) const ACL_FAILED: c_int = mosq_err_t_MOSQ_ERR_ACL_DENIED as c_int;
 
@@ -60,6 +66,7 @@ mod tests {
         assert_eq!(acl(AclDecision::Allow), 0);
         assert_eq!(acl(AclDecision::Deny), 12);
         assert_eq!(acl(AclDecision::Defer), 17);
+        assert_eq!((reload(false), reload(true)), (17, 0));
         assert_eq!((LOGIN_FAILED, ACL_FAILED, INVALID_CONFIG, UNKNOWN), (11, 12, 3, 13));
     }
 }

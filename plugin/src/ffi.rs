@@ -35,8 +35,8 @@ pub(crate) mod bindings {
 
 pub(crate) use bindings::{
     mosquitto, mosquitto_acl_msg, mosquitto_evt_acl_check, mosquitto_evt_basic_auth,
-    mosquitto_evt_disconnect, mosquitto_evt_extended_auth, mosquitto_opt, mosquitto_plugin_id_t,
-    mosquitto_property,
+    mosquitto_evt_disconnect, mosquitto_evt_extended_auth, mosquitto_evt_tick, mosquitto_opt,
+    mosquitto_plugin_id_t, mosquitto_property,
 };
 
 pub(crate) type LogPrintf = unsafe extern "C" fn(c_int, *const c_char, ...);

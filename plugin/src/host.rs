@@ -10,8 +10,8 @@ use crate::instance::{AuthDecision, Host};
 #[derive(Clone, Copy)]
 pub(crate) struct Broker {
     pub(crate) api: BrokerApi,
-    /// Loaded through the legacy v4 interface, which has no TICK to complete delayed logins.
-    pub(crate) legacy: bool,
+    /// Logins needing the authorization server are answered later (Mosquitto 2.1).
+    pub(crate) delayed_logins: bool,
 }
 
 impl std::fmt::Debug for Broker {
@@ -22,7 +22,7 @@ impl std::fmt::Debug for Broker {
 
 impl Host for Broker {
     fn supports_delayed_login(&self) -> bool {
-        self.api.complete_basic_auth.is_some() && !self.legacy
+        self.delayed_logins
     }
 
     fn complete_login(&self, client_id: &str, decision: AuthDecision) {

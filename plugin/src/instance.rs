@@ -4,7 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,6 +113,9 @@ pub struct Instance<H: Host> {
     expiries: RefCell<BinaryHeap<Reverse<(u64, usize)>>>,
     /// Clients found expired by an ACL check, to be kicked at the next safe moment.
     pending_kicks: RefCell<Vec<usize>>,
+    /// Client id -> generation of its outstanding delayed login.
+    delayed_logins: RefCell<HashMap<String, u64>>,
+    next_generation: Cell<u64>,
     worker: Option<Worker>,
     revalidation_due: Cell<Instant>,
     revalidation_running: Cell<bool>,
@@ -153,6 +156,8 @@ impl<H: Host> Instance<H> {
             clients: RefCell::new(ClientTable::default()),
             expiries: RefCell::new(BinaryHeap::new()),
             pending_kicks: RefCell::new(Vec::new()),
+            delayed_logins: RefCell::new(HashMap::new()),
+            next_generation: Cell::new(0),
             worker: Some(worker),
             revalidation_running: Cell::new(false),
             last_purge: Cell::new(now),
@@ -195,6 +200,9 @@ impl<H: Host> Instance<H> {
     /// Decides a username/password login.
     pub fn login(&self, login: &Login<'_>) -> LoginOutcome {
         self.run_pending_kicks();
+        if self.is_recheck_of_live_session(login) {
+            return LoginOutcome::only(AuthDecision::Accept);
+        }
         self.clients.borrow_mut().reset(login.address);
         if !self.auth.config().is_token_login(login.username) {
             Metrics::bump(&self.metrics().connects_deferred);
@@ -207,14 +215,23 @@ impl<H: Host> Instance<H> {
             return LoginOutcome::only(AuthDecision::Defer);
         };
         let token = AccessToken::new(password);
-        // With delayed auth (2.1), a token that is not cached is validated off the broker
-        // thread. The username claim needs the live client object, so it keeps the
-        // synchronous path.
-        if self.host.supports_delayed_login() && self.auth.config().username_claim.is_none() {
+        // Any login of this id makes an older delayed login of the same id stale: Mosquitto 2.1
+        // completes by client id, so a late answer must not reach a newer connection.
+        self.delayed_logins.borrow_mut().remove(client_id);
+        // With delayed auth (2.1), a token that would be introspected and is not cached is
+        // validated off the broker thread. The username claim needs the live client object,
+        // so it keeps the synchronous path.
+        if self.host.supports_delayed_login()
+            && self.auth.config().username_claim.is_none()
+            && self.auth.needs_network(&token)
+        {
             let outcome = match self.auth.cached(&token) {
                 Some(outcome) => outcome,
                 None => {
+                    let generation = self.next_generation.get() + 1;
+                    self.next_generation.set(generation);
                     let pending = PendingLogin {
+                        generation,
                         address: login.address,
                         client_id: client_id.to_owned(),
                         username: login.username.map(str::to_owned),
@@ -222,6 +239,7 @@ impl<H: Host> Instance<H> {
                         durable: login.durable,
                     };
                     if self.worker.as_ref().is_some_and(|w| w.validate_login(pending)) {
+                        self.delayed_logins.borrow_mut().insert(client_id.to_owned(), generation);
                         return LoginOutcome::only(AuthDecision::Delayed);
                     }
                     self.auth.validate(&token)
@@ -267,6 +285,20 @@ impl<H: Host> Instance<H> {
                 LoginOutcome::only(AuthDecision::Deny)
             }
         }
+    }
+
+    /// Mosquitto 2.1 re-runs the login check of every connected client on SIGHUP. A client
+    /// still connected with the same token keeps its session (revocation is the background
+    /// revalidation's job): answering from memory keeps a reload from turning into a storm of
+    /// introspection calls on the broker thread.
+    fn is_recheck_of_live_session(&self, login: &Login<'_>) -> bool {
+        let clients = self.clients.borrow();
+        let Some(entry) = clients.get(login.address, login.client_id) else { return false };
+        entry.is_online()
+            && !entry.session().is_expired(now_epoch())
+            && login
+                .password
+                .is_some_and(|p| AccessToken::new(p).digest() == entry.session().token_digest())
     }
 
     /// MQTT 5 enhanced authentication (CONNECT with an Authentication Method, or AUTH 0x19
@@ -440,7 +472,14 @@ impl<H: Host> Instance<H> {
             match report {
                 Report::RoundDone => self.revalidation_running.set(false),
                 Report::LoginChecked(pending, outcome) => {
-                    let PendingLogin { address, client_id, username, token, durable } = pending;
+                    let PendingLogin { generation, address, client_id, username, token, durable } =
+                        pending;
+                    let current = self.delayed_logins.borrow().get(&client_id) == Some(&generation);
+                    if !current {
+                        log::debug!("dropping a stale delayed login answer for {client_id:?}");
+                        continue;
+                    }
+                    self.delayed_logins.borrow_mut().remove(&client_id);
                     let answer = self.conclude(
                         address,
                         &client_id,

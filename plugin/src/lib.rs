@@ -56,16 +56,26 @@ pub(crate) fn start_instance(
     };
     let config = Config::from_pairs(options.iter().copied()).map_err(refuse)?;
     logging::configure(api, &config.log_dest).map_err(refuse)?;
-    let ordinal = INSTANCES_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
-    let instance = Instance::new(Broker { api, legacy }, config, ordinal).map_err(refuse)?;
-    log::info!("plugin ready: {}", instance.describe());
     let broker_settings = mixed_setup::broker_config_path()
         .and_then(|path| std::fs::read_to_string(path).ok())
         .map(|text| mixed_setup::BrokerSettings::parse(&text))
         .unwrap_or_default();
-    if let Some(warning) =
-        broker_settings.leak_warning(instance.authenticator().config().token_username.as_deref())
-    {
+    let leak_warning = broker_settings.leak_warning(config.token_username.as_deref());
+    // Mosquitto 2.1 refuses a delayed login outright when we do not accept it, without asking
+    // its password_file: keep such set-ups synchronous so password users still get in.
+    let delayed_logins = api.complete_basic_auth.is_some()
+        && !legacy
+        && leak_warning.is_none()
+        && !(broker_settings.password_file && config.token_username.is_none());
+    let ordinal = INSTANCES_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
+    let host = Broker { api, delayed_logins };
+    let instance = Instance::new(host, config, ordinal).map_err(refuse)?;
+    log::info!(
+        "plugin ready: {}{}",
+        instance.describe(),
+        if delayed_logins { ", delayed logins" } else { "" }
+    );
+    if let Some(warning) = leak_warning {
         log::warn!("{warning}");
     }
     Ok((api, instance))

@@ -10,7 +10,8 @@ use oauth_core::Access;
 use crate::codes;
 use crate::ffi::{
     self, BrokerApi, GenericCallback, bindings, mosquitto_evt_acl_check, mosquitto_evt_basic_auth,
-    mosquitto_evt_disconnect, mosquitto_evt_extended_auth, mosquitto_opt, mosquitto_plugin_id_t,
+    mosquitto_evt_disconnect, mosquitto_evt_extended_auth, mosquitto_evt_tick, mosquitto_opt,
+    mosquitto_plugin_id_t,
 };
 use crate::host::Broker;
 use crate::instance::{Instance, Login};
@@ -21,7 +22,14 @@ pub(crate) struct V5Plugin {
     identifier: *mut mosquitto_plugin_id_t,
     api: BrokerApi,
     instance: Instance<Broker>,
+    /// `MOSQ_EVT_CLIENT_OFFLINE` is registered (Mosquitto 2.1).
+    client_offline: bool,
 }
+
+/// Mosquitto 2.1's `MOSQ_EVT_CLIENT_OFFLINE`: a durable session's client went away (2.1 sends
+/// DISCONNECT only for sessions that end). Its event struct has the DISCONNECT layout
+/// (`future`, `client`, `reason`, `future2[4]`), so the same callback serves both.
+const MOSQ_EVT_CLIENT_OFFLINE: c_int = 28;
 
 /// Events we register for, with their callbacks.
 const EVENTS: [(u32, GenericCallback); 6] = [
@@ -92,7 +100,8 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
             );
             return codes::UNKNOWN;
         };
-        let plugin = Box::into_raw(Box::new(V5Plugin { identifier, api, instance }));
+        let plugin =
+            Box::into_raw(Box::new(V5Plugin { identifier, api, instance, client_offline: false }));
         for (index, (event, callback)) in EVENTS.iter().enumerate() {
             // SAFETY: `register` is `mosquitto_callback_register`; the identifier is the one the
             // broker gave us, the callback has the generic signature, and `plugin` stays valid
@@ -115,6 +124,20 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
                 drop(unsafe { Box::from_raw(plugin) });
                 return code;
             }
+        }
+        if api.complete_basic_auth.is_some() {
+            // SAFETY: as for the registrations above; this event exists on 2.1 only.
+            let code = unsafe {
+                register(
+                    identifier,
+                    MOSQ_EVT_CLIENT_OFFLINE,
+                    Some(on_disconnect),
+                    std::ptr::null(),
+                    plugin.cast(),
+                )
+            };
+            // SAFETY: `plugin` is ours until init returns.
+            unsafe { (*plugin).client_offline = code == codes::SUCCESS };
         }
         // SAFETY: `userdata` is the broker's slot for this instance's pointer.
         unsafe { *userdata = plugin.cast() };
@@ -140,6 +163,15 @@ pub unsafe extern "C" fn mosquitto_plugin_cleanup(
         let plugin = unsafe { Box::from_raw(plugin.as_ptr()) };
         // SAFETY: the callbacks were registered with this identifier in init.
         unsafe { unregister(&plugin, &EVENTS) };
+        if plugin.client_offline {
+            // SAFETY: as above.
+            unsafe {
+                unregister(
+                    &plugin,
+                    &[(MOSQ_EVT_CLIENT_OFFLINE as u32, on_disconnect as GenericCallback)],
+                )
+            };
+        }
         log::info!("plugin stopped");
         codes::SUCCESS
     })
@@ -315,29 +347,38 @@ unsafe extern "C" fn on_disconnect(
 
 unsafe extern "C" fn on_tick(
     _event: c_int,
-    _event_data: *mut c_void,
+    event_data: *mut c_void,
     userdata: *mut c_void,
 ) -> c_int {
     guard(codes::SUCCESS, || {
         // SAFETY: registered with a V5Plugin as userdata.
-        if let Some(plugin) = unsafe { plugin(userdata) } {
-            plugin.instance.tick(Instant::now());
+        let Some(plugin) = (unsafe { plugin(userdata) }) else { return codes::SUCCESS };
+        plugin.instance.tick(Instant::now());
+        if plugin.api.complete_basic_auth.is_some()
+            && let Some(mut event) = NonNull::new(event_data.cast::<mosquitto_evt_tick>())
+        {
+            // SAFETY: for TICK, event_data is a mosquitto_evt_tick valid for the call. On 2.1
+            // the field at this offset is `next_ms`: ask to be called again within 100 ms so
+            // expiry kicks and delayed logins are not left waiting on an idle broker.
+            unsafe { event.as_mut().next_ns = TICK_INTERVAL_MS };
         }
         codes::SUCCESS
     })
 }
+
+/// How often we ask Mosquitto 2.1 for a TICK (2.0 ticks about every 100 ms by itself).
+const TICK_INTERVAL_MS: std::ffi::c_long = 100;
 
 unsafe extern "C" fn on_reload(
     _event: c_int,
     _event_data: *mut c_void,
     userdata: *mut c_void,
 ) -> c_int {
-    guard(codes::DEFER, || {
-        // SAFETY: registered with a V5Plugin as userdata.
-        if let Some(plugin) = unsafe { plugin(userdata) } {
-            plugin.instance.reload();
-        }
-        // DEFER keeps Mosquitto's reload chain going for other plugins and its own files.
-        codes::DEFER
+    // SAFETY: registered with a V5Plugin as userdata.
+    let Some(plugin) = (unsafe { plugin(userdata) }) else { return codes::DEFER };
+    let answer = codes::reload(plugin.api.complete_basic_auth.is_some());
+    guard(answer, || {
+        plugin.instance.reload();
+        answer
     })
 }

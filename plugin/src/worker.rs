@@ -17,6 +17,8 @@ pub const LOGIN_THREADS: usize = 4;
 /// A login waiting for its token to be validated.
 #[derive(Debug, Clone)]
 pub struct PendingLogin {
+    /// Distinguishes this login from a later one of the same client id.
+    pub generation: u64,
     /// Address of the broker's client object.
     pub address: usize,
     /// MQTT client id (what the broker's completion call needs).

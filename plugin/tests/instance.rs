@@ -428,12 +428,40 @@ fn background_thread_does_not_outlive_the_instance() {
     assert!(authenticator.upgrade().is_none(), "a thread still holds the authenticator");
 }
 
+/// A loopback introspection endpoint answering every request with `body`.
+fn introspection_stub(body: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/introspect", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    url
+}
+
 #[test]
 fn delayed_login_is_validated_off_thread_and_completed_on_tick() {
     let host = FakeHost { delayed: true, ..FakeHost::default() };
-    let plugin = instance(&host, &[]);
-    let token = jwt("mqtt:write:a/#", now() + 600, json!({}));
-    let outcome = plugin.login(&login(1, "dev1", Some(token.as_bytes())));
+    let active = json!({"active": true, "scope": "mqtt:write:a/#", "exp": now() + 600}).to_string();
+    let url = introspection_stub(active);
+    let plugin = instance(
+        &host,
+        &[
+            ("oauth_introspection_url", &url),
+            ("oauth_client_id", "b"),
+            ("oauth_client_secret", "s"),
+        ],
+    );
+    let outcome = plugin.login(&login(1, "dev1", Some(b"opaque-token")));
     assert_eq!(outcome.decision, AuthDecision::Delayed);
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a/x"), AclDecision::Defer);
     let started = Instant::now();
@@ -445,14 +473,76 @@ fn delayed_login_is_validated_off_thread_and_completed_on_tick() {
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a/x"), AclDecision::Allow);
     // Now cached: answered at once.
     assert_eq!(
+        plugin.login(&login(2, "dev2", Some(b"opaque-token"))).decision,
+        AuthDecision::Accept
+    );
+    // JWTs are verified locally, at once.
+    let token = jwt("mqtt:write:b/#", now() + 600, json!({}));
+    assert_eq!(
+        plugin.login(&login(3, "dev3", Some(token.as_bytes()))).decision,
+        AuthDecision::Accept
+    );
+}
+
+#[test]
+fn stale_delayed_answer_never_reaches_a_newer_connection_of_the_same_id() {
+    let host = FakeHost { delayed: true, ..FakeHost::default() };
+    let jwks = keys("jwks-1.json");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/introspect");
+    let config = Config::from_pairs([
+        ("oauth_jwks_file", jwks.to_str().unwrap()),
+        ("oauth_introspection_url", url.as_str()),
+        ("oauth_client_id", "b"),
+        ("oauth_client_secret", "s"),
+    ])
+    .unwrap();
+    let plugin = Instance::new(&host, config, 1).unwrap();
+    // An opaque token needs the (unreachable) server: delayed.
+    assert_eq!(plugin.login(&login(1, "dev1", Some(b"opaque-1"))).decision, AuthDecision::Delayed);
+    // The same id connects again, answered at once (a JWT, verified locally).
+    let token = jwt("mqtt:write:#", now() + 600, json!({}));
+    assert_eq!(
         plugin.login(&login(2, "dev1", Some(token.as_bytes()))).decision,
         AuthDecision::Accept
     );
-    // A bad token also goes through the pool and is deferred on completion.
-    assert_eq!(plugin.login(&login(3, "dev3", Some(b"x.y.z"))).decision, AuthDecision::Delayed);
-    while host.completed.borrow().len() < 2 && started.elapsed() < Duration::from_secs(10) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        plugin.tick(Instant::now());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        host.completed.borrow().is_empty(),
+        "stale answer delivered: {:?}",
+        host.completed.borrow()
+    );
+}
+
+#[test]
+fn login_recheck_of_a_connected_client_is_answered_from_its_session() {
+    let host = FakeHost { delayed: true, ..FakeHost::default() };
+    let active = json!({"active": true, "scope": "mqtt:write:a/#", "exp": now() + 600}).to_string();
+    let url = introspection_stub(active);
+    let plugin = instance(
+        &host,
+        &[
+            ("oauth_introspection_url", &url),
+            ("oauth_client_id", "b"),
+            ("oauth_client_secret", "s"),
+        ],
+    );
+    let started = Instant::now();
+    assert_eq!(plugin.login(&login(1, "dev1", Some(b"opaque"))).decision, AuthDecision::Delayed);
+    while host.completed.borrow().is_empty() && started.elapsed() < Duration::from_secs(10) {
         plugin.tick(Instant::now());
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(host.completed.borrow()[1], ("dev3".to_owned(), AuthDecision::Defer));
+    plugin.reload();
+    // Mosquitto 2.1 re-checks every client after a reload: no delay, no upstream call.
+    let calls = plugin.authenticator().metrics().snapshot().upstream_calls;
+    assert_eq!(plugin.login(&login(1, "dev1", Some(b"opaque"))).decision, AuthDecision::Accept);
+    assert_eq!(plugin.authenticator().metrics().snapshot().upstream_calls, calls);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a/x"), AclDecision::Allow);
+    // A different token on that client is a real login again.
+    assert_eq!(plugin.login(&login(1, "dev1", Some(b"other"))).decision, AuthDecision::Delayed);
 }

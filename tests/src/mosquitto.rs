@@ -46,6 +46,16 @@ pub fn mosquitto_binary() -> PathBuf {
         .map_or_else(|| PathBuf::from("/usr/sbin/mosquitto"), PathBuf::from)
 }
 
+/// The Mosquitto 2.1 broker fetched by `tests/mosquitto-2.1/fetch.sh`: `$MOSQUITTO_21_BIN`, else
+/// `<workspace>/target/mosquitto-2.1/mosquitto` if it exists; `None` if neither (tests that need
+/// it skip). Start a config on it with [`MosquittoConfig::binary`].
+pub fn mosquitto_21_binary() -> Option<PathBuf> {
+    std::env::var_os("MOSQUITTO_21_BIN").map(PathBuf::from).or_else(|| {
+        let path = workspace_root().join("target").join("mosquitto-2.1").join("mosquitto");
+        path.is_file().then_some(path)
+    })
+}
+
 /// The `mosquitto_passwd` executable: `$MOSQUITTO_PASSWD_BIN`, or `/usr/bin/mosquitto_passwd`.
 pub fn mosquitto_passwd_binary() -> PathBuf {
     std::env::var_os("MOSQUITTO_PASSWD_BIN")
@@ -231,6 +241,8 @@ pub struct MosquittoConfig {
     dir: TempDir,
     ports: Ports,
     env: Vec<(String, String)>,
+    /// The broker executable; `None`: [`mosquitto_binary`].
+    binary: Option<PathBuf>,
 }
 
 impl Default for MosquittoConfig {
@@ -246,7 +258,7 @@ impl MosquittoConfig {
             .prefix("mosquitto-e2e-")
             .tempdir()
             .expect("temp dir for the broker config");
-        Self { dir, ports: Ports::allocate(), env: Vec::new() }
+        Self { dir, ports: Ports::allocate(), env: Vec::new(), binary: None }
     }
 
     /// The temp dir holding the config and the test's files (removed when the broker drops).
@@ -283,6 +295,15 @@ impl MosquittoConfig {
     #[must_use]
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Runs `path` as the broker instead of [`mosquitto_binary`] (e.g. [`mosquitto_21_binary`]).
+    /// Mosquitto 2.0 and 2.1 log the same "mosquitto version X running" line, so readiness,
+    /// reload and stop work the same.
+    #[must_use]
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
         self
     }
 
@@ -338,7 +359,8 @@ impl MosquittoConfig {
         let config_path = self.dir().join("mosquitto.conf");
         std::fs::write(&config_path, &config_text)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
-        let mut command = Command::new(mosquitto_binary());
+        let binary = self.binary.clone().unwrap_or_else(mosquitto_binary);
+        let mut command = Command::new(&binary);
         command
             .arg("-c")
             .arg(&config_path)
@@ -347,7 +369,11 @@ impl MosquittoConfig {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut guard = ProcessGuard::spawn("mosquitto", &mut command);
+        let name = match &self.binary {
+            Some(path) => format!("mosquitto ({})", path.display()),
+            None => "mosquitto".to_owned(),
+        };
+        let mut guard = ProcessGuard::spawn(&name, &mut command);
         let echo =
             std::env::var_os("MOSQUITTO_E2E_ECHO").map(|_| format!("[mosquitto {}] ", guard.pid()));
         let log = Arc::new(LogBuffer::default());

@@ -554,7 +554,8 @@ impl RawConnect {
     }
 }
 
-fn encode_publish(
+/// An encoded PUBLISH packet (`packet_id` for QoS 1 and 2).
+pub fn encode_publish(
     protocol: Protocol,
     topic: &str,
     payload: &[u8],
@@ -575,7 +576,8 @@ fn encode_publish(
     frame(0x30 | (qos << 1) | u8::from(retain), &body)
 }
 
-fn encode_subscribe(protocol: Protocol, packet_id: u16, filters: &[(&str, u8)]) -> Vec<u8> {
+/// An encoded SUBSCRIBE packet.
+pub fn encode_subscribe(protocol: Protocol, packet_id: u16, filters: &[(&str, u8)]) -> Vec<u8> {
     let mut body = Vec::new();
     put_u16(&mut body, packet_id);
     if protocol.is_v5() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use mosquitto_oauth_e2e::mosquitto::{Mosquitto, MosquittoConfig};
+use mosquitto_oauth_e2e::mosquitto::{Mosquitto, MosquittoConfig, mosquitto_21_binary};
 use mosquitto_oauth_e2e::mqtt::{
     ClientError, ConnectOptions, ConnectRefused, MqttClient, Protocol, RawConnect, RawOutcome,
     RawSession, raw_connect_v5, raw_connect_v5_auth, raw_connect_v311, reason,
@@ -353,4 +353,46 @@ fn second_listener_reload_and_stop() {
     let (status, log) = broker.stop_with_status();
     assert!(status.success(), "status {status}, log:\n{log}");
     assert!(log.contains("mosquitto version 2.0.11 terminating"), "log:\n{log}");
+}
+
+/// Mosquitto 2.1 (from `tests/mosquitto-2.1/fetch.sh`, or `$MOSQUITTO_21_BIN`) starts with a
+/// plain config, routes messages between a 3.1.1 and a 5 client, reloads and stops cleanly.
+/// Skipped when 2.1 has not been fetched.
+#[test]
+fn mosquitto_21_runs_when_fetched() {
+    let Some(binary) = mosquitto_21_binary() else {
+        eprintln!(
+            "Mosquitto 2.1 not fetched (run tests/mosquitto-2.1/fetch.sh or set \
+             MOSQUITTO_21_BIN): skipping"
+        );
+        return;
+    };
+    let broker = MosquittoConfig::new()
+        .binary(&binary)
+        .start(|ports| format!("listener {} 127.0.0.1\nallow_anonymous true\n", ports.main));
+    assert!(
+        broker.log().contains("mosquitto version 2.1"),
+        "{} is not Mosquitto 2.1; log:\n{}",
+        binary.display(),
+        broker.log()
+    );
+    let subscriber =
+        MqttClient::connect(broker.port(), Protocol::V311, ConnectOptions::default()).unwrap();
+    let publisher =
+        MqttClient::connect(broker.port(), Protocol::V5, ConnectOptions::default()).unwrap();
+    assert_eq!(subscriber.subscribe("t/21/#", 1), 1);
+    assert_eq!(publisher.publish("t/21/x", b"hello 2.1", 1, false), Some(0));
+    let message = subscriber.recv(WAIT).expect("the subscriber gets the message");
+    assert_eq!((message.topic.as_str(), message.payload.as_slice()), ("t/21/x", &b"hello 2.1"[..]));
+    assert_eq!(message.qos, 1);
+    publisher.disconnect();
+    subscriber.disconnect();
+    broker.reload();
+    let client =
+        MqttClient::connect(broker.port(), Protocol::V5, ConnectOptions::default()).unwrap();
+    assert!(client.ping(WAIT));
+    client.disconnect();
+    let (status, log) = broker.stop_with_status();
+    assert!(status.success(), "status {status}, log:\n{log}");
+    assert!(log.contains("mosquitto version 2.1") && log.contains(" terminating"), "log:\n{log}");
 }

@@ -91,7 +91,9 @@ fn reload_keeps_sessions_working() {
     mosquitto.reload();
     mosquitto.expect_log("reload: token cache flushed; 1 client session(s) kept", WAIT);
     client.publish("t/after-reload", b"x", 0, false);
-    assert_eq!(client.recv(WAIT).unwrap().topic, "t/after-reload");
+    let message = client.recv(WAIT);
+    assert!(message.is_some(), "not delivered after reload; log:\n{}", mosquitto.log());
+    assert_eq!(message.unwrap().topic, "t/after-reload");
     assert_eq!(client.publish("elsewhere", b"x", 1, false), Some(0x87));
 }
 
