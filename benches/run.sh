@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Benchmark suite: prints Markdown tables and writes them to target/bench/results.md.
+#   A. QoS 0 throughput 1 publisher -> 1 subscriber, every publish and delivery through the
+#      plugin's ACL check, as a ratio to the same Mosquitto without auth (alternating rounds,
+#      median), with password_file + acl_file as a reference row.
+#   C. Round-trip latency of a connected client while cold-token clients connect against an
+#      authorization server answering after a delay, on Mosquitto 2.0 (synchronous logins) and
+#      2.1 (delayed logins), when tests/mosquitto-2.1/fetch.sh can fetch 2.1.
+#   Core micro-benchmarks (ACL decision, cache hit, JWT verification): criterion.
+# Usage: benches/run.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+messages=100000 rounds=3 clients=200 delay=200
+if [ "${1:-}" = "--quick" ]; then messages=20000 clients=50 delay=100; fi
+
+export MOSQUITTO_OAUTH_PROFILE=release
+[ -d tests/idp/node_modules/oidc-provider ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+cargo build --release --locked -p mosquitto-oauth-plugin
+cargo build --release --locked -p mosquitto-oauth-e2e --bin oauth-bench
+bench=target/release/oauth-bench
+out=target/bench/results.md
+mkdir -p target/bench
+
+{
+    echo "# mosquitto-oauth benchmarks"
+    echo
+    echo "$(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(mosquitto -h | head -1)"
+    echo
+    echo "## A. Throughput, QoS 0, 1 -> 1, $messages x 64 B, median of $rounds alternating rounds"
+    echo
+    $bench throughput --messages "$messages" --rounds "$rounds"
+    echo
+    echo "## C. Connected client's round trip while $clients clients connect with cold tokens (authorization server +$delay ms)"
+    echo
+    $bench storm --clients "$clients" --idp-delay-ms "$delay" | tail -n +1
+    if bash tests/mosquitto-2.1/fetch.sh >/dev/null 2>&1; then
+        $bench storm --clients "$clients" --idp-delay-ms "$delay" --mosquitto "$PWD/target/mosquitto-2.1/mosquitto" | tail -n 1
+    else
+        echo "(Mosquitto 2.1 could not be fetched: 2.1 row skipped)"
+    fi
+    echo
+    echo "## Core micro-benchmarks (criterion medians)"
+    echo
+    echo "| benchmark | median |"
+    echo "|---|---|"
+    cargo bench --locked -p mqtt-oauth-core --bench acl -- --quick 2>/dev/null | awk '
+        NF == 1 { name = $1 }
+        /time:/ {
+            if ($1 != "time:") name = $1
+            match($0, /\[[^]]*\]/); split(substr($0, RSTART + 1, RLENGTH - 2), v, " ")
+            printf "| %s | %s %s |\n", name, v[3], v[4]
+        }'
+} | tee "$out"
+echo "written to $out" >&2
