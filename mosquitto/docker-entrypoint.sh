@@ -65,12 +65,13 @@ setup_operator() {
         [ -r "$MQTT_PASSWORD_FILE" ] || die "MQTT_PASSWORD_FILE $MQTT_PASSWORD_FILE is not readable"
     else
         export MQTT_PASSWORD_FILE=$RUN_DIR/passwd
-        # Written in plain text, then hashed in place (PBKDF2-SHA512): the password never
-        # appears on a command line.
         (umask 077 && : >"$MQTT_PASSWORD_FILE")
         if [ -n "$password" ]; then
-            printf '%s:%s\n' "$user" "$password" >"$MQTT_PASSWORD_FILE"
-            mosquitto_passwd -U "$MQTT_PASSWORD_FILE" || die "mosquitto_passwd -U failed"
+            # PBKDF2-SHA512 hash. The password goes through stdin, never on a command line
+            # (and `mosquitto_passwd -U` would cut it at a ':').
+            printf '%s\n%s\n' "$password" "$password" \
+                | (umask 077 && mosquitto_passwd -c "$MQTT_PASSWORD_FILE" "$user" >/dev/null) \
+                || die "mosquitto_passwd failed"
         else
             log "warning: no MQTT_HUMAN_PASSWORD, MQTT_HUMAN_PASSWORD_FILE or MQTT_PASSWORD_FILE: password logins are all refused"
         fi
@@ -140,8 +141,10 @@ if [ "${1:-}" = mosquitto ] || [ "${1:-}" = /usr/sbin/mosquitto ]; then
         render "$config" "$rendered" || die "cannot render $config"
         args[config_index]=$rendered
         if [ "$(id -u)" -eq 0 ]; then
-            # Mosquitto drops to the mosquitto user before it reads these files.
+            # Started as root (--user root): Mosquitto drops to the mosquitto user before it
+            # reads these files and writes its log and database.
             chown -R mosquitto:mosquitto "$RUN_DIR"
+            chown -R mosquitto:mosquitto /mosquitto/data /mosquitto/log 2>/dev/null || true
         fi
         log "rendered $config -> $rendered"
         if [ "${MOSQUITTO_PRINT_CONFIG:-0}" = 1 ]; then

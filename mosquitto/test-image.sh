@@ -7,13 +7,15 @@
 #                    npm ci for the test OAuth server (tests/idp)
 #  2. base images    no base image can be pulled, so two are made locally (kept for later runs):
 #                    debian  debootstrap --variant=minbase bookworm, trimmed like bookworm-slim
-#                    rust    that image plus this machine's Rust toolchain (rustc --print sysroot),
+#                    rust    that image plus this machine's Rust toolchain (rustc --print sysroot)
+#                            and local CAs (/usr/local/share/ca-certificates),
 #                            because rustup cannot download inside a build here
 #  3. image          podman build of mosquitto/Dockerfile, the same multi-stage path as on a
 #                    Docker host, with RUST_IMAGE/DEBIAN_IMAGE pointing at the local bases
 #  4. checks         the test OAuth server on 127.0.0.1, then three containers (--network host):
 #                    default config (token devices on one port, the "human" operator on another),
-#                    examples/jwt.conf and examples/token-username.conf
+#                    examples/jwt.conf and examples/token-username.conf; then two
+#                    configuration errors must stop the container
 #
 # Environment: IMAGE (default localhost/mosquitto-oauth:test), REBUILD_BASE=1 to remake the
 # base images, DEBIAN_MIRROR (default http://deb.debian.org/debian), KEEP_WORK=1 to keep the
@@ -39,7 +41,7 @@ PHASE=""
 PHASE_START=0
 TEST_START=$SECONDS
 phase() { # phase <name>: ends the current phase and starts the next
-    [ -z "$PHASE" ] || PHASES+=("$(printf '%-56s %5ss' "$PHASE" $((SECONDS - PHASE_START)))")
+    [ -z "$PHASE" ] || PHASES+=("$(printf '%-48s %5ss' "$PHASE" $((SECONDS - PHASE_START)))")
     PHASE=$1
     PHASE_START=$SECONDS
     [ -z "$PHASE" ] || say "$PHASE"
@@ -60,7 +62,7 @@ cleanup() {
     if [ "${KEEP_WORK:-0}" = 1 ]; then note "kept $WORK"; else rm -rf "$WORK"; fi
     printf '\n\033[1m== Timings\033[0m\n'
     for line in "${PHASES[@]}"; do note "$line"; done
-    note "$(printf '%-56s %5ss' total $((SECONDS - TEST_START)))"
+    note "$(printf '%-48s %5ss' total $((SECONDS - TEST_START)))"
     if [ "$rc" -eq 0 ]; then
         printf '\n\033[32mPASS\033[0m: image %s verified\n' "$IMAGE"
     else
@@ -89,8 +91,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     note "apt-get install ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" ca-certificates >/dev/null
+    # With recommends, as tested: podman then brings netavark, catatonit, fuse-overlayfs.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" ca-certificates >/dev/null
 fi
 command -v rustc >/dev/null || fail "rustc not found: the local Rust base image copies this machine's toolchain (install it with rustup)"
 if [ ! -d tests/idp/node_modules/oidc-provider ]; then
@@ -99,7 +101,7 @@ fi
 note "$(podman --version), $(rustc --version)"
 
 # ---------------------------------------------------------------------------------------------
-phase "Base images (debootstrap bookworm, Rust toolchain)"
+phase "Base images (debootstrap, Rust toolchain)"
 
 RUST_VERSION=$(rustc --version | awk '{print $2}')
 BASE_RUST=localhost/mosquitto-oauth-base/rust:$RUST_VERSION-bookworm
@@ -111,6 +113,7 @@ fi
 if pm image exists "$BASE_DEBIAN"; then
     note "$BASE_DEBIAN exists (REBUILD_BASE=1 remakes it)"
 else
+    pm rmi -f "$BASE_RUST" >/dev/null 2>&1 || true # built on the previous Debian base
     rootfs=$CACHE/rootfs
     rm -rf "$rootfs" && mkdir -p "$CACHE"
     note "debootstrap --variant=minbase bookworm ($DEBIAN_MIRROR)"
@@ -142,8 +145,12 @@ path-exclude /usr/share/info/*
 path-exclude /usr/share/locale/*
 path-exclude /usr/share/lintian/*
 SLIM
-    printf 'APT::Install-Recommends "false";\nAcquire::Languages "none";\n' \
-        >"$rootfs/etc/apt/apt.conf.d/docker-slim"
+    cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";
+Acquire::Languages "none";
+APT
     find "$rootfs/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
     rm -rf "$rootfs"/usr/share/{man,info,locale}/* "$rootfs"/var/cache/apt/*.bin \
         "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/log/*.log
@@ -164,24 +171,32 @@ else
     mkdir -p "$ctx/rust"
     sysroot=$(rustc --print sysroot)
     tar -C "$sysroot" --exclude=./share/doc -c . | tar -C "$ctx/rust" -x
+    # Local CAs of this machine (e.g. of a TLS-intercepting egress proxy), so that cargo in the
+    # build stage reaches crates.io like cargo on the host does; the Dockerfile's ca-certificates
+    # install picks them up. They stay in the build stage, never in the runtime image.
+    mkdir -p "$ctx/local-ca"
+    if [ -d /usr/local/share/ca-certificates ]; then
+        cp -r /usr/local/share/ca-certificates/. "$ctx/local-ca/"
+    fi
     cat >"$ctx/Containerfile" <<CONTAINERFILE
 FROM $BASE_DEBIAN
 ENV CARGO_HOME=/usr/local/cargo \\
     PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     RUST_VERSION=$RUST_VERSION
 COPY rust /usr/local/rust
+COPY local-ca /usr/local/share/ca-certificates
 RUN mkdir -p /usr/local/cargo/bin \\
  && ln -s /usr/local/rust/bin/cargo /usr/local/rust/bin/rustc /usr/local/rust/bin/rustdoc /usr/local/cargo/bin/ \\
  && rustc --version && cargo --version
 CONTAINERFILE
-    pm build --runtime runc --pull=never -f "$ctx/Containerfile" -t "$BASE_RUST" "$ctx" \
+    pm build --runtime runc --network host --pull=never -f "$ctx/Containerfile" -t "$BASE_RUST" "$ctx" \
         >"$WORK/rust-base.log" 2>&1 || { tail -20 "$WORK/rust-base.log"; fail "building $BASE_RUST failed"; }
     rm -rf "$ctx"
     note "made $BASE_RUST"
 fi
 
 # ---------------------------------------------------------------------------------------------
-phase "Image build (podman build mosquitto/Dockerfile)"
+phase "Image build (podman build)"
 
 pm build --runtime runc --network host --pull=never \
     --build-arg "RUST_IMAGE=$BASE_RUST" --build-arg "DEBIAN_IMAGE=$BASE_DEBIAN" \
@@ -190,10 +205,10 @@ pm build --runtime runc --network host --pull=never \
 note "$IMAGE: $(pm image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
 note "user $(pm image inspect "$IMAGE" --format '{{.Config.User}}'), ports $(pm image inspect "$IMAGE" --format '{{json .Config.ExposedPorts}}'), volumes $(pm image inspect "$IMAGE" --format '{{json .Config.Volumes}}')"
 pm run --rm --runtime runc --ulimit host --entrypoint "" "$IMAGE" \
-    sh -c 'mosquitto -h | head -1; ls -l /usr/lib/mosquitto/libmosquitto_oauth.so; ldd /usr/lib/mosquitto/libmosquitto_oauth.so | grep -c "not found" || true' \
+    sh -c 'mosquitto -h | head -1; ls -l /usr/lib/mosquitto/libmosquitto_oauth.so; ldd /usr/lib/mosquitto/libmosquitto_oauth.so' \
     >"$WORK/inspect.out"
-sed 's/^/   /' "$WORK/inspect.out"
-[ "$(tail -1 "$WORK/inspect.out")" = 0 ] || fail "the plugin has unresolved libraries"
+head -2 "$WORK/inspect.out" | sed 's/^/   /'
+! grep -q "not found" "$WORK/inspect.out" || { cat "$WORK/inspect.out"; fail "the plugin has unresolved libraries"; }
 
 # ---------------------------------------------------------------------------------------------
 phase "Test OAuth server (tests/idp)"
@@ -278,7 +293,7 @@ refused() { # refused <what> <mosquitto_pub args...>: the CONNECT must be refuse
         fail "$what: the broker accepted the connection"
     fi
     grep -q "not authori" <<<"$out" || fail "$what: unexpected answer: $out"
-    ok "$what: refused ($out)"
+    ok "$what: refused ($(head -1 <<<"$out"))"
 }
 
 sub_denied() { # sub_denied <what> <mosquitto_sub args...>: MQTT 5 SUBACK must refuse the filter
@@ -301,7 +316,7 @@ no_secrets_in_logs() { # no_secrets_in_logs <container> <secrets...>
 HUMAN_PASSWORD='op: s3cret & "quoted"'
 
 # ---------------------------------------------------------------------------------------------
-phase "Default config: tokens on the device port, human on the operator port"
+phase "Check mosquitto.conf (device and operator ports)"
 
 D1=$(free_port); O1=$(free_port)
 pm secret rm "$RUN_ID" >/dev/null 2>&1 || true
@@ -344,7 +359,7 @@ ok "log file /mosquitto/log/mosquitto.log written"
 pm rm -f -t 0 "$C" >/dev/null
 
 # ---------------------------------------------------------------------------------------------
-phase "examples/jwt.conf: JWT access tokens verified locally"
+phase "Check examples/jwt.conf (local JWT verification)"
 
 D2=$(free_port); O2=$(free_port)
 start_container "$RUN_ID-jwt" "$D2" "$O2" \
@@ -364,7 +379,7 @@ no_secrets_in_logs "$C" "$J1" "$J_OTHER"
 pm rm -f -t 0 "$C" >/dev/null
 
 # ---------------------------------------------------------------------------------------------
-phase "examples/token-username.conf: tokens and passwords on one port"
+phase "Check examples/token-username.conf (one port)"
 
 D3=$(free_port)
 start_container "$RUN_ID-token-username" "$D3" "" \
@@ -387,3 +402,24 @@ no_secrets_in_logs "$C" "$T3" broker-secret "$HUMAN_PASSWORD"
 pm exec "$C" sh -c '! grep -rqF broker-secret /run/mosquitto-oauth/token-username.conf' \
     || fail "the client secret was written into the rendered config"
 ok "OAUTH_CLIENT_SECRET went to a file, not into the config"
+
+# ---------------------------------------------------------------------------------------------
+phase "Check configuration errors stop the container"
+
+stops() { # stops <what> <expected output> <podman run args...>
+    local what=$1 expected=$2 out rc=0 name=$RUN_ID-stops-${#CONTAINERS[@]}; shift 2
+    CONTAINERS+=("$name")
+    out=$(timeout 30 podman --cgroup-manager=cgroupfs run --name "$name" --rm --runtime runc \
+        --ulimit host --network host "$@" 2>&1) || rc=$?
+    if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then
+        fail "$what: the container did not stop (exit $rc): $out"
+    fi
+    grep -qF -- "$expected" <<<"$out" || fail "$what: expected '$expected' in: $out"
+    ok "$what: exit $rc, '$(grep -F -- "$expected" <<<"$out" | head -1 | sed 's/^[0-9T:-]*: //')'"
+}
+stops "jwt.conf without OAUTH_ISSUER" "OAUTH_ISSUER must be set" \
+    "$IMAGE" mosquitto -c /usr/share/mosquitto-oauth/examples/jwt.conf
+stops "a bad option value" "oauth: configuration error: option oauth_cache_ttl" \
+    -e MQTT_BIND_ADDRESS=127.0.0.1 -e MQTT_DEVICE_PORT="$(free_port)" -e MQTT_OPERATOR_PORT="$(free_port)" \
+    -e OAUTH_INTROSPECTION_URL="$ISSUER/token/introspection" -e OAUTH_CLIENT_ID=mqtt-broker \
+    -e OAUTH_CLIENT_SECRET=broker-secret -e OAUTH_CACHE_TTL=soon "$IMAGE"
