@@ -116,7 +116,7 @@ pub struct Instance<H: Host> {
     /// Client id -> generation of its outstanding delayed login.
     delayed_logins: RefCell<HashMap<String, u64>>,
     next_generation: Cell<u64>,
-    worker: Option<Worker>,
+    worker: Worker,
     revalidation_due: Cell<Instant>,
     revalidation_running: Cell<bool>,
     last_purge: Cell<Instant>,
@@ -158,7 +158,7 @@ impl<H: Host> Instance<H> {
             pending_kicks: RefCell::new(Vec::new()),
             delayed_logins: RefCell::new(HashMap::new()),
             next_generation: Cell::new(0),
-            worker: Some(worker),
+            worker,
             revalidation_running: Cell::new(false),
             last_purge: Cell::new(now),
             last_stats: Cell::new(None),
@@ -238,7 +238,7 @@ impl<H: Host> Instance<H> {
                         token: token.clone(),
                         durable: login.durable,
                     };
-                    if self.worker.as_ref().is_some_and(|w| w.validate_login(pending)) {
+                    if self.worker.validate_login(pending) {
                         self.delayed_logins.borrow_mut().insert(client_id.to_owned(), generation);
                         return LoginOutcome::only(AuthDecision::Delayed);
                     }
@@ -467,8 +467,7 @@ impl<H: Host> Instance<H> {
 
     /// Applies what the background thread found: revoked tokens disconnect their clients.
     fn collect_reports(&self) {
-        let Some(worker) = &self.worker else { return };
-        while let Some(report) = worker.try_report() {
+        while let Some(report) = self.worker.try_report() {
             match report {
                 Report::RoundDone => self.revalidation_running.set(false),
                 Report::LoginChecked(pending, outcome) => {
@@ -522,7 +521,6 @@ impl<H: Host> Instance<H> {
             return;
         }
         self.revalidation_due.set(now + interval);
-        let Some(worker) = &self.worker else { return };
         let mut seen = HashSet::new();
         let tokens: Vec<AccessToken> = self
             .clients
@@ -534,7 +532,7 @@ impl<H: Host> Instance<H> {
             .collect();
         if !tokens.is_empty() {
             self.revalidation_running.set(true);
-            worker.revalidate(tokens);
+            self.worker.revalidate(tokens);
         }
     }
 
