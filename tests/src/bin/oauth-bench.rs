@@ -148,6 +148,13 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
+/// One broker configuration measured by the throughput benchmark.
+struct Setup<'a> {
+    name: &'a str,
+    broker: &'a Mosquitto,
+    credentials: Option<(&'a str, &'a str)>,
+}
+
 fn throughput(messages: u64, rounds: u64, binary: Option<PathBuf>) {
     let idp = Idp::start();
     let token = idp.opaque_token("device-1", &["mqtt:write:bench/#", "mqtt:read:bench/#"]);
@@ -168,20 +175,24 @@ fn throughput(messages: u64, rounds: u64, binary: Option<PathBuf>) {
             acl.display()
         )
     });
-    let setups: [(&str, &Mosquitto, Option<(&str, &str)>); 3] = [
-        ("no auth", &no_auth, None),
-        (
-            "oauth plugin (every publish and delivery checked)",
-            &with_plugin,
-            Some(("device-1", token.as_str())),
-        ),
-        ("password_file + acl_file", &with_files, Some(("bench", "bench-pass"))),
+    let setups = [
+        Setup { name: "no auth", broker: &no_auth, credentials: None },
+        Setup {
+            name: "oauth plugin (every publish and delivery checked)",
+            broker: &with_plugin,
+            credentials: Some(("device-1", token.as_str())),
+        },
+        Setup {
+            name: "password_file + acl_file",
+            broker: &with_files,
+            credentials: Some(("bench", "bench-pass")),
+        },
     ];
     let mut rates = vec![Vec::new(); setups.len()];
     let mut lost = vec![0u64; setups.len()];
     for _ in 0..rounds {
-        for (index, (_, broker, credentials)) in setups.iter().enumerate() {
-            let (rate, missing) = one_round(broker.port(), *credentials, messages);
+        for (index, setup) in setups.iter().enumerate() {
+            let (rate, missing) = one_round(setup.broker.port(), setup.credentials, messages);
             rates[index].push(rate);
             lost[index] += missing;
         }
@@ -189,8 +200,9 @@ fn throughput(messages: u64, rounds: u64, binary: Option<PathBuf>) {
     let baseline = median(&mut rates[0].clone());
     println!("| setup | msgs/s (median of {rounds}) | ratio to no auth | messages lost |");
     println!("|---|---|---|---|");
-    for (index, (name, _, _)) in setups.iter().enumerate() {
+    for (index, setup) in setups.iter().enumerate() {
         let rate = median(&mut rates[index]);
+        let name = setup.name;
         println!("| {name} | {rate:.0} | {:.3} | {} |", rate / baseline, lost[index]);
     }
 }
