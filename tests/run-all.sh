@@ -19,6 +19,12 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
-# The end-to-end tests load the plugin the way Mosquitto does, from target/debug.
-cargo build -p mosquitto-oauth-plugin --locked
+# The end-to-end tests load the plugin the way Mosquitto does, and start the fallback broker,
+# from target/debug.
+cargo build -p mosquitto-oauth-plugin -p fallback-broker --locked
 cargo test --workspace --locked
+
+# The same plugin scenarios on Mosquitto 2.1 (from Debian unstable; delayed logins, new events).
+bash tests/mosquitto-2.1/fetch.sh >/dev/null
+MOSQUITTO_BIN="$PWD/target/mosquitto-2.1/mosquitto" \
+    cargo test --locked -p mosquitto-oauth-e2e --test plugin_e2e --test plugin_lifecycle

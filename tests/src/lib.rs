@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command};
 use std::time::{Duration, Instant};
 
+pub mod fallback;
 pub mod idp;
 pub mod mosquitto;
 pub mod mqtt;
+pub mod scenarios;
 
 /// A child process that is killed and reaped when the guard goes out of scope, so a failing
 /// test never leaves a server behind.

@@ -1,0 +1,941 @@
+//! The broker's TOML configuration.
+//!
+//! `[auth]` takes the Mosquitto plugin's options without their `oauth_` prefix; they are handed to
+//! the core as `oauth_<key>` so that validation, defaults and messages are the plugin's own, and
+//! option names in the core's messages are translated back (`oauth_leeway` → `auth.leeway`).
+//! Everything else (`[[listener]]`, `[users]`, `[anonymous]`, `[log]`, `[metrics]`) belongs to
+//! the fallback broker. Every error names the key it is about.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use oauth_core::Config as AuthConfig;
+use oauth_core::topic::Filter;
+use toml::{Table, Value};
+
+/// Default `metrics.sys_interval` (the plugin's `oauth_stats_interval`).
+pub const DEFAULT_SYS_INTERVAL_SECS: u64 = 10;
+
+/// A configuration problem: `option <key>: <problem>` and friends, like the plugin's messages.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    key: String,
+    message: String,
+}
+
+impl ConfigError {
+    fn invalid(key: &str, problem: impl std::fmt::Display) -> Self {
+        Self { key: key.to_owned(), message: format!("option {key}: {problem}") }
+    }
+
+    fn unknown(key: &str) -> Self {
+        Self { key: key.to_owned(), message: format!("unknown option {key}") }
+    }
+
+    fn missing(key: &str, reason: &str) -> Self {
+        Self { key: key.to_owned(), message: format!("option {key} is required: {reason}") }
+    }
+
+    /// A core error, with `oauth_<name>` option names written as `auth.<name>`.
+    fn from_core(error: &oauth_core::ConfigError) -> Self {
+        Self { key: core_name_to_toml(error.key()), message: core_name_to_toml(&error.to_string()) }
+    }
+
+    /// The key the error is about (`auth.leeway`, `listener[1].bind`, ...).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// A core configuration error as the fallback broker reports it (`auth.<name>` keys).
+pub fn core_error_message(error: &oauth_core::ConfigError) -> String {
+    ConfigError::from_core(error).to_string()
+}
+
+/// Rewrites every `oauth_<word>` that starts a word (not inside a URL or path) as `auth.<word>`.
+fn core_name_to_toml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("oauth_") {
+        let before = rest[..at].chars().next_back();
+        let starts_word =
+            before.is_none_or(|c| !(c.is_alphanumeric() || matches!(c, '_' | '/' | '.' | '-')));
+        out.push_str(&rest[..at]);
+        if starts_word {
+            out.push_str("auth.");
+        } else {
+            out.push_str("oauth_");
+        }
+        rest = &rest[at + "oauth_".len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Topic rights given by configuration (users-file users, anonymous clients).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantLists {
+    /// Filters the client may subscribe inside and receive from.
+    pub read: Vec<String>,
+    /// Filters the client may publish (and put its will) to.
+    pub write: Vec<String>,
+}
+
+impl GrantLists {
+    /// As the core's grants (`%c`/`%u` resolved per client later).
+    pub fn to_grants(&self) -> oauth_core::Grants {
+        let scopes: Vec<String> = self
+            .read
+            .iter()
+            .map(|f| format!("read:{f}"))
+            .chain(self.write.iter().map(|f| format!("write:{f}")))
+            .collect();
+        oauth_core::Grants::from_scopes(scopes.iter().map(String::as_str), "")
+    }
+}
+
+/// Grants of one users-file user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGrants {
+    /// The username, as in the users file.
+    pub username: String,
+    /// The rights.
+    pub grants: GrantLists,
+}
+
+/// `[users]`: non-token logins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsersConfig {
+    /// A file in `mosquitto_passwd` format.
+    pub file: PathBuf,
+    /// Per-user rights; users without an entry may connect but do nothing.
+    pub grants: Vec<UserGrants>,
+}
+
+/// Transport of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Plain MQTT over TCP.
+    Tcp,
+    /// MQTT over TLS.
+    Tls,
+    /// MQTT over WebSocket.
+    Ws,
+    /// MQTT over WebSocket over TLS.
+    Wss,
+}
+
+impl Transport {
+    /// The name used in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+            Self::Ws => "ws",
+            Self::Wss => "wss",
+        }
+    }
+
+    /// Whether the listener needs a certificate and key.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Self::Tls | Self::Wss)
+    }
+}
+
+/// One `[[listener]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// Transport.
+    pub transport: Transport,
+    /// Address and port to bind.
+    pub bind: SocketAddr,
+    /// PEM certificate chain (TLS and WSS).
+    pub cert: Option<PathBuf>,
+    /// PEM private key (TLS and WSS).
+    pub key: Option<PathBuf>,
+    /// Largest MQTT packet accepted, in bytes.
+    pub max_packet_size: u32,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Seconds between `$SYS/broker/oauth/...` publications; zero disables them.
+    pub sys_interval: Duration,
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// The core's configuration, built from `[auth]`.
+    pub auth: AuthConfig,
+    /// Clients without credentials may connect (with the `[anonymous]` grants).
+    pub allow_anonymous: bool,
+    /// Grants of anonymous clients.
+    pub anonymous: GrantLists,
+    /// Users file and grants, if any.
+    pub users: Option<UsersConfig>,
+    /// Listeners.
+    pub listeners: Vec<ListenerConfig>,
+    /// Logging.
+    pub log: LogConfig,
+    /// Counters.
+    pub metrics: MetricsConfig,
+}
+
+/// A table being read: remembers which keys were used so leftovers are reported.
+struct Section<'a> {
+    path: String,
+    table: &'a Table,
+    used: BTreeSet<&'a str>,
+}
+
+impl<'a> Section<'a> {
+    fn new(path: impl Into<String>, table: &'a Table) -> Self {
+        Self { path: path.into(), table, used: BTreeSet::new() }
+    }
+
+    fn key(&self, name: &str) -> String {
+        if self.path.is_empty() { name.to_owned() } else { format!("{}.{name}", self.path) }
+    }
+
+    fn get(&mut self, name: &'a str) -> Option<&'a Value> {
+        let value = self.table.get(name)?;
+        self.used.insert(name);
+        Some(value)
+    }
+
+    fn string(&mut self, name: &'a str) -> Result<Option<String>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                Err(ConfigError::invalid(&self.key(name), "must not be empty"))
+            }
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(ConfigError::invalid(
+                &self.key(name),
+                format!("expected a string, got {}", other.type_str()),
+            )),
+        }
+    }
+
+    fn boolean(&mut self, name: &'a str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(Value::Boolean(b)) => Ok(*b),
+            Some(other) => Err(ConfigError::invalid(
+                &self.key(name),
+                format!("expected true or false, got {}", other.type_str()),
+            )),
+        }
+    }
+
+    fn number(&mut self, name: &'a str, default: u64, max: u64) -> Result<u64, ConfigError> {
+        let problem = |got: String| format!("expected a whole number from 0 to {max}, got {got}");
+        match self.get(name) {
+            None => Ok(default),
+            Some(Value::Integer(n)) => u64::try_from(*n)
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| ConfigError::invalid(&self.key(name), problem(n.to_string()))),
+            Some(other) => {
+                Err(ConfigError::invalid(&self.key(name), problem(other.type_str().to_owned())))
+            }
+        }
+    }
+
+    fn filters(&mut self, name: &'a str) -> Result<Vec<String>, ConfigError> {
+        let key = self.key(name);
+        let Some(value) = self.get(name) else { return Ok(Vec::new()) };
+        let Value::Array(items) = value else {
+            return Err(ConfigError::invalid(&key, "expected a list of topic filters"));
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                let item_key = format!("{key}[{index}]");
+                let Value::String(text) = item else {
+                    return Err(ConfigError::invalid(&item_key, "expected a topic filter string"));
+                };
+                Filter::parse(text).map_err(|problem| {
+                    ConfigError::invalid(&item_key, format!("{text:?}: {problem}"))
+                })?;
+                Ok(text.clone())
+            })
+            .collect()
+    }
+
+    fn path(&mut self, name: &'a str, base: &Path) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(self.string(name)?.map(|p| base.join(p)))
+    }
+
+    fn grants(&mut self) -> Result<GrantLists, ConfigError> {
+        Ok(GrantLists { read: self.filters("read")?, write: self.filters("write")? })
+    }
+
+    /// Reports the first key that was not read.
+    fn finish(self) -> Result<(), ConfigError> {
+        match self.table.keys().find(|k| !self.used.contains(k.as_str())) {
+            Some(extra) => Err(ConfigError::unknown(&self.key(extra))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `[auth]` keys the fallback broker handles itself instead of passing them to the core.
+const AUTH_OWN_KEYS: &[&str] = &["allow_anonymous"];
+
+impl BrokerConfig {
+    /// Reads and validates a configuration file. Relative paths in it are relative to the
+    /// file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            key: String::new(),
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base)
+    }
+
+    /// Parses and validates configuration text; `base` resolves relative paths.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let table: Table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e.span().map_or(1, |span| text[..span.start].matches('\n').count() + 1);
+            ConfigError {
+                key: String::new(),
+                message: format!("not valid TOML (line {line}): {}", e.message().trim_end()),
+            }
+        })?;
+        let mut root = Section::new("", &table);
+
+        let auth_table = sub_table(&mut root, "auth")?;
+        let empty = Table::new();
+        let (auth, allow_anonymous) = parse_auth(auth_table.unwrap_or(&empty), base)?;
+
+        let anonymous = match sub_table(&mut root, "anonymous")? {
+            Some(table) => {
+                let mut section = Section::new("anonymous", table);
+                let grants = section.grants()?;
+                section.finish()?;
+                grants
+            }
+            None => GrantLists::default(),
+        };
+
+        let users = match sub_table(&mut root, "users")? {
+            Some(table) => Some(parse_users(table, base)?),
+            None => None,
+        };
+
+        let listeners = parse_listeners(&mut root, base)?;
+
+        let log = match sub_table(&mut root, "log")? {
+            Some(table) => parse_log(table)?,
+            None => LogConfig { level: "info".to_owned(), format: LogFormat::Text },
+        };
+
+        let metrics = match sub_table(&mut root, "metrics")? {
+            Some(table) => {
+                let mut section = Section::new("metrics", table);
+                let secs = section.number("sys_interval", DEFAULT_SYS_INTERVAL_SECS, 86_400)?;
+                section.finish()?;
+                MetricsConfig { sys_interval: Duration::from_secs(secs) }
+            }
+            None => MetricsConfig { sys_interval: Duration::from_secs(DEFAULT_SYS_INTERVAL_SECS) },
+        };
+        root.finish()?;
+
+        if let Some(users) = &users
+            && auth.token_username.is_none()
+        {
+            log::warn!(
+                "[users] is configured without auth.token_username: users-file passwords are \
+                 first tried as tokens at the authorization server; set auth.token_username \
+                 (e.g. \"oauth2\") to keep them local ({})",
+                users.file.display()
+            );
+        }
+
+        Ok(Self { auth, allow_anonymous, anonymous, users, listeners, log, metrics })
+    }
+
+    /// A one-line description for the startup log (no secrets).
+    pub fn describe(&self) -> String {
+        let auth = &self.auth;
+        let mut parts = vec![format!("mode {:?}", auth.mode).to_lowercase()];
+        if let Some(introspection) = &auth.introspection {
+            parts.push(format!("introspection {}", introspection.url));
+        }
+        match &auth.keys {
+            Some(oauth_core::config::KeySource::Url(url)) => parts.push(format!("jwks {url}")),
+            Some(oauth_core::config::KeySource::File(path)) => {
+                parts.push(format!("jwks file {}", path.display()))
+            }
+            Some(oauth_core::config::KeySource::Discovery(issuer)) => {
+                parts.push(format!("jwks via discovery at {issuer}"))
+            }
+            None => {}
+        }
+        if let Some(marker) = &auth.token_username {
+            parts.push(format!("token logins use username {marker:?}"));
+        }
+        if let Some(users) = &self.users {
+            parts.push(format!("users file {}", users.file.display()));
+        }
+        parts.push(format!(
+            "anonymous {}",
+            if self.allow_anonymous { "allowed" } else { "refused" }
+        ));
+        match auth.revalidate_interval.as_secs() {
+            0 => parts.push("no revalidation".to_owned()),
+            n => parts.push(format!("revalidation every {n} s")),
+        }
+        parts.join(", ")
+    }
+}
+
+fn sub_table<'a>(root: &mut Section<'a>, name: &'a str) -> Result<Option<&'a Table>, ConfigError> {
+    match root.get(name) {
+        None => Ok(None),
+        Some(Value::Table(table)) => Ok(Some(table)),
+        Some(_) => Err(ConfigError::invalid(name, "expected a table ([section])")),
+    }
+}
+
+/// `[auth]` → the core's `oauth_*` pairs, plus the broker's own `allow_anonymous`.
+fn parse_auth(table: &Table, base: &Path) -> Result<(AuthConfig, bool), ConfigError> {
+    let mut section = Section::new("auth", table);
+    let allow_anonymous = section.boolean("allow_anonymous", false)?;
+    if table.contains_key("auth_method") {
+        log::warn!(
+            "auth.auth_method: the fallback broker has no MQTT 5 enhanced authentication \
+             (CONNECTs with an Authentication Method get CONNACK 0x8C); tokens go in the password"
+        );
+    }
+
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (name, value) in table {
+        if AUTH_OWN_KEYS.contains(&name.as_str()) {
+            continue;
+        }
+        let key = format!("auth.{name}");
+        match name.as_str() {
+            "log_dest" => {
+                return Err(ConfigError::invalid(
+                    &key,
+                    "the fallback broker logs as configured in [log]",
+                ));
+            }
+            "stats_interval" => {
+                return Err(ConfigError::invalid(
+                    &key,
+                    "the fallback broker takes the $SYS interval from [metrics] sys_interval",
+                ));
+            }
+            _ => {}
+        }
+        if name.starts_with("oauth_") || name.starts_with("openam_") {
+            return Err(ConfigError::invalid(
+                &key,
+                format!(
+                    "write options without the plugin's prefix, e.g. {}",
+                    name.trim_start_matches("oauth_").trim_start_matches("openam_")
+                ),
+            ));
+        }
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Integer(n) => n.to_string(),
+            Value::Boolean(b) => b.to_string(),
+            Value::Array(items) => {
+                let words: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+                words
+                    .ok_or_else(|| ConfigError::invalid(&key, "expected a list of strings"))?
+                    .join(" ")
+            }
+            other => {
+                return Err(ConfigError::invalid(
+                    &key,
+                    format!(
+                        "expected a string, number or list of strings, got {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        };
+        // File options are relative to the configuration file, like every other path in it.
+        let text = if name.ends_with("_file") && !text.is_empty() {
+            base.join(&text).to_string_lossy().into_owned()
+        } else {
+            text
+        };
+        pairs.push((format!("oauth_{name}"), text));
+    }
+    let auth = AuthConfig::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|e| ConfigError::from_core(&e))?;
+    Ok((auth, allow_anonymous))
+}
+
+fn parse_users(table: &Table, base: &Path) -> Result<UsersConfig, ConfigError> {
+    let mut section = Section::new("users", table);
+    let file = section.path("file", base)?.ok_or_else(|| {
+        ConfigError::missing("users.file", "[users] needs a mosquitto_passwd file")
+    })?;
+    let mut grants: Vec<UserGrants> = Vec::new();
+    match section.get("grants") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                let path = format!("users.grants[{index}]");
+                let Value::Table(entry) = item else {
+                    return Err(ConfigError::invalid(&path, "expected a table ([[users.grants]])"));
+                };
+                let mut entry = Section::new(path.clone(), entry);
+                let username = entry.string("username")?.ok_or_else(|| {
+                    ConfigError::missing(&format!("{path}.username"), "each grant names its user")
+                })?;
+                if grants.iter().any(|g| g.username == username) {
+                    return Err(ConfigError::invalid(
+                        &format!("{path}.username"),
+                        format!("{username:?} already has grants"),
+                    ));
+                }
+                let lists = entry.grants()?;
+                entry.finish()?;
+                grants.push(UserGrants { username, grants: lists });
+            }
+        }
+        Some(_) => {
+            return Err(ConfigError::invalid("users.grants", "expected [[users.grants]] tables"));
+        }
+    }
+    section.finish()?;
+    let users = crate::passwd::UsersFile::load(&file)
+        .map_err(|problem| ConfigError::invalid("users.file", problem))?;
+    for grant in &grants {
+        if !users.contains(&grant.username) {
+            log::warn!("users.grants names {:?}, who is not in {}", grant.username, file.display());
+        }
+    }
+    Ok(UsersConfig { file, grants })
+}
+
+fn parse_listeners(
+    root: &mut Section<'_>,
+    base: &Path,
+) -> Result<Vec<ListenerConfig>, ConfigError> {
+    let items = match root.get("listener") {
+        None => {
+            return Err(ConfigError::missing(
+                "listener",
+                "the broker needs at least one [[listener]]",
+            ));
+        }
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        Some(_) => return Err(ConfigError::invalid("listener", "expected [[listener]] tables")),
+    };
+    let mut listeners: Vec<ListenerConfig> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let path = format!("listener[{index}]");
+        let Value::Table(table) = item else {
+            return Err(ConfigError::invalid(&path, "expected a table ([[listener]])"));
+        };
+        let mut section = Section::new(path.clone(), table);
+        let transport = match section.string("type")?.as_deref() {
+            None | Some("tcp") => Transport::Tcp,
+            Some("tls") => Transport::Tls,
+            Some("ws") => Transport::Ws,
+            Some("wss") => Transport::Wss,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    &format!("{path}.type"),
+                    format!("expected tcp, tls, ws or wss, got {other:?}"),
+                ));
+            }
+        };
+        let bind_key = format!("{path}.bind");
+        let bind = section.string("bind")?.ok_or_else(|| {
+            ConfigError::missing(&bind_key, "an address and port, e.g. \"0.0.0.0:1883\"")
+        })?;
+        let bind: SocketAddr = bind.parse().map_err(|_| {
+            ConfigError::invalid(
+                &bind_key,
+                format!("{bind:?} is not an address:port like 0.0.0.0:1883"),
+            )
+        })?;
+        if let Some(other) = listeners.iter().position(|l| l.bind == bind && bind.port() != 0) {
+            return Err(ConfigError::invalid(
+                &bind_key,
+                format!("{bind} is already used by listener[{other}]"),
+            ));
+        }
+        let cert = section.path("cert", base)?;
+        let key = section.path("key", base)?;
+        let max_packet_size = section.number("max_packet_size", 1024 * 1024, 268_435_455)?;
+        section.finish()?;
+        if transport.is_tls() {
+            for (name, file) in [("cert", &cert), ("key", &key)] {
+                let key_name = format!("{path}.{name}");
+                let Some(file) = file else {
+                    return Err(ConfigError::missing(
+                        &key_name,
+                        "tls and wss listeners need a PEM certificate and key",
+                    ));
+                };
+                std::fs::File::open(file).map_err(|e| {
+                    ConfigError::invalid(&key_name, format!("cannot read {}: {e}", file.display()))
+                })?;
+            }
+        } else if cert.is_some() || key.is_some() {
+            return Err(ConfigError::invalid(
+                &format!("{path}.{}", if cert.is_some() { "cert" } else { "key" }),
+                format!(
+                    "only tls and wss listeners use certificates, this one is {}",
+                    transport.as_str()
+                ),
+            ));
+        }
+        listeners.push(ListenerConfig {
+            transport,
+            bind,
+            cert,
+            key,
+            max_packet_size: u32::try_from(max_packet_size).unwrap_or(u32::MAX),
+        });
+    }
+    Ok(listeners)
+}
+
+fn parse_log(table: &Table) -> Result<LogConfig, ConfigError> {
+    let mut section = Section::new("log", table);
+    let level = section.string("level")?.unwrap_or_else(|| "info".to_owned());
+    if !matches!(level.as_str(), "error" | "warn" | "info" | "debug" | "trace") {
+        return Err(ConfigError::invalid(
+            "log.level",
+            format!("expected error, warn, info, debug or trace, got {level:?}"),
+        ));
+    }
+    let format = match section.string("format")?.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "log.format",
+                format!("expected text or json, got {other:?}"),
+            ));
+        }
+    };
+    section.finish()?;
+    Ok(LogConfig { level, format })
+}
+
+/// The commented default configuration printed by `fallback-broker generate-config`.
+pub const DEFAULT_CONFIG: &str = r##"# fallback-broker configuration (TOML).
+# Relative paths are relative to this file's directory.
+
+[auth]
+# The Mosquitto plugin's options, without the "oauth_" prefix (see the README's option table):
+# mode, introspection_url, client_id, client_secret, client_secret_file, client_auth, issuer,
+# jwks_url, jwks_file, audience, algorithms, leeway, scope_prefix, required_scopes,
+# token_username, client_id_claim, username_claim, cache_ttl, cache_negative_ttl,
+# cache_max_entries, http_timeout_ms, ca_file, revalidate_interval, disconnect_on_expiry.
+# Lists may be TOML arrays or space-separated. (auth_method: MQTT 5 enhanced authentication is
+# not available in the fallback broker; log_dest and stats_interval are [log] and [metrics].)
+introspection_url = "https://am.example.com/am/oauth2/realms/root/realms/edge/introspect"
+client_id = "mqtt-broker"
+client_secret = "change-me"            # or: client_secret_file = "oauth-client-secret"
+# issuer = "https://idp.example.com/realms/iot"
+# audience = ["urn:mqtt:broker"]
+# Devices log in with this username and the token as password; other usernames are users-file
+# users and never reach the authorization server.
+token_username = "oauth2"
+# cache_ttl = 300
+
+# Seconds between re-checks of the connected clients' tokens (bypassing the cache); a token
+# found no longer valid (revoked) disconnects its clients. 0 = off.
+# revalidate_interval = 60
+# Clients are disconnected when their token expires.
+# disconnect_on_expiry = true
+
+# Fallback-broker only: clients without username and password. When true they get the
+# [anonymous] grants.
+allow_anonymous = false
+
+# [anonymous]
+# read = ["public/#"]
+# write = []
+
+# Non-token users (e.g. a human operator), in mosquitto_passwd format
+# (`mosquitto_passwd -c passwd operator`; $6$ and $7$ hashes).
+# [users]
+# file = "passwd"
+#
+# [[users.grants]]
+# username = "operator"
+# read = ["#", "$SYS/#"]
+# write = ["ops/#"]
+
+[[listener]]
+type = "tcp"                           # tcp, tls, ws or wss
+bind = "0.0.0.0:1883"
+
+# [[listener]]
+# type = "tls"
+# bind = "0.0.0.0:8883"
+# cert = "server.pem"                  # PEM chain
+# key = "server.key"                   # PEM private key
+
+# [[listener]]
+# type = "ws"                          # path /mqtt, subprotocol "mqtt"
+# bind = "0.0.0.0:8080"
+
+[log]
+level = "info"                         # error, warn, info, debug, trace
+format = "text"                        # text or json
+
+[metrics]
+# Seconds between publications of the plugin's counters as retained messages under
+# $SYS/broker/oauth/... (readable with a grant naming them, e.g. mqtt:read:$SYS/broker/oauth/#).
+# 0 = off.
+sys_interval = 10
+"##;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[[listener]]\nbind = \"127.0.0.1:1883\"\n";
+
+    fn auth(extra: &str) -> String {
+        format!(
+            "[auth]\nintrospection_url = \"http://127.0.0.1:9/introspect\"\nclient_id = \"b\"\n\
+             client_secret = \"s\"\n{extra}\n{BASE}"
+        )
+    }
+
+    fn error(text: &str) -> String {
+        match BrokerConfig::parse(text, Path::new("/nonexistent")) {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_generated_default_is_valid() {
+        let config = BrokerConfig::parse(DEFAULT_CONFIG, Path::new(".")).expect("default parses");
+        assert!(!config.allow_anonymous);
+        assert_eq!(config.auth.revalidate_interval, Duration::from_secs(60));
+        assert!(config.auth.disconnect_on_expiry);
+        assert_eq!(config.auth.token_username.as_deref(), Some("oauth2"));
+        assert_eq!(config.listeners.len(), 1);
+        assert_eq!(config.metrics.sys_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn auth_options_reach_the_core_with_the_plugin_semantics() {
+        let config = BrokerConfig::parse(
+            &auth("leeway = 5\naudience = [\"a\", \"b\"]\nscope_prefix = \"iot:\"\ncache_ttl = 0"),
+            Path::new("."),
+        )
+        .expect("parses");
+        assert_eq!(config.auth.leeway, Duration::from_secs(5));
+        assert_eq!(config.auth.audiences, ["a", "b"]);
+        assert_eq!(config.auth.scope_prefix, "iot:");
+        assert_eq!(config.auth.cache.ttl, Duration::ZERO);
+        assert_eq!(config.auth.revalidate_interval, Duration::from_secs(60));
+        assert_eq!(config.log, LogConfig { level: "info".to_owned(), format: LogFormat::Text });
+    }
+
+    #[test]
+    fn core_errors_name_the_toml_key() {
+        let cases = [
+            (
+                auth("leeway = \"soon\""),
+                "option auth.leeway: expected a whole number from 0 to 3600, got \"soon\"",
+            ),
+            (auth("leeway = 99999"), "option auth.leeway: expected a whole number from 0 to 3600, got \"99999\""),
+            (auth("leway = 3"), "unknown option auth.leway (did you mean auth.leeway?)"),
+            (
+                format!("[auth]\nmode = \"jwt\"\n{BASE}"),
+                "option auth.jwks_url is required: oauth_mode jwt needs keys: auth.jwks_url, auth.jwks_file or auth.issuer (discovery)"
+                    .replace("oauth_mode", "auth.mode")
+                    .leak(),
+            ),
+            (
+                format!("[auth]\nintrospection_url = \"http://127.0.0.1:9/oauth_x\"\n{BASE}"),
+                "option auth.client_id is required: the introspection endpoint needs our client credentials",
+            ),
+            (
+                auth("algorithms = [\"HS256\"]"),
+                "option auth.algorithms: HS256 is symmetric; only asymmetric algorithms are accepted",
+            ),
+            (auth("log_dest = \"stdout\""), "option auth.log_dest: the fallback broker logs as configured in [log]"),
+            (
+                auth("stats_interval = 1"),
+                "option auth.stats_interval: the fallback broker takes the $SYS interval from [metrics] sys_interval",
+            ),
+            (
+                auth("oauth_leeway = 1"),
+                "option auth.oauth_leeway: write options without the plugin's prefix, e.g. leeway",
+            ),
+            (auth("allow_anonymous = \"yes\""), "option auth.allow_anonymous: expected true or false, got string"),
+            (
+                auth("revalidate_interval = -1"),
+                "option auth.revalidate_interval: expected a whole number from 0 to 86400, got \"-1\"",
+            ),
+            (
+                auth("disconnect_on_expiry = \"maybe\""),
+                "option auth.disconnect_on_expiry: expected true or false, got \"maybe\"",
+            ),
+            (auth("audience = [1]"), "option auth.audience: expected a list of strings"),
+        ];
+        for (text, message) in cases {
+            assert_eq!(error(&text), message, "{text}");
+        }
+        let e = BrokerConfig::parse(&auth("leeway = \"x\""), Path::new(".")).err();
+        assert_eq!(e.as_ref().map(ConfigError::key), Some("auth.leeway"));
+    }
+
+    #[test]
+    fn translation_leaves_urls_and_paths_alone() {
+        assert_eq!(
+            core_name_to_toml("option oauth_issuer: \"http://x/oauth_y\" is not a URL (oauth_z)"),
+            "option auth.issuer: \"http://x/oauth_y\" is not a URL (auth.z)"
+        );
+    }
+
+    #[test]
+    fn broker_errors_name_the_key() {
+        let cases = [
+            (
+                "[auth]\njwks_file = \"j\"\n".to_owned(),
+                "option listener is required: the broker needs at least one [[listener]]",
+            ),
+            (
+                auth("").replace("bind = \"127.0.0.1:1883\"", "bind = \"nowhere\""),
+                "option listener[0].bind: \"nowhere\" is not an address:port like 0.0.0.0:1883",
+            ),
+            (
+                auth("").replace("bind = \"127.0.0.1:1883\"\n", ""),
+                "option listener[0].bind is required: an address and port, e.g. \"0.0.0.0:1883\"",
+            ),
+            (
+                format!("{}type = \"quic\"\n", auth("")),
+                "option listener[0].type: expected tcp, tls, ws or wss, got \"quic\"",
+            ),
+            (
+                format!("{}type = \"tls\"\n", auth("")),
+                "option listener[0].cert is required: tls and wss listeners need a PEM certificate and key",
+            ),
+            (
+                format!("{}type = \"tls\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n", auth("")),
+                "option listener[0].cert: cannot read /nonexistent/c.pem: No such file or directory (os error 2)",
+            ),
+            (
+                format!("{}cert = \"c.pem\"\n", auth("")),
+                "option listener[0].cert: only tls and wss listeners use certificates, this one is tcp",
+            ),
+            (format!("{}port = 1\n", auth("")), "unknown option listener[0].port"),
+            (
+                format!("{}{BASE}", auth("")),
+                "option listener[1].bind: 127.0.0.1:1883 is already used by listener[0]",
+            ),
+            (
+                format!("{}[log]\nlevel = \"loud\"\n", auth("")),
+                "option log.level: expected error, warn, info, debug or trace, got \"loud\"",
+            ),
+            (
+                format!("{}[log]\nformat = \"xml\"\n", auth("")),
+                "option log.format: expected text or json, got \"xml\"",
+            ),
+            (
+                format!("{}[metrics]\nsys_interval = \"10\"\n", auth("")),
+                "option metrics.sys_interval: expected a whole number from 0 to 86400, got string",
+            ),
+            (
+                format!("{}[anonymous]\nread = [\"a/#/b\"]\n", auth("")),
+                "option anonymous.read[0]: \"a/#/b\": has '#' that is not a whole last level",
+            ),
+            (
+                format!("{}[users]\n", auth("")),
+                "option users.file is required: [users] needs a mosquitto_passwd file",
+            ),
+            (
+                format!("{}[users]\nfile = \"passwd\"\n", auth("")),
+                "option users.file: cannot read /nonexistent/passwd: No such file or directory (os error 2)",
+            ),
+            (
+                format!("{}[users]\nfile = \"p\"\n[[users.grants]]\nread = []\n", auth("")),
+                "option users.grants[0].username is required: each grant names its user",
+            ),
+            (format!("{}[extra]\n", auth("")), "unknown option extra"),
+            ("[auth\n".to_owned(), "not valid TOML (line 1): unclosed table, expected `]`"),
+            (
+                "a = 1\nb = \n".to_owned(),
+                "not valid TOML (line 2): string values must be quoted, expected literal string",
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(error(&text), message, "{text}");
+        }
+    }
+
+    #[test]
+    fn users_and_grants_are_read() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("passwd"),
+            "op:$7$101$6mt3a5sdnezAGHNp$7ieqI2x9aPo1UTwWZcGQ4qxGMjfHWkhfdIJ86+XV9sgpDZs/dE/9gveWKuTy8uz4IwggCqtuCQRnDTQ5noC+Dw==\n",
+        )
+        .expect("written");
+        let text = format!(
+            "{}[users]\nfile = \"passwd\"\n[[users.grants]]\nusername = \"op\"\nread = [\"ops/#\"]\nwrite = [\"ops/%c/x\"]\n\
+             [anonymous]\nread = [\"public/#\"]\n",
+            auth("allow_anonymous = true\nrevalidate_interval = 0")
+        );
+        let config = BrokerConfig::parse(&text, dir.path()).expect("parses");
+        let users = config.users.expect("users");
+        assert_eq!(users.file, dir.path().join("passwd"));
+        assert_eq!(
+            users.grants,
+            [UserGrants {
+                username: "op".to_owned(),
+                grants: GrantLists {
+                    read: vec!["ops/#".to_owned()],
+                    write: vec!["ops/%c/x".to_owned()]
+                },
+            }]
+        );
+        assert!(config.allow_anonymous);
+        assert_eq!(config.auth.revalidate_interval, Duration::ZERO);
+        assert_eq!(config.anonymous.read, ["public/#"]);
+        let duplicate =
+            text.replace("[anonymous]", "[[users.grants]]\nusername = \"op\"\n[anonymous]");
+        assert_eq!(
+            BrokerConfig::parse(&duplicate, dir.path()).err().map(|e| e.to_string()).as_deref(),
+            Some("option users.grants[1].username: \"op\" already has grants")
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! The fallback broker: a complete MQTT 3.1.1/5 broker (the rmqtt engine, used as a library)
+//! whose authentication and authorization are the mosquitto-oauth core, with the Mosquitto
+//! plugin's semantics. Our code is the glue: configuration ([`config`]), the decisions
+//! ([`policy`]), the one engine hook handler ([`hooks`]), users files ([`passwd`]), `$SYS`
+//! counters ([`sys`]), logging and the server assembly ([`server`]).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod hooks;
+pub mod logging;
+pub mod passwd;
+pub mod policy;
+pub mod server;
+pub mod sys;

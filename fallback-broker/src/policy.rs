@@ -1,0 +1,546 @@
+//! The broker's decisions, free of the engine: who may connect, and what a connected client may
+//! do. They mirror the Mosquitto plugin (`plugin/src/instance.rs`) plus what Mosquitto itself
+//! would do with `password_file`, `acl_file` and `allow_anonymous`:
+//!
+//! 1. A token login (every login, or only those with `auth.token_username`) with a password is
+//!    checked by the core. A valid token connects; an authorization server that cannot answer
+//!    refuses the client (fail closed); a rejected token is left to the next mechanism, like the
+//!    plugin's DEFER.
+//! 2. A username and password are checked against the users file.
+//! 3. A client without username and password is anonymous: refused unless allowed.
+//! 4. A will whose topic the client may not write refuses the connection.
+//!
+//! Nothing here blocks on anything but the core's HTTP calls: the engine glue runs
+//! [`Policy::connect`] on a blocking thread.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use oauth_core::{
+    Access, AccessToken, AuthError, Authenticator, Grants, Metrics, Session, SessionGrants,
+    TokenSource, now_epoch,
+};
+
+use crate::config::BrokerConfig;
+use crate::passwd::UsersFile;
+
+/// What a client sent in CONNECT that matters for the decision.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectRequest<'a> {
+    /// Client id (as assigned by the broker when the client sent none).
+    pub client_id: &'a str,
+    /// User name, if any.
+    pub username: Option<&'a str>,
+    /// Password (binary in MQTT), if any. Never logged.
+    pub password: Option<&'a [u8]>,
+    /// Will topic, if the client has a will.
+    pub will_topic: Option<&'a str>,
+}
+
+/// The answer to a CONNECT.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Connect with these rights.
+    Accept(Arc<Principal>),
+    /// Refused: the credentials were checked and are not acceptable.
+    BadCredentials,
+    /// Refused without judging the credentials (authorization server unavailable, anonymous
+    /// not allowed, will topic not writable).
+    NotAuthorized,
+}
+
+/// How a connected client authenticated.
+#[derive(Debug)]
+pub enum Identity {
+    /// With an access token; its session holds the grants and `exp`.
+    Token {
+        /// The core's session.
+        session: Session,
+        /// The token, kept for revalidation (redacted in debug output).
+        token: AccessToken,
+    },
+    /// As a users-file user.
+    User {
+        /// The username.
+        name: Box<str>,
+        /// The configured grants, resolved for this client.
+        grants: SessionGrants,
+    },
+    /// Without credentials (`allow_anonymous`).
+    Anonymous {
+        /// The `[anonymous]` grants, resolved for this client.
+        grants: SessionGrants,
+    },
+}
+
+/// A connected client's identity and rights.
+#[derive(Debug)]
+pub struct Principal {
+    client_id: Box<str>,
+    identity: Identity,
+    revoked: AtomicBool,
+}
+
+impl Principal {
+    /// A principal (also for tests of the engine glue).
+    pub fn new(client_id: &str, identity: Identity) -> Self {
+        Self { client_id: client_id.into(), identity, revoked: AtomicBool::new(false) }
+    }
+
+    /// The MQTT client id it connected with.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// How it authenticated.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// True for token logins.
+    pub fn is_token(&self) -> bool {
+        matches!(self.identity, Identity::Token { .. })
+    }
+
+    /// `exp` of the token (token logins only).
+    pub fn expires_at(&self) -> Option<u64> {
+        match &self.identity {
+            Identity::Token { session, .. } => session.expires_at(),
+            _ => None,
+        }
+    }
+
+    /// Marks the token as no longer valid (found inactive on revalidation): everything is
+    /// denied from now on.
+    pub fn revoke(&self) {
+        self.revoked.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`revoke`](Self::revoke) was called.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.load(Ordering::Relaxed)
+    }
+
+    /// The bare ACL decision at `now` (epoch seconds), without counting or logging.
+    pub fn allows(&self, access: Access, topic: &str, now: u64) -> bool {
+        if self.is_revoked() {
+            return false;
+        }
+        match &self.identity {
+            Identity::Token { session, .. } => session.allows(access, topic, now),
+            Identity::User { grants, .. } | Identity::Anonymous { grants } => {
+                grants.allows(access, topic)
+            }
+        }
+    }
+
+    /// Why an ACL check at `now` was denied, for the log.
+    fn denial_reason(&self, now: u64) -> &'static str {
+        match &self.identity {
+            _ if self.is_revoked() => "token revoked",
+            Identity::Token { session, .. } if session.is_expired(now) => "token expired",
+            _ => "no matching grant",
+        }
+    }
+}
+
+/// Decides connections and ACL checks. Shared by all listeners.
+#[derive(Debug)]
+pub struct Policy {
+    auth: Arc<Authenticator>,
+    users_file: Option<PathBuf>,
+    users: RwLock<Arc<UsersFile>>,
+    user_grants: HashMap<String, Grants>,
+    anonymous: Option<Grants>,
+}
+
+impl Policy {
+    /// Builds the policy: the core's authenticator (which may read key and secret files) and
+    /// the users file. Errors name the option.
+    pub fn new(config: &BrokerConfig) -> Result<Self, String> {
+        let auth = Authenticator::new(config.auth.clone())
+            .map_err(|e| crate::config::core_error_message(&e))?;
+        let (users_file, users, user_grants) = match &config.users {
+            Some(users) => {
+                let file = UsersFile::load(&users.file)
+                    .map_err(|problem| format!("option users.file: {problem}"))?;
+                let grants = users
+                    .grants
+                    .iter()
+                    .map(|g| (g.username.clone(), g.grants.to_grants()))
+                    .collect();
+                (Some(users.file.clone()), file, grants)
+            }
+            None => (None, UsersFile::default(), HashMap::new()),
+        };
+        Ok(Self {
+            auth: Arc::new(auth),
+            users_file,
+            users: RwLock::new(Arc::new(users)),
+            user_grants,
+            anonymous: config.allow_anonymous.then(|| config.anonymous.to_grants()),
+        })
+    }
+
+    /// The core's authenticator (counters, cache, revalidation).
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.auth
+    }
+
+    fn metrics(&self) -> &Metrics {
+        self.auth.metrics()
+    }
+
+    fn users(&self) -> Arc<UsersFile> {
+        Arc::clone(&self.users.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Decides a CONNECT. Blocking: may call the authorization server.
+    pub fn connect(&self, request: &ConnectRequest<'_>) -> Verdict {
+        let client_id = request.client_id;
+        let config = self.auth.config();
+        if config.is_token_login(request.username) {
+            match request.password.filter(|p| !p.is_empty()) {
+                None => {
+                    Metrics::bump(&self.metrics().connects_deferred);
+                    log::debug!(
+                        "client {client_id:?}: no password, leaving the login to other mechanisms"
+                    );
+                }
+                Some(password) => {
+                    if let Some(verdict) = self.token_login(request, password) {
+                        return verdict;
+                    }
+                }
+            }
+        } else {
+            Metrics::bump(&self.metrics().connects_deferred);
+        }
+
+        match (request.username, request.password) {
+            (Some(username), Some(password)) if self.users_file.is_some() => {
+                if !self.users().verify(username, password) {
+                    log::info!(
+                        "client {client_id:?} refused: bad username or password for users-file user {username:?}"
+                    );
+                    return Verdict::BadCredentials;
+                }
+                let grants = self
+                    .user_grants
+                    .get(username)
+                    .map(|g| g.resolve(client_id, Some(username)))
+                    .unwrap_or_else(|| Grants::default().resolve(client_id, None));
+                let principal =
+                    Principal::new(client_id, Identity::User { name: username.into(), grants });
+                self.admit(principal, request, format_args!("users-file user {username:?}"))
+            }
+            (None, None) => match &self.anonymous {
+                Some(grants) => {
+                    let grants = grants.resolve(client_id, None);
+                    self.admit(
+                        Principal::new(client_id, Identity::Anonymous { grants }),
+                        request,
+                        format_args!("anonymous"),
+                    )
+                }
+                None => {
+                    log::info!("client {client_id:?} refused: anonymous clients are not allowed");
+                    Verdict::NotAuthorized
+                }
+            },
+            _ => {
+                log::info!("client {client_id:?} refused: no mechanism accepts its credentials");
+                Verdict::BadCredentials
+            }
+        }
+    }
+
+    /// The token path: `Some` when decided, `None` to try the next mechanism.
+    fn token_login(&self, request: &ConnectRequest<'_>, password: &[u8]) -> Option<Verdict> {
+        let client_id = request.client_id;
+        let token = AccessToken::new(password);
+        match self.auth.login(&token, client_id, request.username) {
+            Ok(session) => {
+                let source = match session.source() {
+                    TokenSource::Introspection => "introspection",
+                    TokenSource::Jwt => "local JWT check",
+                };
+                let expiry = session
+                    .expires_at()
+                    .map(|exp| format!(", expires in {} s", exp.saturating_sub(now_epoch())))
+                    .unwrap_or_default();
+                let principal = Principal::new(client_id, Identity::Token { session, token });
+                if let Some(topic) = request.will_topic
+                    && !self.acl(&principal, Access::Write, topic)
+                {
+                    Metrics::bump(&self.metrics().connects_denied);
+                    log::info!("client {client_id:?} refused: its will topic is not writable");
+                    return Some(Verdict::NotAuthorized);
+                }
+                Metrics::bump(&self.metrics().connects_accepted);
+                if let Identity::Token { session, .. } = principal.identity() {
+                    let grants = session.grants();
+                    log::info!(
+                        "client {client_id:?} accepted: token verified by {source}, {} write and {} read grant(s){expiry}",
+                        grants.write_filters().len(),
+                        grants.read_filters().len(),
+                    );
+                }
+                Some(Verdict::Accept(Arc::new(principal)))
+            }
+            Err(AuthError::Rejected(reason)) => {
+                Metrics::bump(&self.metrics().connects_denied);
+                log::info!(
+                    "client {client_id:?} presented an unacceptable token ({reason}); leaving the login to other mechanisms"
+                );
+                None
+            }
+            Err(AuthError::Unavailable(problem)) => {
+                Metrics::bump(&self.metrics().connects_denied);
+                log::warn!("client {client_id:?} refused: {problem}");
+                Some(Verdict::NotAuthorized)
+            }
+        }
+    }
+
+    /// Accepts a users-file or anonymous principal unless its will is not writable.
+    fn admit(
+        &self,
+        principal: Principal,
+        request: &ConnectRequest<'_>,
+        what: std::fmt::Arguments<'_>,
+    ) -> Verdict {
+        let client_id = request.client_id;
+        if let Some(topic) = request.will_topic
+            && !self.acl(&principal, Access::Write, topic)
+        {
+            log::info!("client {client_id:?} refused: its will topic is not writable");
+            return Verdict::NotAuthorized;
+        }
+        log::info!("client {client_id:?} accepted: {what}");
+        Verdict::Accept(Arc::new(principal))
+    }
+
+    /// Decides one ACL check now: counts it (token clients, like the plugin) and logs denials.
+    pub fn acl(&self, principal: &Principal, access: Access, topic: &str) -> bool {
+        let now = now_epoch();
+        let allowed = principal.allows(access, topic, now);
+        if principal.is_token() {
+            Metrics::bump(if allowed {
+                &self.metrics().acl_allowed
+            } else {
+                &self.metrics().acl_denied
+            });
+        }
+        if !allowed {
+            let why = principal.denial_reason(now);
+            let client = principal.client_id();
+            match access {
+                Access::Read => log::debug!("denied delivery of {topic:?} to {client:?}: {why}"),
+                _ => log::info!("denied {access:?} on {topic:?} for {client:?}: {why}"),
+            }
+        }
+        allowed
+    }
+
+    /// SIGHUP: forget cached token verdicts (e.g. after revocations) and re-read the users file
+    /// (keeping the old one if the new one is broken). Connected clients keep their rights.
+    pub fn reload(&self) {
+        self.auth.forget_all();
+        let mut note = String::new();
+        if let Some(path) = &self.users_file {
+            match UsersFile::load(path) {
+                Ok(users) => {
+                    note = format!("; users file re-read ({} user(s))", users.len());
+                    *self.users.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(users);
+                }
+                Err(problem) => {
+                    log::error!("reload: keeping the previous users file: {problem}");
+                }
+            }
+        }
+        log::info!("reload: token cache flushed{note}; connected clients kept");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::digest;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    use super::*;
+
+    /// A `$6$` users-file line, as `mosquitto_passwd -H sha512` writes it.
+    fn sha512_line(user: &str, password: &str) -> String {
+        let salt = b"fixed-salt-1";
+        let mut context = digest::Context::new(&digest::SHA512);
+        context.update(password.as_bytes());
+        context.update(salt);
+        format!("{user}:$6${}${}\n", STANDARD.encode(salt), STANDARD.encode(context.finish()))
+    }
+
+    const ALICE: &str = "alice:$7$101$6mt3a5sdnezAGHNp$7ieqI2x9aPo1UTwWZcGQ4qxGMjfHWkhfdIJ86+XV9sgpDZs/dE/9gveWKuTy8uz4IwggCqtuCQRnDTQ5noC+Dw==\n";
+
+    /// A public RSA key (kid "test") that signed nothing the tests present.
+    const JWKS: &str = r#"{"keys":[{"kty":"RSA","kid":"test","alg":"RS256","use":"sig","n":"2Ulb9ROr_1AKZVaveQzY-43F7TGQRWbDpThlx9AHFTtpGJFe88pS1Wm4Kti-N9luQA2qExpugBSXEtDZogaiQg9NrV1i9a08HL6H9tRQWNayyUJ-ONQyBUHM697jItafefCz5vGgCgEPdFXgdialA8mM1236uVZrYk6XiaLPMroGjQt4muW32Xk_yWyRjtT10kLhNSIypw0HSmfwU_hmWU0zm1Wumt2vZSpBWDCXL_C2z4wMy0LZUkLcvSFvUUN3Z-R8c9pZHMNRbw8nqcTM4m7G9aOxesb4YyYUHBQyZQXIPgKCtMwrr0Re1nOyxIpECNZGcSaawRh4elJ6CByV3Q","e":"AQAB"}]}"#;
+
+    /// A policy whose authorization server does not exist (port 9 on loopback refuses), and
+    /// whose JWT key signed nothing: every token is either unverifiable (introspection →
+    /// unavailable) or rejected (JWT → unknown key).
+    fn make_policy(extra_auth: &str, extra: &str) -> (Policy, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("passwd"),
+            format!("{ALICE}{}", sha512_line("bob", "two words")),
+        )
+        .expect("written");
+        std::fs::write(dir.path().join("jwks.json"), JWKS).expect("written");
+        let text = format!(
+            "[auth]\nintrospection_url = \"http://127.0.0.1:9/introspect\"\nclient_id = \"b\"\n\
+             client_secret = \"s\"\njwks_file = \"jwks.json\"\nhttp_timeout_ms = 500\n{extra_auth}\n\
+             [[listener]]\nbind = \"127.0.0.1:1883\"\n\
+             [users]\nfile = \"passwd\"\n[[users.grants]]\nusername = \"alice\"\n\
+             read = [\"ops/#\", \"clients/%c/#\"]\nwrite = [\"ops/%u/#\"]\n{extra}"
+        );
+        let config = BrokerConfig::parse(&text, dir.path()).expect("config parses");
+        (Policy::new(&config).expect("policy builds"), dir)
+    }
+
+    fn request<'a>(
+        username: Option<&'a str>,
+        password: Option<&'a [u8]>,
+        will_topic: Option<&'a str>,
+    ) -> ConnectRequest<'a> {
+        ConnectRequest { client_id: "c1", username, password, will_topic }
+    }
+
+    fn accepted(verdict: Verdict) -> Arc<Principal> {
+        match verdict {
+            Verdict::Accept(principal) => principal,
+            other => panic!("not accepted: {other:?}"),
+        }
+    }
+
+    /// Header.claims.signature shape, so the JWT path is taken (and rejected: no keys).
+    const FAKE_JWT: &[u8] = b"eyJhbGciOiJSUzI1NiIsImtpZCI6Im5vIn0.eyJzdWIiOiJ4In0.c2ln";
+
+    #[test]
+    fn users_file_users_get_their_configured_grants() {
+        let (policy, _dir) = make_policy("token_username = \"oauth2\"", "");
+        let alice = accepted(policy.connect(&request(Some("alice"), Some(b"secret"), None)));
+        assert!(!alice.is_token());
+        let now = now_epoch();
+        assert!(alice.allows(Access::Subscribe, "ops/#", now));
+        assert!(alice.allows(Access::Read, "clients/c1/x", now));
+        assert!(!alice.allows(Access::Read, "clients/c2/x", now));
+        assert!(alice.allows(Access::Write, "ops/alice/x", now));
+        assert!(!alice.allows(Access::Write, "ops/bob/x", now));
+        assert!(!alice.allows(Access::Read, "$SYS/x", now));
+        assert!(matches!(
+            policy.connect(&request(Some("alice"), Some(b"wrong"), None)),
+            Verdict::BadCredentials
+        ));
+        assert!(matches!(
+            policy.connect(&request(Some("mallory"), Some(b"secret"), None)),
+            Verdict::BadCredentials
+        ));
+        assert!(matches!(
+            policy.connect(&request(Some("alice"), None, None)),
+            Verdict::BadCredentials
+        ));
+        // Token logins are not counted as users-file attempts, and vice versa.
+        let snapshot = policy.authenticator().metrics().snapshot();
+        assert_eq!((snapshot.connects_accepted, snapshot.connects_deferred), (0, 4));
+        assert_eq!(policy.authenticator().metrics().snapshot().upstream_calls, 0);
+    }
+
+    #[test]
+    fn wills_must_be_writable() {
+        let (policy, _dir) = make_policy("token_username = \"oauth2\"", "");
+        assert!(matches!(
+            policy.connect(&request(Some("alice"), Some(b"secret"), Some("ops/alice/will"))),
+            Verdict::Accept(_)
+        ));
+        assert!(matches!(
+            policy.connect(&request(Some("alice"), Some(b"secret"), Some("ops/bob/will"))),
+            Verdict::NotAuthorized
+        ));
+    }
+
+    #[test]
+    fn anonymous_clients_are_refused_unless_allowed() {
+        let (policy, _dir) = make_policy("token_username = \"oauth2\"", "");
+        assert!(matches!(policy.connect(&request(None, None, None)), Verdict::NotAuthorized));
+        // A password without username is not anonymous, and no mechanism takes it.
+        assert!(matches!(
+            policy.connect(&request(None, Some(b"x"), None)),
+            Verdict::BadCredentials
+        ));
+
+        let (policy, _dir) = make_policy(
+            "token_username = \"oauth2\"\nallow_anonymous = true",
+            "[anonymous]\nread = [\"public/#\"]\n",
+        );
+        let anonymous = accepted(policy.connect(&request(None, None, None)));
+        assert!(anonymous.allows(Access::Subscribe, "public/a/#", now_epoch()));
+        assert!(!anonymous.allows(Access::Write, "public/a", now_epoch()));
+        assert!(matches!(
+            policy.connect(&request(None, None, Some("public/x"))),
+            Verdict::NotAuthorized
+        ));
+    }
+
+    #[test]
+    fn rejected_tokens_are_bad_credentials_and_unverifiable_ones_are_refused() {
+        let (policy, _dir) = make_policy("", "");
+        // JWT-shaped, no matching key: rejected, nobody else accepts it.
+        assert!(matches!(
+            policy.connect(&request(Some("dev"), Some(FAKE_JWT), None)),
+            Verdict::BadCredentials
+        ));
+        // v5 password without username: still a token login.
+        assert!(matches!(
+            policy.connect(&request(None, Some(FAKE_JWT), None)),
+            Verdict::BadCredentials
+        ));
+        // Binary and oversized passwords never reach the authorization server.
+        for password in [&b"\0abc"[..], &[0xff, 0xfe][..], &vec![b'a'; 65_535][..]] {
+            assert!(matches!(
+                policy.connect(&request(Some("user"), Some(password), None)),
+                Verdict::BadCredentials
+            ));
+        }
+        assert_eq!(policy.authenticator().metrics().snapshot().upstream_calls, 0);
+        // Opaque: introspection at a closed port cannot answer → refused, not "bad".
+        assert!(matches!(
+            policy.connect(&request(Some("dev"), Some(b"opaque-token"), None)),
+            Verdict::NotAuthorized
+        ));
+        let snapshot = policy.authenticator().metrics().snapshot();
+        assert_eq!(snapshot.connects_denied, 6);
+    }
+
+    #[test]
+    fn users_file_passwords_are_tried_after_a_rejected_token() {
+        // Without token_username every password is first a token candidate (as with the
+        // plugin); one the core rejects goes on to the users file, like the plugin's DEFER.
+        let (policy, _dir) = make_policy("", "");
+        let bob = accepted(policy.connect(&request(Some("bob"), Some(b"two words"), None)));
+        assert!(matches!(bob.identity(), Identity::User { name, .. } if &**name == "bob"));
+        assert_eq!(policy.authenticator().metrics().snapshot().connects_denied, 1);
+        assert_eq!(policy.authenticator().metrics().snapshot().upstream_calls, 0);
+    }
+
+    #[test]
+    fn revoked_principals_may_do_nothing() {
+        let grants = Grants::from_scopes(["read:#", "write:#"], "").resolve("c", None);
+        let principal = Principal::new("c", Identity::Anonymous { grants });
+        assert!(principal.allows(Access::Write, "a", now_epoch()));
+        principal.revoke();
+        assert!(!principal.allows(Access::Write, "a", now_epoch()));
+        assert_eq!(principal.denial_reason(now_epoch()), "token revoked");
+    }
+}

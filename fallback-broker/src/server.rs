@@ -1,0 +1,156 @@
+//! Assembles the broker: engine context, retained-message store, our hook handler, listeners,
+//! `$SYS` counters, signals.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmqtt::codec::v5::{self as codec_v5, DisconnectReasonCode};
+use rmqtt::context::ServerContext;
+use rmqtt::net::{Builder, Listener};
+use rmqtt::server::MqttServer;
+use rmqtt::types::{Disconnect, Message, Reason};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::{BrokerConfig, ListenerConfig, Transport};
+use crate::hooks::OAuthHooks;
+use crate::policy::Policy;
+
+/// Retained messages in memory, never expiring by themselves (as in Mosquitto).
+const RETAINER_CONFIG: &str = "storage.type = \"ram\"\nretained_message_ttl = \"0s\"\n";
+/// How long connected clients get to receive their DISCONNECT at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// A startup failure, with the exit code the process should end with.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// Binds one listener (so a port in use is an error now, not a silent exit later).
+fn bind(
+    index: usize,
+    config: &ListenerConfig,
+    handshake_timeout: Duration,
+) -> Result<Listener, StartError> {
+    let transport = config.transport.as_str();
+    let fail = |e: anyhow_like::Error| {
+        StartError(format!("listener[{index}] ({transport} {}): {e}", config.bind))
+    };
+    let builder = Builder::new()
+        .name(format!("{transport}/{index}"))
+        .laddr(config.bind)
+        .reuseaddr(Some(true))
+        // Our hook decides about anonymous clients; the engine's own switch would skip it.
+        .allow_anonymous(false)
+        .max_packet_size(config.max_packet_size)
+        .handshake_timeout(handshake_timeout)
+        // Messages without an expiry property never expire (Mosquitto's behaviour).
+        .message_expiry_interval(Duration::ZERO)
+        .tls_cert(config.cert.as_ref().map(|p| p.to_string_lossy().into_owned()))
+        .tls_key(config.key.as_ref().map(|p| p.to_string_lossy().into_owned()));
+    let listener = builder.bind().map_err(|e| fail(anyhow_like::Error::from(e)))?;
+    let listener = match config.transport {
+        Transport::Tcp => listener.tcp(),
+        Transport::Tls => listener.tls(),
+        Transport::Ws => listener.ws(),
+        Transport::Wss => listener.wss(),
+    };
+    listener.map_err(|e| fail(anyhow_like::Error::from(e)))
+}
+
+/// `rmqtt`'s error type, named once.
+mod anyhow_like {
+    pub(super) type Error = rmqtt::Error;
+}
+
+/// Runs the broker until SIGINT or SIGTERM.
+///
+/// `policy` must be built, and finally dropped, outside the async runtime: the core's blocking
+/// HTTP client owns a runtime of its own.
+pub async fn run(config: BrokerConfig, policy: Arc<Policy>) -> Result<(), StartError> {
+    log::info!("starting: {}", config.describe());
+
+    let scx = ServerContext::new()
+        .plugins_config_map_add("rmqtt-retainer", RETAINER_CONFIG)
+        .build()
+        .await;
+    rmqtt_retainer::register(&scx, true, false)
+        .await
+        .map_err(|e| StartError(format!("cannot start the retained-message store: {e}")))?;
+    let hooks = OAuthHooks::new(Arc::clone(&policy));
+    hooks.register(&scx).await;
+
+    // The handshake includes our token check: leave it the HTTP budget plus a margin.
+    let handshake_timeout =
+        (config.auth.http_timeout * 2 + Duration::from_secs(5)).max(Duration::from_secs(30));
+    let mut server = MqttServer::new(scx.clone());
+    let mut addresses = Vec::new();
+    for (index, listener_config) in config.listeners.iter().enumerate() {
+        let listener = bind(index, listener_config, handshake_timeout)?;
+        let local = listener.local_addr().unwrap_or(listener_config.bind);
+        addresses.push(format!("{} {local}", listener_config.transport.as_str()));
+        let id =
+            u16::try_from(index + 1).map_err(|_| StartError("too many listeners".to_owned()))?;
+        server = server.listener_by_id(listener, id);
+    }
+    let server = server.build();
+
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| StartError(e.to_string()))?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| StartError(e.to_string()))?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(|e| StartError(e.to_string()))?;
+
+    let sys = (!config.metrics.sys_interval.is_zero()).then(|| {
+        tokio::spawn(crate::sys::publish_forever(
+            scx.clone(),
+            hooks.clone(),
+            config.metrics.sys_interval,
+        ))
+    });
+    let mut serving = tokio::spawn(server.run());
+    log::info!("fallback-broker {} running on {}", env!("CARGO_PKG_VERSION"), addresses.join(", "));
+
+    let signal_name = loop {
+        tokio::select! {
+            _ = interrupt.recv() => break "SIGINT",
+            _ = terminate.recv() => break "SIGTERM",
+            _ = hangup.recv() => policy.reload(),
+            ended = &mut serving => {
+                return Err(StartError(format!("the listeners stopped unexpectedly: {ended:?}")));
+            }
+        }
+    };
+    log::info!("{signal_name}: shutting down");
+    serving.abort();
+    if let Some(sys) = sys {
+        sys.abort();
+    }
+    disconnect_all(&scx).await;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Ends every connection (asking for DISCONNECT 0x8B, server shutting down, which rmqtt 0.24
+/// does not get onto the wire before closing) and waits briefly for them to close.
+async fn disconnect_all(scx: &ServerContext) {
+    let shared = scx.extends.shared().await;
+    let mut count = 0usize;
+    for entry in shared.iter() {
+        if let Some(tx) = entry.tx() {
+            let disconnect = codec_v5::Disconnect {
+                reason_code: DisconnectReasonCode::ServerShuttingDown,
+                ..Default::default()
+            };
+            let reason = Reason::ConnectDisconnect(Some(Disconnect::V5(disconnect)));
+            if tx.unbounded_send(Message::Closed(reason)).is_ok() {
+                count += 1;
+            }
+        }
+    }
+    drop(shared);
+    if count > 0 {
+        log::info!("disconnecting {count} client(s)");
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while scx.connections.count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

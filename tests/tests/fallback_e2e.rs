@@ -1,0 +1,640 @@
+//! The fallback broker (rmqtt + the auth core) as a real process, with the real oidc-provider
+//! and real MQTT clients: the scenarios shared with the Mosquitto plugin, then what only the
+//! fallback broker has (disconnect on revocation, TLS and WebSocket listeners, its own
+//! configuration handling, shutdown).
+//!
+//! Needs the binary: `cargo build -p fallback-broker`.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mosquitto_oauth_e2e::fallback::{
+    FallbackBroker, FallbackConfig, FallbackLauncher, auth_lines, run_cli, toml_string,
+};
+use mosquitto_oauth_e2e::idp::{Idp, TokenRequest};
+use mosquitto_oauth_e2e::mqtt::{
+    ConnectOptions, ConnectRefused, MqttClient, Protocol, RawConnect, encode_publish,
+    encode_subscribe,
+};
+use mosquitto_oauth_e2e::scenarios::{self, QUIET, WAIT, connect, connected};
+
+fn launcher() -> FallbackLauncher {
+    FallbackLauncher::default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plugin's scenarios, with the same outcomes (differences are spelled out in `scenarios`).
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn opaque_token_scopes_decide_publish_and_subscribe() {
+    scenarios::opaque_token_scopes_decide_publish_and_subscribe(&launcher());
+}
+
+#[test]
+fn sys_topics_need_an_explicit_grant_and_carry_the_counters() {
+    scenarios::sys_topics_need_an_explicit_grant_and_carry_the_counters(&launcher());
+}
+
+#[test]
+fn delivery_is_filtered_by_the_current_read_grants() {
+    scenarios::delivery_is_filtered_by_the_current_read_grants(&launcher());
+}
+
+#[test]
+fn jwt_access_tokens_are_verified_locally_with_the_provider_keys() {
+    scenarios::jwt_access_tokens_are_verified_locally_with_the_provider_keys(&launcher());
+}
+
+#[test]
+fn revoked_token_is_refused_once_its_cache_entry_is_gone() {
+    scenarios::revoked_token_is_refused_once_its_cache_entry_is_gone(&launcher());
+}
+
+#[test]
+fn password_file_users_and_token_devices_share_a_broker() {
+    scenarios::password_file_users_and_token_devices_share_a_broker(&launcher());
+}
+
+#[test]
+fn authorization_server_outage_refuses_new_logins_but_not_connected_clients() {
+    scenarios::authorization_server_outage_refuses_new_logins_but_not_connected_clients(&launcher());
+}
+
+#[test]
+fn wills_are_checked_against_write_grants_at_connect() {
+    scenarios::wills_are_checked_against_write_grants(&launcher());
+}
+
+#[test]
+fn expired_token_stops_every_publish_and_delivery() {
+    scenarios::expired_token_stops_every_publish_and_delivery(&launcher());
+}
+
+#[test]
+fn expired_token_disconnects_its_client_at_exp() {
+    scenarios::expired_token_disconnects_its_client_at_exp(&launcher());
+}
+
+#[test]
+fn binary_and_oversized_passwords_are_refused_without_harm() {
+    scenarios::binary_and_oversized_passwords_are_refused_without_harm(&launcher());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fallback broker only.
+// ---------------------------------------------------------------------------------------------
+
+/// A broker on `config`'s main port with introspection at `idp`, `extra` appended to the file.
+fn start(idp: &Idp, config: FallbackConfig, auth_extra: &str, extra: &str) -> FallbackBroker {
+    let auth = auth_lines(idp);
+    config.start(|ports| {
+        format!(
+            "[auth]\n{auth}{auth_extra}\n[[listener]]\nbind = \"127.0.0.1:{}\"\n{extra}",
+            ports.main
+        )
+    })
+}
+
+#[test]
+fn revalidation_disconnects_a_client_whose_token_was_revoked() {
+    let idp = Idp::start();
+    let broker = start(&idp, FallbackConfig::new(), "revalidate_interval = 1\n", "");
+    let token = idp.opaque_token("device-1", &["mqtt:read:r/#", "mqtt:write:r/#"]);
+    let will = ConnectOptions::new("device-1").credentials("x", &token).will("r/will", b"gone");
+    let client = MqttClient::connect(broker.port(), Protocol::V5, will).unwrap();
+    let watcher_token = idp.opaque_token("device-2", &["mqtt:read:r/#"]);
+    let watcher = connected(broker.port(), Protocol::V5, "watcher", &watcher_token);
+    assert_eq!(watcher.subscribe("r/#", 0), 0x00);
+    // Still valid at the first revalidations.
+    assert!(client.wait_disconnected(Duration::from_millis(2_500)).is_none());
+    idp.revoke("device-1", &token);
+    let revoked = Instant::now();
+    let end = client.wait_disconnected(Duration::from_secs(5)).expect("disconnected");
+    assert!(revoked.elapsed() < Duration::from_millis(2_500), "took {:?}", revoked.elapsed());
+    // No DISCONNECT packet: rmqtt 0.24 closes the socket before sending it.
+    assert_eq!(end.reason_code, None, "{end:?}");
+    broker.expect_log(
+        "disconnecting client \"device-1\": token no longer valid (token is not active)",
+        WAIT,
+    );
+    // Its will is not published: the token is no longer good for writing.
+    assert!(watcher.expect_nothing(QUIET));
+    broker.expect_log("will of \"device-1\" on \"r/will\" dropped", WAIT);
+}
+
+#[test]
+fn a_will_is_dropped_when_its_token_expired_first() {
+    let idp = Idp::start();
+    let broker = start(&idp, FallbackConfig::new(), "", "");
+    let token = idp.token(&TokenRequest::new("device-1", &["mqtt:write:w/#"]).ttl_secs(3));
+    let options = ConnectOptions::new("device-1").credentials("x", &token).will("w/1", b"gone");
+    let client = MqttClient::connect(broker.port(), Protocol::V311, options).unwrap();
+    let watcher_token = idp.opaque_token("device-2", &["mqtt:read:w/#"]);
+    let watcher = connected(broker.port(), Protocol::V311, "watcher", &watcher_token);
+    assert_eq!(watcher.subscribe("w/#", 1), 0x01);
+    let end = client.wait_disconnected(Duration::from_secs(8)).expect("disconnected at exp");
+    assert_eq!(end.reason_code, None, "MQTT 3.1.1 has no server DISCONNECT");
+    assert!(watcher.expect_nothing(Duration::from_secs(1)));
+}
+
+#[test]
+fn mqtt5_password_without_username_and_client_id_binding() {
+    let idp = Idp::start();
+    let broker = start(&idp, FallbackConfig::new(), "client_id_claim = \"sub\"\n", "");
+    let token = idp.opaque_token("device-1", &["mqtt:read:a/#"]);
+    let mut raw = RawConnect::new(Protocol::V5, "device-1");
+    raw.password = Some(token.clone().into_bytes());
+    let session = mosquitto_oauth_e2e::mqtt::RawSession::connect(broker.port(), &raw);
+    assert!(session.outcome().is_accepted(), "{:?}", session.outcome());
+    // The token's sub is device-1: another client id is refused.
+    assert_eq!(
+        connect(broker.port(), Protocol::V5, "device-9", &token).err(),
+        Some(ConnectRefused::Code(0x87))
+    );
+    broker.expect_log("MQTT client id does not match the token's sub claim", WAIT);
+}
+
+#[test]
+fn retained_messages_are_kept_and_read_checked() {
+    let idp = Idp::start();
+    let broker = start(&idp, FallbackConfig::new(), "", "");
+    let writer_token = idp.opaque_token("device-1", &["mqtt:write:state/#"]);
+    let writer = connected(broker.port(), Protocol::V5, "writer", &writer_token);
+    assert_eq!(writer.publish("state/a", b"on", 1, true), Some(0x00));
+    assert_eq!(writer.publish("state/b", b"off", 1, true), Some(0x00));
+    // Stored by the engine's retained-message store and delivered on subscribe, through the
+    // same per-delivery read check as live messages.
+    let reader_token = idp.opaque_token("device-2", &["mqtt:read:state/#"]);
+    let reader = connected(broker.port(), Protocol::V5, "reader", &reader_token);
+    assert_eq!(reader.subscribe("state/#", 1), 0x01);
+    let mut topics: Vec<String> =
+        (0..2).map(|_| reader.recv(WAIT).expect("retained message").topic).collect();
+    topics.sort();
+    assert_eq!(topics, ["state/a", "state/b"]);
+}
+
+/// The broker's CLI: `generate-config` prints a valid default, `check-config` names the key.
+#[test]
+fn cli_generates_and_checks_configurations() {
+    let output = run_cli(&["generate-config"]);
+    assert!(output.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("default.toml");
+    std::fs::write(&path, &output.stdout).unwrap();
+    let checked = run_cli(&["check-config", path.to_str().unwrap()]);
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("valid"));
+
+    let text = String::from_utf8(output.stdout).unwrap().replace("level = \"info\"", "level = 3");
+    std::fs::write(&path, text).unwrap();
+    let checked = run_cli(&["check-config", path.to_str().unwrap()]);
+    assert!(!checked.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&checked.stderr).trim(),
+        "fallback-broker: configuration error: option log.level: expected a string, got integer"
+    );
+    let help = run_cli(&["--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("generate-config"));
+}
+
+#[test]
+fn bad_configuration_stops_the_broker_with_a_line_naming_the_option() {
+    let idp = Idp::start();
+    let auth = auth_lines(&idp);
+    let (status, log) = FallbackConfig::new().start_expect_exit(|ports| {
+        format!(
+            "[auth]\n{auth}leeway = \"soon\"\n[[listener]]\nbind = \"127.0.0.1:{}\"\n",
+            ports.main
+        )
+    });
+    assert!(!status.success());
+    assert!(
+        log.contains("fallback-broker: configuration error: option auth.leeway: expected a whole number from 0 to 3600, got \"soon\""),
+        "{log}"
+    );
+    let (status, log) = FallbackConfig::new().start_expect_exit(|ports| {
+        format!("[auth]\nmode = \"jwt\"\n[[listener]]\nbind = \"127.0.0.1:{}\"\n", ports.main)
+    });
+    assert!(!status.success());
+    assert!(log.contains("option auth.jwks_url is required"), "{log}");
+}
+
+#[test]
+fn a_listener_that_cannot_bind_is_an_error() {
+    let idp = Idp::start();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let auth = auth_lines(&idp);
+    let (status, log) = FallbackConfig::new().start_expect_exit(|ports| {
+        format!(
+            "[auth]\n{auth}\n[[listener]]\nbind = \"127.0.0.1:{}\"\n[[listener]]\nbind = \"127.0.0.1:{port}\"\n",
+            ports.main
+        )
+    });
+    assert!(!status.success(), "{log}");
+    assert!(log.contains(&format!("listener[1] (tcp 127.0.0.1:{port})")), "{log}");
+    assert!(log.contains("Address already in use"), "{log}");
+}
+
+#[test]
+fn sigterm_disconnects_clients_and_exits_cleanly() {
+    let idp = Idp::start();
+    let broker = start(&idp, FallbackConfig::new(), "", "");
+    let token = idp.opaque_token("device-1", &["mqtt:read:a/#"]);
+    let client = connected(broker.port(), Protocol::V5, "device-1", &token);
+    let (status, log) = broker.stop_with_status();
+    assert!(status.success(), "{status}\n{log}");
+    let end = client.wait_disconnected(WAIT).expect("disconnected");
+    // Would be DISCONNECT 0x8B; rmqtt 0.24 closes the socket before sending it.
+    assert_eq!(end.reason_code, None, "{end:?}");
+    assert!(log.contains("SIGTERM: shutting down") && log.contains("stopped"), "{log}");
+    assert!(!log.contains(&token), "a token reached the log");
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS and WebSocket listeners.
+// ---------------------------------------------------------------------------------------------
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A throwaway CA and a server certificate for localhost / 127.0.0.1 signed by it, in `dir`:
+/// `ca.pem`, `server.pem`, `server.key`.
+fn make_certificates(dir: &Path) {
+    let subject_ca = "/CN=fallback-e2e test CA";
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", subject_ca,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+/// Runs `mosquitto_pub`/`mosquitto_sub` with `args`; (success, stdout + stderr).
+fn mosquitto_client(program: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn tls_listener_serves_mosquitto_clients_with_the_same_rules() {
+    let idp = Idp::start();
+    let config = FallbackConfig::new();
+    make_certificates(config.dir());
+    let tls_port = config.ports().second.to_string();
+    let broker = start(
+        &idp,
+        config,
+        "token_username = \"oauth2\"\n",
+        &format!(
+            "[[listener]]\ntype = \"tls\"\nbind = \"127.0.0.1:{tls_port}\"\ncert = \"server.pem\"\nkey = \"server.key\"\n"
+        ),
+    );
+    let ca = broker.dir().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let token = idp.opaque_token("device-1", &["mqtt:write:tls/#", "mqtt:read:tls/#"]);
+    let common = [
+        "-h",
+        "localhost",
+        "-p",
+        &tls_port,
+        "--cafile",
+        ca,
+        "-u",
+        "oauth2",
+        "-P",
+        &token,
+        "-V",
+        "mqttv5",
+    ];
+
+    let (ok, text) = mosquitto_client(
+        "mosquitto_pub",
+        &[
+            &common[..],
+            &["-i", "pub-1", "-t", "tls/state", "-m", "over tls", "-r", "-q", "1", "-d"],
+        ]
+        .concat(),
+    );
+    assert!(ok && text.contains("received PUBACK (Mid: 1, RC:0)"), "{text}");
+    let (ok, text) = mosquitto_client(
+        "mosquitto_pub",
+        &[&common[..], &["-i", "pub-2", "-t", "elsewhere", "-m", "x", "-q", "1", "-d"]].concat(),
+    );
+    assert!(text.contains("RC:135"), "{ok} {text}");
+    let (ok, text) = mosquitto_client(
+        "mosquitto_sub",
+        &[&common[..], &["-i", "sub-1", "-t", "tls/#", "-C", "1", "-W", "10", "-v"]].concat(),
+    );
+    assert!(ok && text.contains("tls/state over tls"), "{text}");
+    // A bad token over TLS: bad user name or password.
+    let bad = [
+        "-h",
+        "localhost",
+        "-p",
+        &tls_port,
+        "--cafile",
+        ca,
+        "-u",
+        "oauth2",
+        "-P",
+        "nope",
+        "-V",
+        "mqttv5",
+        "-i",
+        "x",
+        "-t",
+        "tls/x",
+        "-m",
+        "x",
+    ];
+    let (ok, text) = mosquitto_client("mosquitto_pub", &bad);
+    assert!(!ok && text.contains("Not authorized"), "{text}");
+    // Without the CA the handshake fails: it really is TLS.
+    let (ok, _) = mosquitto_client(
+        "mosquitto_pub",
+        &[
+            "-h",
+            "localhost",
+            "-p",
+            &tls_port,
+            "--capath",
+            "/nonexistent",
+            "-u",
+            "oauth2",
+            "-P",
+            &token,
+            "-t",
+            "tls/x",
+            "-m",
+            "x",
+        ],
+    );
+    assert!(!ok);
+}
+
+/// A minimal RFC 6455 client (masked binary frames) carrying MQTT packets.
+struct WsMqtt {
+    stream: TcpStream,
+    inbox: Vec<u8>,
+}
+
+impl WsMqtt {
+    /// Upgrades a TCP connection to `ws://127.0.0.1:port/mqtt` with subprotocol "mqtt".
+    fn connect(port: u16) -> Self {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // The RFC 6455 example key and its accept value.
+        let request = format!(
+            "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
+        assert!(head.contains("sec-websocket-protocol: mqtt"), "{head}");
+        Self { stream, inbox: Vec::new() }
+    }
+
+    fn send(&mut self, packet: &[u8]) {
+        let mask = [0x12u8, 0x34, 0x56, 0x78];
+        let mut frame = vec![0x82];
+        match packet.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n <= 0xFFFF => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(packet.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&frame).unwrap();
+    }
+
+    /// Reads one WebSocket frame's payload into the inbox.
+    fn read_frame(&mut self) {
+        let mut header = [0u8; 2];
+        self.stream.read_exact(&mut header).unwrap();
+        let length = match header[1] & 0x7F {
+            126 => {
+                let mut n = [0u8; 2];
+                self.stream.read_exact(&mut n).unwrap();
+                u64::from(u16::from_be_bytes(n))
+            }
+            127 => {
+                let mut n = [0u8; 8];
+                self.stream.read_exact(&mut n).unwrap();
+                u64::from_be_bytes(n)
+            }
+            n => u64::from(n),
+        };
+        assert_eq!(header[1] & 0x80, 0, "server frames are not masked");
+        let mut payload = vec![0u8; usize::try_from(length).unwrap()];
+        self.stream.read_exact(&mut payload).unwrap();
+        match header[0] & 0x0F {
+            0 | 2 => self.inbox.extend_from_slice(&payload),
+            opcode => panic!("unexpected WebSocket opcode {opcode}"),
+        }
+    }
+
+    /// The next MQTT packet: (first byte, body).
+    fn recv(&mut self) -> (u8, Vec<u8>) {
+        loop {
+            if self.inbox.len() >= 2 {
+                let (mut length, mut shift, mut at) = (0usize, 0, 1);
+                let mut complete_header = false;
+                while at < self.inbox.len() {
+                    let byte = self.inbox[at];
+                    length |= usize::from(byte & 0x7F) << shift;
+                    shift += 7;
+                    at += 1;
+                    if byte & 0x80 == 0 {
+                        complete_header = true;
+                        break;
+                    }
+                }
+                if complete_header && self.inbox.len() >= at + length {
+                    let first = self.inbox[0];
+                    let body = self.inbox[at..at + length].to_vec();
+                    self.inbox.drain(..at + length);
+                    return (first, body);
+                }
+            }
+            self.read_frame();
+        }
+    }
+}
+
+/// The reason code of an MQTT 5 PUBACK body (0 when omitted).
+fn puback_code(body: &[u8]) -> u8 {
+    body.get(2).copied().unwrap_or(0)
+}
+
+#[test]
+fn websocket_listener_applies_the_same_rules() {
+    let idp = Idp::start();
+    let config = FallbackConfig::new();
+    let ws_port = config.ports().second;
+    let broker = start(
+        &idp,
+        config,
+        "",
+        &format!("[[listener]]\ntype = \"ws\"\nbind = \"127.0.0.1:{ws_port}\"\n"),
+    );
+    let token = idp.opaque_token("device-1", &["mqtt:write:ws/#", "mqtt:read:ws/#"]);
+
+    let mut refused = WsMqtt::connect(ws_port);
+    let mut connect = RawConnect::new(Protocol::V5, "ws-bad");
+    connect.username = Some(b"x".to_vec());
+    connect.password = Some(b"not-a-valid-token".to_vec());
+    refused.send(&connect.encode());
+    let (first, body) = refused.recv();
+    assert_eq!((first, body[1]), (0x20, 0x87), "CONNACK not authorized");
+
+    let mut ws = WsMqtt::connect(ws_port);
+    let mut connect = RawConnect::new(Protocol::V5, "ws-client");
+    connect.username = Some(b"x".to_vec());
+    connect.password = Some(token.into_bytes());
+    ws.send(&connect.encode());
+    let (first, body) = ws.recv();
+    assert_eq!((first, body[1]), (0x20, 0x00), "CONNACK success");
+
+    ws.send(&encode_subscribe(Protocol::V5, 1, &[("ws/#", 1), ("other/#", 1)]));
+    let (first, body) = ws.recv();
+    assert_eq!(first, 0x90);
+    assert_eq!(&body[body.len() - 2..], &[0x01, 0x87], "SUBACK codes");
+
+    ws.send(&encode_publish(Protocol::V5, "other/x", b"no", 1, false, Some(2)));
+    let (first, body) = ws.recv();
+    assert_eq!((first, puback_code(&body)), (0x40, 0x87), "denied PUBACK");
+
+    ws.send(&encode_publish(Protocol::V5, "ws/x", b"over websocket", 1, false, Some(3)));
+    let mut got_ack = false;
+    let mut got_message = false;
+    while !(got_ack && got_message) {
+        let (first, body) = ws.recv();
+        match first & 0xF0 {
+            0x40 => {
+                assert_eq!(puback_code(&body), 0x00);
+                got_ack = true;
+            }
+            0x30 => {
+                let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                assert_eq!(&body[2..2 + topic_len], b"ws/x");
+                assert!(body.ends_with(b"over websocket"));
+                got_message = true;
+            }
+            other => panic!("unexpected packet type {other:#x}"),
+        }
+    }
+    drop(broker);
+}
+
+/// Logs never carry the password of a users-file user.
+#[test]
+fn users_file_passwords_never_reach_the_log() {
+    let idp = Idp::start();
+    let config = FallbackConfig::new();
+    let passwd = config.password_file(&[("human", "very-secret-pass")]);
+    let broker = start(
+        &idp,
+        config,
+        "token_username = \"oauth2\"\n",
+        &format!(
+            "[users]\nfile = {}\n[[users.grants]]\nusername = \"human\"\nread = [\"ops/#\"]\n",
+            toml_string(&passwd.to_string_lossy())
+        ),
+    );
+    let human = MqttClient::connect(
+        broker.port(),
+        Protocol::V311,
+        ConnectOptions::new("op").credentials("human", "very-secret-pass"),
+    )
+    .unwrap();
+    assert_eq!(human.subscribe("ops/#", 0), 0x00);
+    assert_eq!(human.subscribe("other/#", 0), 0x80);
+    let wrong = MqttClient::connect(
+        broker.port(),
+        Protocol::V311,
+        ConnectOptions::new("op2").credentials("human", "wrong-pass-xyz"),
+    );
+    assert_eq!(wrong.err(), Some(ConnectRefused::Code(5)));
+    broker.expect_log("bad username or password for users-file user \"human\"", WAIT);
+    let log = broker.log();
+    assert!(!log.contains("very-secret-pass") && !log.contains("wrong-pass-xyz"), "{log}");
+    assert_eq!(idp.stats().introspections, 0);
+}
