@@ -190,13 +190,15 @@ impl Authenticator {
         self.session_for(&info, token, client_id, username)
     }
 
-    /// True when validating this token needs a call to the authorization server (it would be
-    /// introspected), false when it is verified locally as a JWT.
+    /// True when validating this token may call the authorization server: it would be
+    /// introspected, or it is a JWT whose key is not loaded yet (a JWKS download is due).
+    /// False when it is verified locally with the keys at hand.
     pub fn needs_network(&self, token: &AccessToken) -> bool {
-        let local = self.jwt.is_some()
-            && self.config.mode != Mode::Introspect
-            && token.expose_str().is_some_and(looks_like_jwt);
-        !local
+        let verifier = self.jwt.as_ref().filter(|_| self.config.mode != Mode::Introspect);
+        match (verifier, token.expose_str()) {
+            (Some(jwt), Some(text)) if looks_like_jwt(text) => jwt.would_fetch(text),
+            _ => true,
+        }
     }
 
     /// The cached verdict for a token, without verifying anything (`None` on a miss): lets a

@@ -80,6 +80,14 @@ impl KeySet {
     fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
+
+    /// Whether a token with this header needs keys this set does not have.
+    fn lacks_key_for(&self, header: &jsonwebtoken::Header) -> bool {
+        match header.kid.as_deref() {
+            Some(kid) => !self.has_kid(kid),
+            None => self.candidates(None, header.alg).next().is_none(),
+        }
+    }
 }
 
 fn compatible_algorithms(jwk: &Jwk) -> Vec<Algorithm> {
@@ -178,6 +186,23 @@ impl JwtVerifier {
         Ok(keys)
     }
 
+    /// Whether verifying `token` now would download the key set: its key is missing and a
+    /// download is due. Lets a host move such logins off a thread that must not wait.
+    pub(crate) fn would_fetch(&self, token: &str) -> bool {
+        let Fetch::Remote { .. } = &self.fetch else {
+            return false;
+        };
+        let Ok(header) = parse_header(token) else {
+            return false;
+        };
+        let rate_limited = self
+            .last_fetch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < REFRESH_MIN_INTERVAL);
+        !rate_limited && self.current().lacks_key_for(&header)
+    }
+
     /// Verifies the signature and returns the claims. Rejections are answers about the token;
     /// an `Err(Err(..))` means the keys could not be obtained.
     pub(crate) fn verify(&self, token: &str) -> Result<JsonObject, VerifyError> {
@@ -193,11 +218,7 @@ impl JwtVerifier {
         }
         let kid = header.kid.as_deref();
         let mut keys = self.current();
-        let needs_refresh = match kid {
-            Some(kid) => !keys.has_kid(kid),
-            None => keys.candidates(None, alg).next().is_none(),
-        };
-        if needs_refresh {
+        if keys.lacks_key_for(&header) {
             keys = match self.refresh() {
                 Ok(keys) => keys,
                 Err(e) if keys.keys.is_empty() => return Err(VerifyError::Upstream(e)),

@@ -259,6 +259,27 @@ fn unknown_kid_triggers_one_refetch_and_rotated_keys_are_used() {
 }
 
 #[test]
+fn only_tokens_whose_key_must_be_downloaded_need_the_network() {
+    let server = KeyServer::start();
+    let auth = verifier(&server, &[]);
+    let known = token(&sign("rsa-1", &valid_claims(&server)));
+    // Nothing downloaded yet: even a well-formed JWT needs the JWKS.
+    assert!(auth.needs_network(&known));
+    auth.validate(&known).unwrap();
+    assert!(!auth.needs_network(&known));
+    // An unknown kid would refetch, but not within the rate-limit window of the last download.
+    let rotated = token(&sign("rsa-2", &valid_claims(&server)));
+    assert!(!auth.needs_network(&rotated));
+    // Not JWT-shaped: only introspection could answer.
+    assert!(auth.needs_network(&token("opaque-token")));
+
+    let path = key_path("jwks-1.json");
+    let from_file =
+        authenticator(&[("oauth_mode", "jwt"), ("oauth_jwks_file", path.to_str().unwrap())]);
+    assert!(!from_file.needs_network(&token(&sign("rsa-2", &claims(json!({}))))));
+}
+
+#[test]
 fn keys_are_discovered_from_the_issuer() {
     let server = KeyServer::start();
     let issuer = server.issuer();

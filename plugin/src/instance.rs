@@ -218,7 +218,8 @@ impl<H: Host> Instance<H> {
         // Any login of this id makes an older delayed login of the same id stale: Mosquitto 2.1
         // completes by client id, so a late answer must not reach a newer connection.
         self.delayed_logins.borrow_mut().remove(client_id);
-        // With delayed auth (2.1), a token that would be introspected and is not cached is
+        // With delayed auth (2.1), a token whose validation may call the authorization server
+        // (introspection, or a JWKS download for a key not loaded yet) and is not cached is
         // validated off the broker thread. The username claim needs the live client object,
         // so it keeps the synchronous path.
         if self.host.supports_delayed_login()
