@@ -74,6 +74,12 @@ fn login<'a>(address: usize, client_id: &'a str, password: Option<&'a [u8]>) -> 
 
 const DEVICE_SCOPES: &str = "mqtt:write:devices/%c/# mqtt:read:devices/%c/cmd mqtt:write:wills/#";
 
+/// An `exp` at least one whole second away, so the login before it cannot already be past it
+/// on a loaded machine (`now() + 1` may be a millisecond away).
+fn soon() -> u64 {
+    now() + 2
+}
+
 #[test]
 fn valid_token_is_accepted_and_its_grants_decide_acls() {
     let host = FakeHost::default();
@@ -258,7 +264,7 @@ fn durable_session_keeps_receiving_queued_messages_after_disconnect() {
 fn expired_token_denies_every_check() {
     let host = FakeHost::default();
     let plugin = instance(&host, &[]);
-    let exp = now() + 1;
+    let exp = soon();
     let token = jwt("mqtt:write:# mqtt:read:#", exp, json!({}));
     assert_eq!(
         plugin.login(&login(1, "dev1", Some(token.as_bytes()))).decision,
@@ -334,7 +340,7 @@ fn placeholder_grants_are_refused_for_client_ids_with_topic_syntax() {
 fn expired_session_is_kicked_on_tick_but_not_a_newer_connection_of_the_same_id() {
     let host = FakeHost::default();
     let plugin = instance(&host, &[]);
-    let exp = now() + 1;
+    let exp = soon();
     let short = jwt("mqtt:write:#", exp, json!({}));
     plugin.login(&login(1, "dev1", Some(short.as_bytes())));
     let other = jwt("mqtt:write:#", exp, json!({"jti": "other"}));
@@ -357,7 +363,7 @@ fn expired_session_is_kicked_on_tick_but_not_a_newer_connection_of_the_same_id()
 fn expiry_kick_can_be_disabled() {
     let host = FakeHost::default();
     let plugin = instance(&host, &[("oauth_disconnect_on_expiry", "false")]);
-    let exp = now() + 1;
+    let exp = soon();
     plugin.login(&login(1, "dev1", Some(jwt("mqtt:write:#", exp, json!({})).as_bytes())));
     while now() < exp {
         std::thread::sleep(Duration::from_millis(50));
@@ -372,7 +378,7 @@ fn expiry_kick_can_be_disabled() {
 fn expiry_found_by_an_acl_check_is_kicked_at_the_next_login() {
     let host = FakeHost::default();
     let plugin = instance(&host, &[]);
-    let exp = now() + 1;
+    let exp = soon();
     plugin.login(&login(1, "dev1", Some(jwt("mqtt:write:#", exp, json!({})).as_bytes())));
     while now() < exp {
         std::thread::sleep(Duration::from_millis(50));
