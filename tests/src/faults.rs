@@ -2,16 +2,17 @@
 //!
 //! [`FaultServer`] is a minimal HTTP/1.1 server on a loopback port whose behaviour ([`Fault`]) can
 //! be switched while the broker runs, and which can go down (port closed: connection refused)
-//! and come back on the same port. [`TlsServer`] is `openssl s_server` with a freshly made
-//! self-signed certificate, i.e. HTTPS with a CA nobody trusts.
+//! and come back on the same port. [`TlsServer`] is `openssl s_server` with a certificate from
+//! a freshly made CA, i.e. HTTPS with a CA nobody trusts.
 //!
 //! Answers that carry content (500, garbage) echo the request, headers included: a broker that
 //! ever quoted an upstream answer in its log would then leak the token and the client secret,
 //! which the suite checks for.
 
+use std::ffi::OsString;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -300,37 +301,67 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
     }
 }
 
-/// HTTPS with a self-signed certificate for `127.0.0.1` (`openssl s_server -www`): a server
-/// whose CA no client trusts. Killed when dropped.
+/// HTTPS (`openssl s_server -www`) with a certificate for `127.0.0.1` issued by a CA made for
+/// the occasion, which no client trusts unless given [`ca_file`](Self::ca_file). Killed when
+/// dropped.
 #[derive(Debug)]
 pub struct TlsServer {
     port: u16,
+    ca_file: PathBuf,
     _process: ProcessGuard,
 }
 
+/// Runs `openssl` with `args`, panicking with its stderr if it fails.
+fn openssl(args: &[OsString]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Command-line words.
+fn words(list: &[&str]) -> Vec<OsString> {
+    list.iter().map(OsString::from).collect()
+}
+
 impl TlsServer {
-    /// Makes a key and self-signed certificate in `dir` with the `openssl` CLI and serves on a
-    /// free port; returns once the port accepts connections.
+    /// Makes a CA and a server certificate signed by it in `dir` with the `openssl` CLI, and
+    /// serves on a free port; returns once the port accepts connections.
     pub fn start(dir: &Path) -> Self {
-        let (key, cert) = (dir.join("tls-key.pem"), dir.join("tls-cert.pem"));
-        let made = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-            .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
-        assert!(
-            made.status.success(),
-            "openssl req failed: {}",
-            String::from_utf8_lossy(&made.stderr)
+        let path = |name: &str| dir.join(name).into_os_string();
+        let (ca_key, ca, key, csr, cert, ext) = (
+            path("ca-key.pem"),
+            path("ca.pem"),
+            path("tls-key.pem"),
+            path("tls.csr"),
+            path("tls-cert.pem"),
+            path("tls-ext.cnf"),
         );
+        let ec = words(&["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]);
+        let (keyout, out) = (OsString::from("-keyout"), OsString::from("-out"));
+        let mut args = words(&["req", "-x509", "-days", "1", "-subj", "/CN=fault-suite-ca"]);
+        args.extend(ec.iter().cloned());
+        args.extend([keyout.clone(), ca_key.clone(), out.clone(), ca.clone()]);
+        openssl(&args);
+        let mut args = words(&["req", "-subj", "/CN=127.0.0.1"]);
+        args.extend(ec);
+        args.extend([keyout, key.clone(), out.clone(), csr.clone()]);
+        openssl(&args);
+        std::fs::write(&ext, "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n")
+            .expect("certificate extensions file");
+        let mut args = words(&["x509", "-req", "-days", "1", "-set_serial", "2", "-in"]);
+        args.extend([csr, "-CA".into(), ca.clone(), "-CAkey".into(), ca_key]);
+        args.extend(["-extfile".into(), ext, out, cert.clone()]);
+        openssl(&args);
+
         let port = free_port();
         let mut command = Command::new("openssl");
         command
@@ -345,12 +376,17 @@ impl TlsServer {
             .stderr(Stdio::null());
         let process = ProcessGuard::spawn("openssl s_server", &mut command);
         wait_for_port(port, Duration::from_secs(10));
-        Self { port, _process: process }
+        Self { port, ca_file: PathBuf::from(ca), _process: process }
     }
 
     /// `https://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The PEM file of the CA that issued the server's certificate.
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
     }
 
     /// The address, e.g. to check it still accepts connections.
