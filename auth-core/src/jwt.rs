@@ -125,6 +125,9 @@ pub(crate) struct JwtVerifier {
     fetch: Fetch,
     /// When the last download was attempted; serialises downloads and rate-limits them.
     last_fetch: Mutex<Option<Instant>>,
+    /// Why the last download failed (`None` once one succeeds): a login refused for want of
+    /// keys inside the rate-limit window is told the real cause, not "no usable key".
+    last_failure: Mutex<Option<UpstreamError>>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -155,6 +158,7 @@ impl JwtVerifier {
             keys: RwLock::new(Arc::new(keys)),
             fetch,
             last_fetch: Mutex::new(None),
+            last_failure: Mutex::new(None),
         })
     }
 
@@ -179,8 +183,14 @@ impl JwtVerifier {
         *last = Some(started);
         let fetched = fetch_jwks(http, source);
         metrics.record_upstream(started.elapsed(), fetched.is_err());
-        let (url, document) = fetched?;
-        let keys = Arc::new(KeySet::from_document(&document).map_err(UpstreamError::Malformed)?);
+        let loaded = fetched.and_then(|(url, document)| {
+            let keys = KeySet::from_document(&document).map_err(UpstreamError::Malformed)?;
+            Ok((url, keys))
+        });
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) =
+            loaded.as_ref().err().cloned();
+        let (url, keys) = loaded?;
+        let keys = Arc::new(keys);
         log::info!("loaded {} verification key(s) from {url}", keys.keys.len());
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&keys);
         Ok(keys)
@@ -228,9 +238,14 @@ impl JwtVerifier {
                 }
             };
             if keys.keys.is_empty() {
-                return Err(VerifyError::Upstream(UpstreamError::KeysUnavailable(
-                    "the JWKS holds no usable key".into(),
-                )));
+                // Inside the rate-limit window nothing was downloaded now: say why the last
+                // download failed (e.g. the JWKS URL was down at start), if it did.
+                let last_failure = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
+                let why = match &*last_failure {
+                    Some(failure) => format!("the last JWKS download failed: {failure}"),
+                    None => "the JWKS holds no usable key".into(),
+                };
+                return Err(VerifyError::Upstream(UpstreamError::KeysUnavailable(why)));
             }
         }
 

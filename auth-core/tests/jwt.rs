@@ -311,7 +311,14 @@ fn jwks_unreachable_fails_closed_and_recovers_later() {
         Err(AuthError::Unavailable(UpstreamError::Connect(_)))
     ));
     // Upstream failures are not cached: the next attempt asks again (after the rate limit).
-    assert!(matches!(auth.validate(&token(&jwt)), Err(AuthError::Unavailable(_))));
+    // Inside the rate-limit window it is told why the last download failed, not that the
+    // JWKS "holds no usable key" (the JWKS was never seen).
+    match auth.validate(&token(&jwt)) {
+        Err(AuthError::Unavailable(UpstreamError::KeysUnavailable(why))) => {
+            assert!(why.starts_with("the last JWKS download failed: cannot reach"), "{why}");
+        }
+        other => panic!("expected keys unavailable, got {other:?}"),
+    }
 }
 
 #[test]

@@ -291,6 +291,11 @@ impl FallbackBroker {
         );
     }
 
+    /// The exit status if the broker has exited (e.g. crashed), `None` while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.guard.child_mut().try_wait().expect("fallback-broker status can be queried")
+    }
+
     /// Sends a signal by name (`"HUP"`, `"TERM"`, ...).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")

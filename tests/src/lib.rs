@@ -10,6 +10,7 @@ use std::process::{Child, ChildStdout, Command};
 use std::time::{Duration, Instant};
 
 pub mod fallback;
+pub mod faults;
 pub mod idp;
 pub mod mosquitto;
 pub mod mqtt;
