@@ -32,7 +32,8 @@ pub enum AuthError {
 type Verdict = Result<Arc<TokenInfo>, Rejection>;
 
 /// Cache entry lifetimes: valid tokens until `min(ttl, exp - now)`, rejections for the
-/// negative TTL.
+/// negative TTL, except "unknown key": after a key rotation the same token becomes valid as
+/// soon as the next JWKS download is allowed, and retrying it costs no network call before then.
 struct VerdictExpiry {
     ttl: Duration,
     negative_ttl: Duration,
@@ -47,6 +48,7 @@ impl moka::Expiry<TokenDigest, Verdict> for VerdictExpiry {
     ) -> Option<Duration> {
         Some(match verdict {
             Ok(info) => positive_lifetime(self.ttl, info.expires_at, since_epoch()),
+            Err(Rejection::UnknownKey) => Duration::ZERO,
             Err(_) => self.negative_ttl,
         })
     }
