@@ -5,17 +5,17 @@
 //! config accepting TCP; no fixed sleeps. Output (stderr and stdout) is captured into a shared
 //! buffer; `FALLBACK_E2E_ECHO=1` also echoes it.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 use crate::idp::{BROKER_CLIENT_ID, BROKER_CLIENT_SECRET, Idp};
 use crate::mosquitto::Ports;
+use crate::process_log::ProcessLog;
 use crate::scenarios::{BrokerUnderTest, Launcher, Setup, WillCheck};
 use crate::{ProcessGuard, free_port, workspace_root};
 
@@ -51,56 +51,6 @@ pub fn run_cli(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run fallback-broker: {e}"))
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-#[derive(Debug, Default)]
-struct LogState {
-    text: String,
-    open: usize,
-}
-
-#[derive(Debug, Default)]
-struct LogBuffer {
-    state: Mutex<LogState>,
-    changed: Condvar,
-}
-
-impl LogBuffer {
-    fn capture(self: &Arc<Self>, stream: impl Read + Send + 'static, echo: Option<String>) {
-        lock(&self.state).open += 1;
-        let buffer = Arc::clone(self);
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stream);
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
-                let mut text = String::from_utf8_lossy(&line).into_owned();
-                if !text.ends_with('\n') {
-                    text.push('\n');
-                }
-                if let Some(prefix) = &echo {
-                    eprint!("{prefix}{text}");
-                }
-                lock(&buffer.state).text.push_str(&text);
-                buffer.changed.notify_all();
-                line.clear();
-            }
-            lock(&buffer.state).open -= 1;
-            buffer.changed.notify_all();
-        });
-    }
-
-    fn wait_until(&self, timeout: Duration, done: impl Fn(&LogState) -> bool) -> bool {
-        let guard = lock(&self.state);
-        let (guard, _) = self
-            .changed
-            .wait_timeout_while(guard, timeout, |state| !done(state))
-            .unwrap_or_else(PoisonError::into_inner);
-        done(&guard)
-    }
 }
 
 /// The `bind = "127.0.0.1:PORT"` ports of a config.
@@ -183,7 +133,7 @@ impl FallbackConfig {
         let mut guard = ProcessGuard::spawn("fallback-broker", &mut command);
         let echo =
             std::env::var_os("FALLBACK_E2E_ECHO").map(|_| format!("[fallback {}] ", guard.pid()));
-        let log = Arc::new(LogBuffer::default());
+        let log = Arc::new(ProcessLog::default());
         let stderr = guard.child_mut().stderr.take().expect("stderr is piped");
         let stdout = guard.take_stdout().expect("stdout is piped");
         log.capture(stderr, echo.clone());
@@ -238,7 +188,7 @@ impl FallbackConfig {
 pub struct FallbackBroker {
     // Field order matters: the process is killed before the dir is removed.
     guard: ProcessGuard,
-    log: Arc<LogBuffer>,
+    log: Arc<ProcessLog>,
     ports: Ports,
     config_text: String,
     dir: TempDir,
@@ -267,12 +217,12 @@ impl FallbackBroker {
 
     /// Everything logged so far.
     pub fn log(&self) -> String {
-        lock(&self.log.state).text.clone()
+        self.log.text()
     }
 
     /// A position in the log, for [`wait_for_log_since`](Self::wait_for_log_since).
     pub fn log_mark(&self) -> usize {
-        lock(&self.log.state).text.len()
+        self.log.mark()
     }
 
     /// Waits up to `timeout` for `needle` in the log after `mark`; whether it appeared.

@@ -14,6 +14,7 @@ pub mod faults;
 pub mod idp;
 pub mod mosquitto;
 pub mod mqtt;
+mod process_log;
 pub mod scenarios;
 
 /// A child process that is killed and reaped when the guard goes out of scope, so a failing

@@ -18,15 +18,15 @@
 //! captured by threads into a shared buffer. Readiness is the log line "mosquitto version ...
 //! running" plus every `listener`/`port` of the config accepting TCP; no fixed sleeps.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use crate::process_log::ProcessLog;
 
 use crate::{ProcessGuard, free_port, workspace_root};
 
@@ -165,72 +165,6 @@ fn listener_ports(config: &str) -> Vec<u16> {
         }
     }
     ports
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-#[derive(Debug, Default)]
-struct LogState {
-    text: String,
-    /// Output streams not yet at EOF.
-    open: usize,
-}
-
-/// The broker's output, appended line by line by one thread per stream.
-#[derive(Debug, Default)]
-struct LogBuffer {
-    state: Mutex<LogState>,
-    changed: Condvar,
-}
-
-impl LogBuffer {
-    fn capture(
-        self: &Arc<Self>,
-        stream: impl Read + Send + 'static,
-        echo: Option<String>,
-    ) -> JoinHandle<()> {
-        lock(&self.state).open += 1;
-        let buffer = Arc::clone(self);
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stream);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let mut text = String::from_utf8_lossy(&line).into_owned();
-                        if !text.ends_with('\n') {
-                            text.push('\n');
-                        }
-                        if let Some(prefix) = &echo {
-                            eprint!("{prefix}{text}");
-                        }
-                        lock(&buffer.state).text.push_str(&text);
-                        buffer.changed.notify_all();
-                    }
-                }
-            }
-            lock(&buffer.state).open -= 1;
-            buffer.changed.notify_all();
-        })
-    }
-
-    fn text(&self) -> String {
-        lock(&self.state).text.clone()
-    }
-
-    /// Waits until `done` holds for the state, up to `timeout`; whether it does.
-    fn wait_until(&self, timeout: Duration, done: impl Fn(&LogState) -> bool) -> bool {
-        let guard = lock(&self.state);
-        let (guard, _) = self
-            .changed
-            .wait_timeout_while(guard, timeout, |state| !done(state))
-            .unwrap_or_else(PoisonError::into_inner);
-        done(&guard)
-    }
 }
 
 /// A broker config being prepared: a fresh temp dir for its files and two allocated ports.
@@ -376,7 +310,7 @@ impl MosquittoConfig {
         let mut guard = ProcessGuard::spawn(&name, &mut command);
         let echo =
             std::env::var_os("MOSQUITTO_E2E_ECHO").map(|_| format!("[mosquitto {}] ", guard.pid()));
-        let log = Arc::new(LogBuffer::default());
+        let log = Arc::new(ProcessLog::default());
         let stderr = guard.child_mut().stderr.take().expect("mosquitto stderr is piped");
         let stdout = guard.take_stdout().expect("mosquitto stdout is piped");
         log.capture(stderr, echo.clone());
@@ -394,7 +328,7 @@ fn is_running_line(line: &str) -> bool {
 pub struct Mosquitto {
     // Field order matters: the process is killed before the dir is removed.
     guard: ProcessGuard,
-    log: Arc<LogBuffer>,
+    log: Arc<ProcessLog>,
     ports: Ports,
     config_path: PathBuf,
     config_text: String,
@@ -455,12 +389,12 @@ impl Mosquitto {
     /// A position in the log, for [`wait_for_log_since`](Self::wait_for_log_since) and
     /// [`log_since`](Self::log_since).
     pub fn log_mark(&self) -> usize {
-        lock(&self.log.state).text.len()
+        self.log.mark()
     }
 
     /// The log written after `mark`.
     pub fn log_since(&self, mark: usize) -> String {
-        lock(&self.log.state).text.get(mark..).unwrap_or_default().to_owned()
+        self.log.since(mark)
     }
 
     /// Waits up to `timeout` for `needle` to appear in the log; whether it did.
