@@ -14,8 +14,8 @@
 #                    Docker host, with RUST_IMAGE/DEBIAN_IMAGE pointing at the local bases
 #  4. checks         the test OAuth server on 127.0.0.1, then three containers (--network host):
 #                    default config (token devices on one port, the "human" operator on another),
-#                    examples/jwt.conf and examples/token-username.conf; then two
-#                    configuration errors must stop the container
+#                    examples/jwt.conf and examples/token-username.conf, the fallback broker
+#                    binary; then two configuration errors must stop the container
 #
 # Environment: IMAGE (default localhost/mosquitto-oauth:test), REBUILD_BASE=1 to remake the
 # base images, DEBIAN_MIRROR (default http://deb.debian.org/debian), KEEP_WORK=1 to keep the
@@ -402,6 +402,39 @@ no_secrets_in_logs "$C" "$T3" broker-secret "$HUMAN_PASSWORD"
 pm exec "$C" sh -c '! grep -rqF broker-secret /run/mosquitto-oauth/token-username.conf' \
     || fail "the client secret was written into the rendered config"
 ok "OAUTH_CLIENT_SECRET went to a file, not into the config"
+
+# ---------------------------------------------------------------------------------------------
+phase "Check the fallback broker binary (no Mosquitto)"
+
+D4=$(free_port)
+cat >"$WORK/fallback.toml" <<TOML
+[auth]
+introspection_url = "$ISSUER/token/introspection"
+client_id = "mqtt-broker"
+client_secret_file = "/run/secrets/oauth_client_secret"
+token_username = "oauth2"
+
+[[listener]]
+type = "tcp"
+bind = "127.0.0.1:$D4"
+TOML
+chmod 0644 "$WORK/fallback.toml"
+start_container "$RUN_ID-fallback" "$D4" "" \
+    --secret "$RUN_ID,target=oauth_client_secret" \
+    -v "$WORK/fallback.toml:/etc/fallback-broker.toml:ro" --entrypoint /usr/local/bin/fallback-broker \
+    "$IMAGE" --config /etc/fallback-broker.toml
+C=$RUN_ID-fallback
+T4=$(token device-1 "mqtt:write:devices/device-4/# mqtt:read:devices/device-4/#")
+start_sub device-4-token -p "$D4" -i device-4-sub -u oauth2 -P "$T4" -t 'devices/device-4/#'
+deliver devices/device-4/temperature 18 -p "$D4" -i device-4 -u oauth2 -P "$T4"
+sub_denied "device-4 subscribing outside its read grant (devices/#)" \
+    -p "$D4" -i device-4 -u oauth2 -P "$T4" -t 'devices/#'
+refused "unknown token at the fallback broker" -p "$D4" -i intruder -u oauth2 -P not-a-valid-token
+logs=$(pm logs "$C" 2>&1)
+grep -q "accepted: token verified by introspection" <<<"$logs" || fail "$C: no login line in the log: $logs"
+! grep -qF -e "$T4" -e broker-secret <<<"$logs" || fail "$C: a token or secret appears in the log"
+ok "$C: login lines logged, no token or secret in the log"
+pm rm -f -t 0 "$C" >/dev/null
 
 # ---------------------------------------------------------------------------------------------
 phase "Check configuration errors stop the container"
