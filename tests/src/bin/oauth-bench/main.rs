@@ -38,13 +38,14 @@ fn usage() -> ! {
          \x20      oauth-bench storm [--clients N] [--idp-delay-ms N] [--probe-secs N] [--mosquitto BIN]\n\
          \x20      oauth-bench memory [--tokens N] [--cycles N] [--workers N] [--settle-secs N] [--mosquitto BIN]\n\
          \x20      oauth-bench soak [--clients N] [--duration-secs N] [--token-ttl N] [--publish-ms N]\n\
-         \x20                       [--ramp-secs N] [--report-secs N] [--mosquitto BIN]"
+         \x20                       [--renew-percent N] [--ramp-secs N] [--report-secs N] [--mosquitto BIN]"
     );
     std::process::exit(2)
 }
 
+/// The value after the last `name` in `args` (so wrapper scripts can put defaults first).
 fn option(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter().rposition(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
 fn number(args: &[String], name: &str, default: u64) -> u64 {
@@ -82,6 +83,7 @@ fn main() {
             clients: number(&args, "--clients", 1000),
             duration: Duration::from_secs(number(&args, "--duration-secs", 600)),
             token_ttl: number(&args, "--token-ttl", 20).max(4),
+            renew_percent: number(&args, "--renew-percent", 60),
             publish_every: Duration::from_millis(number(&args, "--publish-ms", 1000).max(1)),
             ramp: Duration::from_secs(number(&args, "--ramp-secs", 10)),
             report_every: Duration::from_secs(number(&args, "--report-secs", 10).max(1)),
@@ -96,7 +98,9 @@ fn main() {
 const BENCH_LOG_TYPES: &str = "error warning notice information";
 
 fn config(binary: &Option<PathBuf>) -> MosquittoConfig {
-    let config = MosquittoConfig::new().log_types(BENCH_LOG_TYPES);
+    // `OAUTH_BENCH_LOG_TYPES=all` (with `MOSQUITTO_E2E_ECHO=1`) to look into a run.
+    let types = std::env::var("OAUTH_BENCH_LOG_TYPES").unwrap_or_else(|_| BENCH_LOG_TYPES.into());
+    let config = MosquittoConfig::new().log_types(&types);
     match binary {
         Some(path) => config.binary(path),
         None => config,

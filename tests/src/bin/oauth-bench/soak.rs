@@ -6,12 +6,11 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mosquitto_oauth_e2e::idp::{Idp, TokenFormat, TokenRequest};
+use mosquitto_oauth_e2e::idp::{Idp, client_secret};
 use mosquitto_oauth_e2e::mqtt::{Protocol, RawConnect, encode_publish, encode_subscribe};
 
 use super::{config, plugin_lines, rss_kib};
@@ -21,6 +20,9 @@ pub(super) struct Options {
     pub(super) duration: Duration,
     /// Token lifetime in seconds.
     pub(super) token_ttl: u64,
+    /// Renewal point as a percentage of the lifetime (plus up to 15 % spread over the clients);
+    /// above 100 the tokens expire first, to see expiry kicks counted.
+    pub(super) renew_percent: u64,
     pub(super) publish_every: Duration,
     /// Client starts are spread over this time.
     pub(super) ramp: Duration,
@@ -29,6 +31,8 @@ pub(super) struct Options {
 }
 
 const AUDIENCE: &str = "urn:mqtt:soak";
+/// The client of the test authorization server the tokens are asked for.
+const TOKEN_CLIENT: &str = "device-1";
 /// How long the clients keep running after they stopped publishing, for the last deliveries.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a client blocks on its socket before it looks at the run's phase again.
@@ -61,6 +65,8 @@ struct Counters {
     /// Published and not acknowledged yet.
     unacked: AtomicI64,
     suback_failures: AtomicU64,
+    /// Reconnects after a kick that found the session present (and subscribed again).
+    present_after_kick: AtomicU64,
 }
 
 /// Where the run is: `publishing` until the duration is over, `finished` after the drain.
@@ -247,6 +253,7 @@ impl ClientState {
 struct Run<'a> {
     options: &'a Options,
     idp: &'a Idp,
+    http: reqwest::blocking::Client,
     port: u16,
     counters: &'a Counters,
     phase: &'a Phase,
@@ -257,22 +264,28 @@ impl Run<'_> {
     /// A fresh token for client `index`: JWT for odd indexes, opaque for even ones, both with the
     /// soak audience and the configured lifetime. `None` if the server did not give one.
     fn token(&self, index: u32) -> Option<String> {
-        let scopes = [format!("mqtt:write:soak/{index}"), format!("mqtt:read:soak/{index}")];
-        let scopes = [scopes[0].as_str(), scopes[1].as_str()];
-        let format = if index % 2 == 1 { TokenFormat::Jwt } else { TokenFormat::Opaque };
-        let request = TokenRequest::new("device-1", &scopes)
-            .resource(AUDIENCE)
-            .format(format)
-            .ttl_secs(self.options.token_ttl);
-        // The harness panics on transport errors; a soak counts them and carries on.
-        let response =
-            std::panic::catch_unwind(AssertUnwindSafe(|| self.idp.token_response(&request)));
-        match response {
-            Ok(response) if response.status == 200 => {
-                response.body["access_token"].as_str().map(str::to_owned)
-            }
-            _ => None,
+        // Asked with our own client rather than the harness's, which panics on transport errors
+        // (Node closing an idle keep-alive connection, say); a soak counts them and carries on.
+        let format = if index % 2 == 1 { "jwt" } else { "opaque" };
+        let form = [
+            ("grant_type", "client_credentials".to_owned()),
+            ("scope", format!("mqtt:write:soak/{index} mqtt:read:soak/{index}")),
+            ("resource", AUDIENCE.to_owned()),
+            ("token_format", format.to_owned()),
+            ("ttl", self.options.token_ttl.to_string()),
+        ];
+        let response = self
+            .http
+            .post(self.idp.token_url())
+            .basic_auth(TOKEN_CLIENT, Some(client_secret(TOKEN_CLIENT)))
+            .form(&form)
+            .send()
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
         }
+        let body: serde_json::Value = response.json().ok()?;
+        body["access_token"].as_str().map(str::to_owned)
     }
 
     /// Connects with `token`; the connection and whether the broker kept the session, or `None`
@@ -287,7 +300,7 @@ impl Run<'_> {
         let mut connect = RawConnect::new(Protocol::V311, format!("soak-{index}"));
         connect.clean = false;
         connect.keep_alive_secs = KEEP_ALIVE_SECS;
-        connect.username = Some(b"device-1".to_vec());
+        connect.username = Some(TOKEN_CLIENT.as_bytes().to_vec());
         connect.password = Some(token.as_bytes().to_vec());
         if !connection.send(&connect.encode()) {
             self.counters.connect_errors.fetch_add(1, Ordering::Relaxed);
@@ -309,11 +322,13 @@ impl Run<'_> {
         }
     }
 
-    /// Renewal point of a token fetched now: 60–75 % of its lifetime, spread over the clients.
+    /// Renewal point of a token fetched now: `renew_percent` to `renew_percent` + 15 % of its
+    /// lifetime, spread over the clients so that they do not all reconnect at once.
     fn renewal(&self, index: u32) -> Duration {
         let ttl_ms = self.options.token_ttl * 1000;
         let spread = (ttl_ms * 15 / 100).max(1);
-        Duration::from_millis(ttl_ms * 60 / 100 + (u64::from(index) * 7919) % spread)
+        let base = ttl_ms * self.options.renew_percent / 100;
+        Duration::from_millis(base + (u64::from(index) * 7919) % spread)
     }
 
     fn client(&self, index: u32) -> Outcome {
@@ -332,6 +347,7 @@ impl Run<'_> {
         let topic = format!("soak/{index}");
         let mut next_publish = Instant::now()
             + self.options.publish_every.mul_f64(f64::from(index % 101) / 101.0);
+        let mut kicked = false;
         'connection: while !self.phase.finished.load(Ordering::Relaxed) {
             let Some(token) = self.token(index) else {
                 counters.token_errors.fetch_add(1, Ordering::Relaxed);
@@ -345,9 +361,16 @@ impl Run<'_> {
             };
             counters.connects.fetch_add(1, Ordering::Relaxed);
             counters.connected.fetch_add(1, Ordering::Relaxed);
-            if !session_present {
+            if kicked && session_present {
+                counters.present_after_kick.fetch_add(1, Ordering::Relaxed);
+            }
+            // After an expiry kick the session can be present without its subscription:
+            // Mosquitto 2.0 re-checked it with the expired token at the kick, and the plugin
+            // denied it. A client that was kicked therefore subscribes again.
+            if !session_present || kicked {
                 let id = state.packet_id();
                 connection.send(&encode_subscribe(Protocol::V311, id, &[(&topic, 1)]));
+                kicked = false;
             }
             // What the last connection did not get acknowledged goes again, marked DUP.
             let mut resend: Vec<(u16, u32)> = state.pending.iter().map(|(i, s)| (*i, *s)).collect();
@@ -405,6 +428,7 @@ impl Run<'_> {
                 match connection.next(wake.saturating_duration_since(Instant::now())) {
                     Event::Idle => {}
                     Event::Closed => {
+                        kicked = true;
                         counters.kicks.fetch_add(1, Ordering::Relaxed);
                         counters.connected.fetch_sub(1, Ordering::Relaxed);
                         continue 'connection;
@@ -444,6 +468,10 @@ pub(super) fn run(options: &Options) {
     let run = Run {
         options,
         idp: &idp,
+        http: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client builds"),
         port: broker.port(),
         counters: &counters,
         phase: &phase,
@@ -534,6 +562,10 @@ pub(super) fn run(options: &Options) {
     println!("| connect failures (TCP, no CONNACK) | {} |", counters.connect_errors.load(Ordering::Relaxed));
     println!("| **kicks** (closed by the broker) | {} |", counters.kicks.load(Ordering::Relaxed));
     println!("| SUBACK failures | {} |", counters.suback_failures.load(Ordering::Relaxed));
+    println!(
+        "| reconnects after a kick with the session present (subscribed again) | {} |",
+        counters.present_after_kick.load(Ordering::Relaxed)
+    );
     println!("| token requests failed | {} |", counters.token_errors.load(Ordering::Relaxed));
     println!(
         "| authorization server calls | {} token, {} introspection, {} JWKS |",
