@@ -133,10 +133,7 @@ pub(super) fn run(connects: u64, rounds: u64, binary: Option<PathBuf>) {
         let rate = median(&mut row.rates);
         let calls = match row.passwords {
             Passwords::None => "—".to_owned(),
-            _ => format!(
-                "{} introspection, {} JWKS",
-                row.calls.introspections, row.calls.jwks
-            ),
+            _ => format!("{} introspection, {} JWKS", row.calls.introspections, row.calls.jwks),
         };
         println!(
             "| {} | {rate:.0} | {:.3} | {calls} | {} |",

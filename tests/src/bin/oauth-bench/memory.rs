@@ -68,11 +68,7 @@ pub(super) fn run(options: &Options) {
     let started = Instant::now();
     let tokens = signer.tokens("mem-", options.tokens, options.workers);
     let cycle_token = signer.token("cycle");
-    eprintln!(
-        "signed {} ES256 tokens in {:.1} s",
-        options.tokens,
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("signed {} ES256 tokens in {:.1} s", options.tokens, started.elapsed().as_secs_f64());
 
     let files = config(&options.binary);
     let jwks = files.write_file("jwks.json", fixture_jwks());
@@ -94,9 +90,8 @@ pub(super) fn run(options: &Options) {
     settle(options);
     let cached = rss_kib(pid);
 
-    let cycle_rate = cycles(&broker, "cycle-", options.cycles, options.workers, &|_| {
-        Some(cycle_token.clone())
-    });
+    let cycle_rate =
+        cycles(&broker, "cycle-", options.cycles, options.workers, &|_| Some(cycle_token.clone()));
     let after_cycles = rss_kib(pid);
     settle(options);
     let cycled = rss_kib(pid);
@@ -117,7 +112,10 @@ pub(super) fn run(options: &Options) {
     let cycles = options.cycles;
     println!("| broker state | RSS | change | per item |");
     println!("|---|---|---|---|");
-    println!("| plugin (JWT mode, cache {cache_entries} entries), after start and one login | {:.1} MiB | | |", mib(start));
+    println!(
+        "| plugin (JWT mode, cache {cache_entries} entries), after start and one login | {:.1} MiB | | |",
+        mib(start)
+    );
     println!(
         "| after {tokens} distinct tokens connected once ({rate:.0} connects/s) | {:.1} MiB | {:+.1} MiB | {:.0} B per token |",
         mib(after_tokens),

@@ -195,7 +195,8 @@ impl ClientState {
         match header >> 4 {
             3 => {
                 let qos = (header >> 1) & 0x03;
-                let Some(topic_length) = body.get(..2).map(|b| usize::from(b[0]) << 8 | usize::from(b[1]))
+                let Some(topic_length) =
+                    body.get(..2).map(|b| usize::from(b[0]) << 8 | usize::from(b[1]))
                 else {
                     return;
                 };
@@ -209,7 +210,8 @@ impl ClientState {
                 };
                 if let Some(payload) = body.get(position..position + 8) {
                     let seq = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
-                    let owner = u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
+                    let owner =
+                        u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]);
                     if owner == self.index {
                         if self.delivered.insert(seq) {
                             counters.delivered.fetch_add(1, Ordering::Relaxed);
@@ -345,8 +347,8 @@ impl Run<'_> {
             delivered: HashSet::new(),
         };
         let topic = format!("soak/{index}");
-        let mut next_publish = Instant::now()
-            + self.options.publish_every.mul_f64(f64::from(index % 101) / 101.0);
+        let mut next_publish =
+            Instant::now() + self.options.publish_every.mul_f64(f64::from(index % 101) / 101.0);
         let mut kicked = false;
         'connection: while !self.phase.finished.load(Ordering::Relaxed) {
             let Some(token) = self.token(index) else {
@@ -376,14 +378,8 @@ impl Run<'_> {
             let mut resend: Vec<(u16, u32)> = state.pending.iter().map(|(i, s)| (*i, *s)).collect();
             resend.sort_unstable();
             for (id, seq) in resend {
-                let mut packet = encode_publish(
-                    Protocol::V311,
-                    &topic,
-                    &state.payload(seq),
-                    1,
-                    false,
-                    Some(id),
-                );
+                let mut packet =
+                    encode_publish(Protocol::V311, &topic, &state.payload(seq), 1, false, Some(id));
                 packet[0] |= 0x08;
                 connection.send(&packet);
             }
@@ -551,15 +547,24 @@ pub(super) fn run(options: &Options) {
     println!();
     println!("| result | value |");
     println!("|---|---|");
-    println!("| messages published and acknowledged | {} |", counters.acked.load(Ordering::Relaxed));
+    println!(
+        "| messages published and acknowledged | {} |",
+        counters.acked.load(Ordering::Relaxed)
+    );
     println!("| delivered back (first copies) | {} |", counters.delivered.load(Ordering::Relaxed));
     println!("| **lost** (acknowledged, never delivered) | {lost} |");
     println!("| never acknowledged | {unacked} |");
     println!("| duplicate deliveries | {} |", counters.duplicates.load(Ordering::Relaxed));
     println!("| connects accepted | {} |", counters.connects.load(Ordering::Relaxed));
     println!("| token renewals (reconnects) | {} |", counters.renewals.load(Ordering::Relaxed));
-    println!("| **connects refused** (CONNACK ≠ 0) | {} |", counters.refused.load(Ordering::Relaxed));
-    println!("| connect failures (TCP, no CONNACK) | {} |", counters.connect_errors.load(Ordering::Relaxed));
+    println!(
+        "| **connects refused** (CONNACK ≠ 0) | {} |",
+        counters.refused.load(Ordering::Relaxed)
+    );
+    println!(
+        "| connect failures (TCP, no CONNACK) | {} |",
+        counters.connect_errors.load(Ordering::Relaxed)
+    );
     println!("| **kicks** (closed by the broker) | {} |", counters.kicks.load(Ordering::Relaxed));
     println!("| SUBACK failures | {} |", counters.suback_failures.load(Ordering::Relaxed));
     println!(

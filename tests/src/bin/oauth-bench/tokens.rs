@@ -35,8 +35,8 @@ pub(super) struct Signer {
 impl Signer {
     pub(super) fn fixture() -> Self {
         let path = keys_dir().join("ec-1.pem");
-        let pem = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let pem =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         let key = EncodingKey::from_ec_pem(&pem).expect("ec-1.pem is a P-256 PKCS#8 key");
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some("ec-1".to_owned());
