@@ -95,6 +95,11 @@ pub(super) fn run(options: &Options) {
     let after_cycles = rss_kib(pid);
     settle(options);
     let cycled = rss_kib(pid);
+    // A second batch of as many cycles: growth that stays bounded (what the first batch left
+    // is reused) shows here as none, a leak as the same growth again.
+    let second_rate =
+        cycles(&broker, "cycle2-", options.cycles, options.workers, &|_| Some(cycle_token.clone()));
+    let after_second = rss_kib(pid);
 
     // The same connects without auth: what Mosquitto itself (and its allocator) keeps after as
     // many connections, to set the plugin's figures against.
@@ -141,6 +146,12 @@ pub(super) fn run(options: &Options) {
         mib(cycled),
         mib(cycled) - mib(cached),
         per_item(cached, cycled, cycles)
+    );
+    println!(
+        "| after {cycles} further cycles, new client ids ({second_rate:.0} connects/s) | {:.1} MiB | {:+.1} MiB | {:.1} B per cycle |",
+        mib(after_second),
+        mib(after_second) - mib(cycled),
+        per_item(cycled, after_second, cycles)
     );
     println!(
         "| reference: no auth, after start and one connect | {:.1} MiB | | |",

@@ -241,10 +241,8 @@ impl ClientState {
                     }
                 }
             }
-            9 => {
-                if body.get(2).is_some_and(|code| *code == 0x80) {
-                    counters.suback_failures.fetch_add(1, Ordering::Relaxed);
-                }
+            9 if body.get(2).is_some_and(|code| *code == 0x80) => {
+                counters.suback_failures.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
         }
@@ -366,9 +364,10 @@ impl Run<'_> {
             if kicked && session_present {
                 counters.present_after_kick.fetch_add(1, Ordering::Relaxed);
             }
-            // After an expiry kick the session can be present without its subscription:
-            // Mosquitto 2.0 re-checked it with the expired token at the kick, and the plugin
-            // denied it. A client that was kicked therefore subscribes again.
+            // After an expiry kick the session can be present without its subscription: the
+            // kick makes Mosquitto re-check a durable session's subscriptions, the plugin denies
+            // them for the expired token, and Mosquitto drops them. So a kicked client
+            // subscribes again, as a real one that noticed would.
             if !session_present || kicked {
                 let id = state.packet_id();
                 connection.send(&encode_subscribe(Protocol::V311, id, &[(&topic, 1)]));
