@@ -20,11 +20,22 @@ pub(super) struct Options {
     pub(super) binary: Option<PathBuf>,
 }
 
-/// Runs `count` connect cycles over `workers` parallel connections; the `index`th uses client id
-/// `<prefix><index>` and `password(index)`. Panics on a refusal: the figures would be wrong.
+/// Client ids of a batch of connect cycles.
+#[derive(Clone, Copy)]
+enum Ids {
+    /// `<prefix><index>`: every cycle leaves an offline client entry behind (purged later).
+    PerConnect,
+    /// `<prefix>w<worker>`: each login replaces the last one's entry, so the plugin's client
+    /// table stays at one entry per worker and what grows is the token cache.
+    PerWorker,
+}
+
+/// Runs `count` connect cycles over `workers` parallel connections, the `index`th with
+/// `password(index)`. Panics on a refusal: the figures would be wrong.
 fn cycles(
     broker: &Mosquitto,
     prefix: &str,
+    ids: Ids,
     count: u64,
     workers: u64,
     password: &(dyn Fn(u64) -> Option<String> + Sync),
@@ -32,10 +43,13 @@ fn cycles(
     let port = broker.port();
     let started = Instant::now();
     std::thread::scope(|scope| {
-        for range in split_range(count, workers) {
+        for (worker, range) in split_range(count, workers).into_iter().enumerate() {
             scope.spawn(move || {
                 for i in range {
-                    let client_id = format!("{prefix}{i}");
+                    let client_id = match ids {
+                        Ids::PerConnect => format!("{prefix}{i}"),
+                        Ids::PerWorker => format!("{prefix}w{worker}"),
+                    };
                     let password = password(i);
                     let credentials = password.as_deref().map(|p| ("bench", p));
                     let code = connect_cycle(port, &client_id, credentials);
@@ -79,10 +93,10 @@ pub(super) fn run(options: &Options) {
     });
     let pid = broker.pid();
     // One login first, so that what is set up on first use is in the starting figure.
-    cycles(&broker, "warm-", 1, 1, &|_| Some(signer.token("warm")));
+    cycles(&broker, "warm-", Ids::PerConnect, 1, 1, &|_| Some(signer.token("warm")));
     let start = rss_kib(pid);
 
-    let rate = cycles(&broker, "mem-", options.tokens, options.workers, &|i| {
+    let rate = cycles(&broker, "mem-", Ids::PerWorker, options.tokens, options.workers, &|i| {
         Some(tokens[usize::try_from(i).expect("index fits")].clone())
     });
     drop(tokens);
@@ -91,14 +105,18 @@ pub(super) fn run(options: &Options) {
     let cached = rss_kib(pid);
 
     let cycle_rate =
-        cycles(&broker, "cycle-", options.cycles, options.workers, &|_| Some(cycle_token.clone()));
+        cycles(&broker, "cycle-", Ids::PerConnect, options.cycles, options.workers, &|_| {
+            Some(cycle_token.clone())
+        });
     let after_cycles = rss_kib(pid);
     settle(options);
     let cycled = rss_kib(pid);
     // A second batch of as many cycles: growth that stays bounded (what the first batch left
     // is reused) shows here as none, a leak as the same growth again.
     let second_rate =
-        cycles(&broker, "cycle2-", options.cycles, options.workers, &|_| Some(cycle_token.clone()));
+        cycles(&broker, "cycle2-", Ids::PerConnect, options.cycles, options.workers, &|_| {
+            Some(cycle_token.clone())
+        });
     let after_second = rss_kib(pid);
 
     // The same connects without auth: what Mosquitto itself (and its allocator) keeps after as
@@ -106,9 +124,9 @@ pub(super) fn run(options: &Options) {
     let no_auth = config(&options.binary)
         .start(|p| format!("{COMMON}listener {} 127.0.0.1\nallow_anonymous true\n", p.main));
     let no_auth_pid = no_auth.pid();
-    cycles(&no_auth, "warm-", 1, 1, &|_| None);
+    cycles(&no_auth, "warm-", Ids::PerConnect, 1, 1, &|_| None);
     let no_auth_start = rss_kib(no_auth_pid);
-    cycles(&no_auth, "mem-", options.tokens, options.workers, &|_| None);
+    cycles(&no_auth, "mem-", Ids::PerConnect, options.tokens, options.workers, &|_| None);
     let no_auth_after = rss_kib(no_auth_pid);
     settle(options);
     let no_auth_settled = rss_kib(no_auth_pid);
@@ -122,20 +140,20 @@ pub(super) fn run(options: &Options) {
         mib(start)
     );
     println!(
-        "| after {tokens} distinct tokens connected once ({rate:.0} connects/s) | {:.1} MiB | {:+.1} MiB | {:.0} B per token |",
+        "| after {tokens} distinct tokens connected once, one client id per worker ({rate:.0} connects/s) | {:.1} MiB | {:+.1} MiB | {:.0} B per token |",
         mib(after_tokens),
         mib(after_tokens) - mib(start),
         per_item(start, after_tokens, tokens)
     );
     println!(
-        "| same, {} s later (offline entries purged; tokens cached) | {:.1} MiB | {:+.1} MiB | {:.0} B per cached token |",
+        "| same, {} s later (tokens still cached) | {:.1} MiB | {:+.1} MiB | {:.0} B per cached token |",
         options.settle_secs,
         mib(cached),
         mib(cached) - mib(start),
         per_item(start, cached, tokens)
     );
     println!(
-        "| after {cycles} more connect/disconnect cycles of one token ({cycle_rate:.0} connects/s) | {:.1} MiB | {:+.1} MiB | {:.1} B per cycle |",
+        "| after {cycles} more connect/disconnect cycles of one token, a new client id each ({cycle_rate:.0} connects/s) | {:.1} MiB | {:+.1} MiB | {:.1} B per cycle |",
         mib(after_cycles),
         mib(after_cycles) - mib(cached),
         per_item(cached, after_cycles, cycles)
