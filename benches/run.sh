@@ -2,17 +2,24 @@
 # Benchmark suite: prints Markdown tables and writes them to target/bench/results.md.
 #   A. QoS 0 throughput 1 publisher -> 1 subscriber, every publish and delivery through the
 #      plugin's ACL check, as a ratio to the same Mosquitto without auth (alternating rounds,
-#      median), with password_file + acl_file as a reference row.
+#      median), with password_file + acl_file and the dynamic-security plugin as reference rows.
+#   B. CONNECT/CONNACK/DISCONNECT rate, one at a time: no auth, one opaque token reused, distinct
+#      JWTs (local verification), distinct opaque tokens (one introspection each), with the calls
+#      counted at the authorization server.
 #   C. Round-trip latency of a connected client while cold-token clients connect against an
 #      authorization server answering after a delay, on Mosquitto 2.0 (synchronous logins) and
 #      2.1 (delayed logins), when tests/mosquitto-2.1/fetch.sh can fetch 2.1.
+#   D. Broker RSS per cached token (distinct locally signed JWTs, each connected once) and after
+#      connect/disconnect cycles of one token, with a no-auth broker as reference.
 #   Core micro-benchmarks (ACL decision, cache hit, JWT verification): criterion.
-# Usage: benches/run.sh [--quick]
+# Usage: benches/run.sh [--quick]   (the soak test is separate: benches/soak.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-messages=100000 rounds=3 clients=200 delay=200
-if [ "${1:-}" = "--quick" ]; then messages=20000 clients=50 delay=100; fi
+messages=100000 rounds=3 clients=200 delay=200 connects=2000 tokens=100000 cycles=50000
+if [ "${1:-}" = "--quick" ]; then
+    messages=20000 clients=50 delay=100 connects=500 tokens=20000 cycles=10000
+fi
 
 export MOSQUITTO_OAUTH_PROFILE=release
 [ -d tests/idp/node_modules/oidc-provider ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
@@ -31,6 +38,10 @@ mkdir -p target/bench
     echo
     $bench throughput --messages "$messages" --rounds "$rounds"
     echo
+    echo "## B. Connect rate, CONNECT/CONNACK/DISCONNECT one at a time, $connects per round, median of $rounds alternating rounds"
+    echo
+    $bench connect-rate --connects "$connects" --rounds "$rounds"
+    echo
     echo "## C. Connected client's round trip while $clients clients connect with cold tokens (authorization server +$delay ms)"
     echo
     $bench storm --clients "$clients" --idp-delay-ms "$delay" | tail -n +1
@@ -39,6 +50,10 @@ mkdir -p target/bench
     else
         echo "(Mosquitto 2.1 could not be fetched: 2.1 row skipped)"
     fi
+    echo
+    echo "## D. Broker memory: $tokens distinct cached tokens, then $cycles connect/disconnect cycles of one token"
+    echo
+    $bench memory --tokens "$tokens" --cycles "$cycles"
     echo
     echo "## Core micro-benchmarks (criterion medians)"
     echo

@@ -1,0 +1,184 @@
+//! Load generator for the benchmark suite (`benches/run.sh`, `benches/soak.sh`). Not a test: it
+//! prints figures.
+//!
+//! - `throughput` (A): QoS 0, one publisher to one subscriber, every publish and delivery through
+//!   the ACL check; messages/s of Mosquitto with the plugin, with `password_file` + `acl_file`,
+//!   with the bundled dynamic-security plugin, and without auth, in alternating rounds of one run;
+//!   the median of each and its ratio to no auth.
+//! - `connect-rate` (B): CONNECT, CONNACK, DISCONNECT one at a time: no auth, one token reused,
+//!   distinct JWTs, distinct opaque tokens; with the calls counted at the authorization server.
+//! - `storm` (C): round-trip latency of an already-connected client (1 ms paced probe publishing
+//!   to its own subscription) while many clients connect with cold tokens against an
+//!   authorization server answering after a delay.
+//! - `memory` (D): broker RSS per cached token and after many connect/disconnect cycles.
+//! - `soak`: many clients with short-lived tokens renewed by reconnecting, publishing QoS 1 to
+//!   themselves for a given time; loss, refusals, expiry kicks and RSS over time.
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+mod connect_rate;
+mod memory;
+mod soak;
+mod storm;
+mod throughput;
+mod tokens;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mosquitto_oauth_e2e::idp::{BROKER_CLIENT_ID, BROKER_CLIENT_SECRET, Idp};
+use mosquitto_oauth_e2e::mosquitto::{MosquittoConfig, plugin_path};
+use mosquitto_oauth_e2e::mqtt::{Protocol, RawConnect};
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: oauth-bench throughput [--messages N] [--rounds N] [--mosquitto BIN]\n\
+         \x20      oauth-bench connect-rate [--connects N] [--rounds N] [--mosquitto BIN]\n\
+         \x20      oauth-bench storm [--clients N] [--idp-delay-ms N] [--probe-secs N] [--mosquitto BIN]\n\
+         \x20      oauth-bench memory [--tokens N] [--cycles N] [--workers N] [--settle-secs N] [--mosquitto BIN]\n\
+         \x20      oauth-bench soak [--clients N] [--duration-secs N] [--token-ttl N] [--publish-ms N]\n\
+         \x20                       [--renew-percent N] [--ramp-secs N] [--report-secs N] [--mosquitto BIN]"
+    );
+    std::process::exit(2)
+}
+
+/// The value after the last `name` in `args` (so wrapper scripts can put defaults first).
+fn option(args: &[String], name: &str) -> Option<String> {
+    args.iter().rposition(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn number(args: &[String], name: &str, default: u64) -> u64 {
+    option(args, name).map(|v| v.parse().unwrap_or_else(|_| usage())).unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let binary = option(&args, "--mosquitto").map(PathBuf::from);
+    match args.first().map(String::as_str) {
+        Some("throughput") => throughput::run(
+            number(&args, "--messages", 100_000),
+            number(&args, "--rounds", 3),
+            binary,
+        ),
+        Some("connect-rate") => connect_rate::run(
+            number(&args, "--connects", 2000),
+            number(&args, "--rounds", 3),
+            binary,
+        ),
+        Some("storm") => storm::run(
+            number(&args, "--clients", 200),
+            number(&args, "--idp-delay-ms", 200),
+            number(&args, "--probe-secs", 0),
+            binary,
+        ),
+        Some("memory") => memory::run(&memory::Options {
+            tokens: number(&args, "--tokens", 100_000),
+            cycles: number(&args, "--cycles", 50_000),
+            workers: number(&args, "--workers", 4).max(1),
+            settle_secs: number(&args, "--settle-secs", 65),
+            binary,
+        }),
+        Some("soak") => soak::run(&soak::Options {
+            clients: number(&args, "--clients", 1000),
+            duration: Duration::from_secs(number(&args, "--duration-secs", 600)),
+            token_ttl: number(&args, "--token-ttl", 20).max(4),
+            renew_percent: number(&args, "--renew-percent", 60),
+            publish_every: Duration::from_millis(number(&args, "--publish-ms", 1000).max(1)),
+            ramp: Duration::from_secs(number(&args, "--ramp-secs", 10)),
+            report_every: Duration::from_secs(number(&args, "--report-secs", 10).max(1)),
+            binary,
+        }),
+        _ => usage(),
+    }
+}
+
+/// Mosquitto log types for benchmark brokers: everything but `debug`, which writes a line per
+/// packet and would be measured along with the broker.
+const BENCH_LOG_TYPES: &str = "error warning notice information";
+
+fn config(binary: &Option<PathBuf>) -> MosquittoConfig {
+    // `OAUTH_BENCH_LOG_TYPES=all` (with `MOSQUITTO_E2E_ECHO=1`) to look into a run.
+    let types = std::env::var("OAUTH_BENCH_LOG_TYPES").unwrap_or_else(|_| BENCH_LOG_TYPES.into());
+    let config = MosquittoConfig::new().log_types(&types);
+    match binary {
+        Some(path) => config.binary(path),
+        None => config,
+    }
+}
+
+fn plugin_lines(idp: &Idp, extra: &str) -> String {
+    format!(
+        "plugin {}\nplugin_opt_oauth_introspection_url {}\nplugin_opt_oauth_client_id {BROKER_CLIENT_ID}\n\
+         plugin_opt_oauth_client_secret {BROKER_CLIENT_SECRET}\nplugin_opt_oauth_stats_interval 0\n{extra}",
+        plugin_path().display(),
+        idp.introspection_url()
+    )
+}
+
+const COMMON: &str = "set_tcp_nodelay true\nmax_queued_messages 1000000\nmax_inflight_messages 0\n";
+
+/// Sends an MQTT 3.1.1 CONNECT and reads the CONNACK: the connection and its return code.
+fn connect(
+    port: u16,
+    client_id: &str,
+    credentials: Option<(&str, &str)>,
+    clean: bool,
+) -> (TcpStream, u8, bool) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("broker accepts TCP");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("read timeout");
+    let mut connect = RawConnect::new(Protocol::V311, client_id);
+    connect.clean = clean;
+    if let Some((user, password)) = credentials {
+        connect.username = Some(user.as_bytes().to_vec());
+        connect.password = Some(password.as_bytes().to_vec());
+    }
+    (&stream).write_all(&connect.encode()).expect("CONNECT sent");
+    let mut connack = [0u8; 4];
+    (&stream).read_exact(&mut connack).expect("CONNACK received");
+    assert_eq!(connack[0], 0x20, "{client_id}: expected a CONNACK, got {connack:?}");
+    (stream, connack[3], connack[2] & 1 == 1)
+}
+
+/// A raw MQTT 3.1.1 connection for bulk traffic; panics if the broker refuses it.
+fn raw_connection(port: u16, client_id: &str, credentials: Option<(&str, &str)>) -> TcpStream {
+    let (stream, code, _) = connect(port, client_id, credentials, true);
+    assert_eq!(code, 0, "{client_id} refused: CONNACK {code}");
+    stream
+}
+
+/// One CONNECT, CONNACK, DISCONNECT cycle, complete when the broker has closed the
+/// connection (so it has processed the DISCONNECT). Returns the CONNACK return code.
+fn connect_cycle(port: u16, client_id: &str, credentials: Option<(&str, &str)>) -> u8 {
+    let (mut stream, code, _) = connect(port, client_id, credentials, true);
+    if code == 0 {
+        stream.write_all(&[0xe0, 0x00]).expect("DISCONNECT sent");
+    }
+    let mut sink = [0u8; 64];
+    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+    code
+}
+
+/// Resident set size of process `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Splits `0..count` into `parts` contiguous ranges of nearly equal length.
+fn split_range(count: u64, parts: u64) -> Vec<std::ops::Range<u64>> {
+    let parts = parts.max(1);
+    (0..parts).map(|p| (count * p / parts)..(count * (p + 1) / parts)).collect()
+}

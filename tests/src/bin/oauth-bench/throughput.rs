@@ -1,0 +1,214 @@
+//! A. QoS 0 throughput, one publisher to one subscriber, as a ratio to Mosquitto without auth.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mosquitto_oauth_e2e::idp::Idp;
+use mosquitto_oauth_e2e::mosquitto::Mosquitto;
+use mosquitto_oauth_e2e::mqtt::{Protocol, encode_publish, encode_subscribe};
+
+use super::{COMMON, config, median, plugin_lines, raw_connection};
+
+/// Mosquitto's bundled dynamic-security plugin: `$MOSQUITTO_DYNSEC_PLUGIN`, or Debian's path.
+fn dynsec_plugin() -> PathBuf {
+    std::env::var_os("MOSQUITTO_DYNSEC_PLUGIN").map_or_else(
+        || PathBuf::from("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"),
+        PathBuf::from,
+    )
+}
+
+/// `mosquitto_ctrl`: `$MOSQUITTO_CTRL_BIN`, or `/usr/bin/mosquitto_ctrl`.
+fn mosquitto_ctrl() -> PathBuf {
+    std::env::var_os("MOSQUITTO_CTRL_BIN")
+        .map_or_else(|| PathBuf::from("/usr/bin/mosquitto_ctrl"), PathBuf::from)
+}
+
+fn run_ctrl(args: &[&str]) {
+    let output = Command::new(mosquitto_ctrl())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run mosquitto_ctrl: {e}"));
+    assert!(
+        output.status.success(),
+        "mosquitto_ctrl {args:?} failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+const DYNSEC_ADMIN_PASSWORD: &str = "bench-admin-pass";
+
+/// A broker with the dynamic-security plugin and client `bench` / `bench-pass` whose role allows
+/// publishing, subscribing and receiving on `bench/#`; `None` (with a note) if the plugin or
+/// `mosquitto_ctrl` is not installed.
+fn dynsec_broker(binary: &Option<PathBuf>) -> Option<Mosquitto> {
+    let plugin = dynsec_plugin();
+    if !plugin.is_file() || !mosquitto_ctrl().is_file() {
+        eprintln!(
+            "{} or {} missing: dynamic-security row skipped",
+            plugin.display(),
+            mosquitto_ctrl().display()
+        );
+        return None;
+    }
+    let files = config(binary);
+    let state = files.dir().join("dynamic-security.json");
+    run_ctrl(&["dynsec", "init", path_str(&state), "admin", DYNSEC_ADMIN_PASSWORD]);
+    let broker = files.start(|p| {
+        format!(
+            "{COMMON}listener {} 127.0.0.1\nallow_anonymous false\nplugin {}\nplugin_opt_config_file {}\n",
+            p.main,
+            plugin.display(),
+            state.display()
+        )
+    });
+    let port = broker.port().to_string();
+    // The default ACL access of a fresh dynsec file denies publishing and subscribing but allows
+    // receiving; the receive rule is added anyway so that every delivery is matched against the
+    // role's list like the plugin's read check.
+    let commands: [&[&str]; 6] = [
+        &["createClient", "bench", "-p", "bench-pass"],
+        &["createRole", "bench"],
+        &["addRoleACL", "bench", "publishClientSend", "bench/#", "allow"],
+        &["addRoleACL", "bench", "publishClientReceive", "bench/#", "allow"],
+        &["addRoleACL", "bench", "subscribePattern", "bench/#", "allow"],
+        &["addClientRole", "bench", "bench"],
+    ];
+    for command in commands {
+        let mut args = vec!["-h", "127.0.0.1", "-p", &port, "-u", "admin", "-P"];
+        args.extend([DYNSEC_ADMIN_PASSWORD, "dynsec"]);
+        args.extend_from_slice(command);
+        run_ctrl(&args);
+    }
+    Some(broker)
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
+/// Reads MQTT packets, counting PUBLISHes, until `expected` arrived or `timeout` passed.
+fn count_publishes(stream: TcpStream, expected: u64, timeout: Duration) -> (u64, Instant) {
+    stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let deadline = Instant::now() + timeout;
+    let mut reader = BufReader::with_capacity(1 << 16, stream);
+    let mut received = 0;
+    let mut last = Instant::now();
+    let mut byte = [0u8; 1];
+    while received < expected && Instant::now() < deadline {
+        if reader.read_exact(&mut byte).is_err() {
+            continue;
+        }
+        let kind = byte[0] >> 4;
+        let (mut length, mut shift) = (0usize, 0);
+        loop {
+            reader.read_exact(&mut byte).unwrap();
+            length |= usize::from(byte[0] & 0x7f) << shift;
+            shift += 7;
+            if byte[0] & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).unwrap();
+        if kind == 3 {
+            received += 1;
+            last = Instant::now();
+        }
+    }
+    (received, last)
+}
+
+/// One round: messages/s from the first publish to the last delivery (0 if messages were lost).
+fn one_round(port: u16, credentials: Option<(&str, &str)>, messages: u64) -> (f64, u64) {
+    let subscriber = raw_connection(port, "bench-sub", credentials);
+    (&subscriber).write_all(&encode_subscribe(Protocol::V311, 1, &[("bench/#", 0)])).unwrap();
+    let mut suback = [0u8; 5];
+    (&subscriber).read_exact(&mut suback).unwrap();
+    assert_eq!(suback[4], 0, "subscription refused");
+    let publisher = raw_connection(port, "bench-pub", credentials);
+    let packet = encode_publish(Protocol::V311, "bench/t", &[0x42; 64], 0, false, None);
+    let counter =
+        std::thread::spawn(move || count_publishes(subscriber, messages, Duration::from_secs(60)));
+    let started = Instant::now();
+    let mut writer = BufWriter::with_capacity(1 << 16, &publisher);
+    for _ in 0..messages {
+        writer.write_all(&packet).unwrap();
+    }
+    writer.flush().unwrap();
+    let (received, last) = counter.join().unwrap();
+    let rate = received as f64 / last.duration_since(started).as_secs_f64();
+    (rate, messages - received)
+}
+
+/// One broker configuration measured by the throughput benchmark.
+struct Setup<'a> {
+    name: &'a str,
+    broker: &'a Mosquitto,
+    credentials: Option<(&'a str, &'a str)>,
+}
+
+pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>) {
+    let idp = Idp::start();
+    let token = idp.opaque_token("device-1", &["mqtt:write:bench/#", "mqtt:read:bench/#"]);
+    let plugin = plugin_lines(&idp, "");
+    let with_plugin = config(&binary).start(|p| {
+        format!("{COMMON}listener {} 127.0.0.1\nallow_anonymous false\n{plugin}", p.main)
+    });
+    let no_auth = config(&binary)
+        .start(|p| format!("{COMMON}listener {} 127.0.0.1\nallow_anonymous true\n", p.main));
+    let files = config(&binary);
+    let passwd = files.password_file(&[("bench", "bench-pass")]);
+    let acl = files.write_file("acl", "user bench\ntopic readwrite bench/#\n");
+    let with_files = files.start(|p| {
+        format!(
+            "{COMMON}listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\n",
+            p.main,
+            passwd.display(),
+            acl.display()
+        )
+    });
+    let with_dynsec = dynsec_broker(&binary);
+    let mut setups = vec![
+        Setup { name: "no auth", broker: &no_auth, credentials: None },
+        Setup {
+            name: "oauth plugin (every publish and delivery checked)",
+            broker: &with_plugin,
+            credentials: Some(("device-1", token.as_str())),
+        },
+        Setup {
+            name: "password_file + acl_file",
+            broker: &with_files,
+            credentials: Some(("bench", "bench-pass")),
+        },
+    ];
+    if let Some(broker) = &with_dynsec {
+        setups.push(Setup {
+            name: "dynamic-security plugin",
+            broker,
+            credentials: Some(("bench", "bench-pass")),
+        });
+    }
+    let mut rates = vec![Vec::new(); setups.len()];
+    let mut lost = vec![0u64; setups.len()];
+    for _ in 0..rounds {
+        for (index, setup) in setups.iter().enumerate() {
+            let (rate, missing) = one_round(setup.broker.port(), setup.credentials, messages);
+            rates[index].push(rate);
+            lost[index] += missing;
+        }
+    }
+    let baseline = median(&mut rates[0].clone());
+    println!("| setup | msgs/s (median of {rounds}) | ratio to no auth | messages lost |");
+    println!("|---|---|---|---|");
+    for (index, setup) in setups.iter().enumerate() {
+        let rate = median(&mut rates[index]);
+        let name = setup.name;
+        println!("| {name} | {rate:.0} | {:.3} | {} |", rate / baseline, lost[index]);
+    }
+}
