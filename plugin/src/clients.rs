@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
-use oauth_core::{AccessToken, Session};
+use oauth_core::{AccessToken, Session, TokenDigest};
 
 /// How long the entry of a non-durable client outlives its DISCONNECT: its will is checked
 /// after DISCONNECT (immediately, or after `will_delay_interval`).
@@ -26,12 +26,32 @@ pub struct ClientEntry {
     /// Keeps receiving READ checks for queued messages after DISCONNECT.
     durable: bool,
     offline_since: Option<Instant>,
+    /// Set when revalidation found the token no longer valid: every check is denied, also the
+    /// READ checks of messages queued for a durable session.
+    revoked: bool,
 }
 
 impl ClientEntry {
     /// A freshly authenticated, online client.
     pub fn new(client_id: &str, session: Session, token: AccessToken, durable: bool) -> Self {
-        Self { client_id: client_id.into(), session, token, durable, offline_since: None }
+        Self {
+            client_id: client_id.into(),
+            session,
+            token,
+            durable,
+            offline_since: None,
+            revoked: false,
+        }
+    }
+
+    /// Marks the token as found no longer valid.
+    pub fn revoke(&mut self) {
+        self.revoked = true;
+    }
+
+    /// True once revalidation found the token no longer valid.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked
     }
 
     /// The token the session was opened with.
@@ -157,6 +177,21 @@ impl ClientTable {
     /// True when no client is stored.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Marks every entry opened with the token of `digest` as revoked; returns the client ids of
+    /// those that are the current connection of their client id.
+    pub fn revoke_token(&mut self, digest: &TokenDigest) -> Vec<Box<str>> {
+        let mut current = Vec::new();
+        for (address, entry) in &mut self.entries {
+            if entry.session.token_digest() == *digest {
+                entry.revoke();
+                if entry.is_online() && self.latest.get(&entry.client_id) == Some(address) {
+                    current.push(entry.client_id.clone());
+                }
+            }
+        }
+        current
     }
 
     /// Online entries, for lifecycle checks.

@@ -113,6 +113,8 @@ pub struct Instance<H: Host> {
     expiries: RefCell<BinaryHeap<Reverse<(u64, usize)>>>,
     /// Clients found expired by an ACL check, to be kicked at the next safe moment.
     pending_kicks: RefCell<Vec<usize>>,
+    /// The client being kicked because its token expired, while Mosquitto runs the kick.
+    expiry_kick_in_progress: Cell<Option<usize>>,
     /// Client id -> generation of its outstanding delayed login.
     delayed_logins: RefCell<HashMap<String, u64>>,
     next_generation: Cell<u64>,
@@ -156,6 +158,7 @@ impl<H: Host> Instance<H> {
             clients: RefCell::new(ClientTable::default()),
             expiries: RefCell::new(BinaryHeap::new()),
             pending_kicks: RefCell::new(Vec::new()),
+            expiry_kick_in_progress: Cell::new(None),
             delayed_logins: RefCell::new(HashMap::new()),
             next_generation: Cell::new(0),
             worker,
@@ -386,6 +389,26 @@ impl<H: Host> Instance<H> {
         let Some(entry) = clients.get(address, client_id) else {
             return AclDecision::Defer;
         };
+        if entry.is_revoked() {
+            Metrics::bump(&self.metrics().acl_denied);
+            log::debug!(
+                "denied {access:?} on {topic:?} for {:?}: token revoked",
+                entry.client_id()
+            );
+            return AclDecision::Deny;
+        }
+        if access == Access::Subscribe && self.expiry_kick_in_progress.get() == Some(address) {
+            // Kicking a durable session makes Mosquitto re-check its subscriptions and drop
+            // the denied ones, so a device renewing its token would find its session without
+            // subscriptions. The kick ends the connection, not the session: subscriptions
+            // stay as granted, and every message is still read-checked against the token of
+            // the session's next connection (an expired one reads nothing meanwhile).
+            return if entry.session().grants().allows(access, topic) {
+                AclDecision::Allow
+            } else {
+                AclDecision::Deny
+            };
+        }
         let now = now_epoch();
         if entry.session().allows(access, topic, now) {
             Metrics::bump(&self.metrics().acl_allowed);
@@ -461,7 +484,9 @@ impl<H: Host> Instance<H> {
             };
             if kicked.insert(address) {
                 log::info!("disconnecting client {client_id:?}: its token has expired");
+                self.expiry_kick_in_progress.set(Some(address));
                 self.host.kick(&client_id);
+                self.expiry_kick_in_progress.set(None);
             }
         }
     }
@@ -491,16 +516,10 @@ impl<H: Host> Instance<H> {
                     self.host.complete_login(&client_id, answer.decision);
                 }
                 Report::Invalid(digest, reason) => {
-                    let victims: Vec<String> = self
-                        .clients
-                        .borrow()
-                        .iter()
-                        .filter(|(address, entry)| {
-                            entry.session().token_digest() == digest
-                                && self.clients.borrow().current_at(*address).is_some()
-                        })
-                        .map(|(_, entry)| entry.client_id().to_owned())
-                        .collect();
+                    // Revoked sessions are denied everything from now on, including the
+                    // subscription re-check of the kick (a durable session loses them) and
+                    // messages queued for it.
+                    let victims = self.clients.borrow_mut().revoke_token(&digest);
                     for client_id in victims {
                         log::info!(
                             "disconnecting client {client_id:?}: token no longer valid ({reason})"

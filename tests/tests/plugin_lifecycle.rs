@@ -56,6 +56,40 @@ fn client_is_disconnected_when_its_token_expires_and_can_come_back_with_a_new_on
 }
 
 #[test]
+fn durable_session_keeps_its_subscriptions_across_an_expiry_kick() {
+    let idp = Idp::start();
+    let mosquitto = broker(&idp, "plugin_opt_oauth_leeway 0\n");
+    let scopes = ["mqtt:read:cmd/device-1/#"];
+    let durable = |token: &str| {
+        MqttClient::connect(
+            mosquitto.port(),
+            Protocol::V311,
+            ConnectOptions::new("device-1").credentials("device-1", token).clean(false),
+        )
+        .unwrap()
+    };
+    let token = idp.token(&TokenRequest::new("device-1", &scopes).ttl_secs(3));
+    let device = durable(&token);
+    assert_eq!(device.subscribe("cmd/device-1/#", 1), 0x01);
+    assert!(device.wait_disconnected(Duration::from_secs(8)).is_some(), "not kicked at exp");
+    mosquitto.expect_log("disconnecting client \"device-1\": its token has expired", WAIT);
+
+    // Mosquitto re-checked the session's subscriptions while kicking it; they must survive,
+    // or the renewed connection would silently receive nothing.
+    let renewed = idp.token(&TokenRequest::new("device-1", &scopes).ttl_secs(60));
+    let device = durable(&renewed);
+    assert!(device.connack().session_present);
+    let sender =
+        connect(mosquitto.port(), "device-3", &idp.opaque_token("device-3", &["mqtt:write:cmd/#"]));
+    assert_eq!(sender.publish("cmd/device-1/reboot", b"now", 1, false), Some(0x00));
+    let command = device.recv(WAIT).expect("the renewed session lost its subscription");
+    assert_eq!(
+        (command.topic.as_str(), command.payload.as_slice()),
+        ("cmd/device-1/reboot", &b"now"[..])
+    );
+}
+
+#[test]
 fn revoked_token_disconnects_its_client_within_the_revalidate_interval() {
     let idp = Idp::start();
     let mosquitto = broker(&idp, "plugin_opt_oauth_revalidate_interval 1\n");
