@@ -2,7 +2,8 @@
 # Benchmark suite: prints Markdown tables and writes them to target/bench/results.md.
 #   A. QoS 0 throughput 1 publisher -> 1 subscriber, every publish and delivery through the
 #      plugin's ACL check, as a ratio to the same Mosquitto without auth (alternating rounds,
-#      median), with password_file + acl_file and the dynamic-security plugin as reference rows.
+#      median), with password_file + acl_file and the dynamic-security plugin as reference rows,
+#      and the fallback broker (its rate relative to Mosquitto with the plugin).
 #   B. CONNECT/CONNACK/DISCONNECT rate, one at a time: no auth, one opaque token reused, distinct
 #      JWTs (local verification), distinct opaque tokens (one introspection each), with the calls
 #      counted at the authorization server.
@@ -23,7 +24,7 @@ fi
 
 export MOSQUITTO_OAUTH_PROFILE=release
 [ -d tests/idp/node_modules/oidc-provider ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
-cargo build --release --locked -p mosquitto-oauth-plugin
+cargo build --release --locked -p mosquitto-oauth-plugin -p fallback-broker
 cargo build --release --locked -p mosquitto-oauth-e2e --bin oauth-bench
 bench=target/release/oauth-bench
 out=target/bench/results.md
@@ -36,7 +37,7 @@ mkdir -p target/bench
     echo
     echo "## A. Throughput, QoS 0, 1 -> 1, $messages x 64 B, median of $rounds alternating rounds"
     echo
-    $bench throughput --messages "$messages" --rounds "$rounds"
+    $bench throughput --messages "$messages" --rounds "$rounds" --fallback
     echo
     echo "## B. Connect rate, CONNECT/CONNACK/DISCONNECT one at a time, $connects per round, median of $rounds alternating rounds"
     echo

@@ -17,7 +17,7 @@ use crate::idp::{BROKER_CLIENT_ID, BROKER_CLIENT_SECRET, Idp};
 use crate::mosquitto::Ports;
 use crate::process_log::ProcessLog;
 use crate::scenarios::{BrokerUnderTest, Launcher, Setup, WillCheck};
-use crate::{ProcessGuard, free_port, workspace_root};
+use crate::{ProcessGuard, free_port};
 
 /// How long the broker may take to start listening (or to exit, for bad-config tests).
 pub const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -29,19 +29,11 @@ const RUNNING_MARKER: &str = " running on ";
 /// Part of the line the broker logs when it has handled SIGHUP.
 const RELOAD_MARKER: &str = "reload: token cache flushed";
 
-/// The broker executable: `$FALLBACK_BROKER_BIN`, else `<workspace>/target/debug/fallback-broker`.
-/// Panics if it does not exist.
+/// The broker executable: `$FALLBACK_BROKER_BIN`, else the one cargo built (see
+/// [`built_artifact`](crate::built_artifact)).
 pub fn fallback_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("FALLBACK_BROKER_BIN") {
-        return PathBuf::from(path);
-    }
-    let path = workspace_root().join("target").join("debug").join("fallback-broker");
-    assert!(
-        path.is_file(),
-        "{} not found: build it first: cargo build -p fallback-broker",
-        path.display()
-    );
-    path
+    std::env::var_os("FALLBACK_BROKER_BIN")
+        .map_or_else(|| crate::built_artifact("fallback-broker", "fallback-broker"), PathBuf::from)
 }
 
 /// Runs the broker binary with `args` (e.g. `generate-config`) to completion.

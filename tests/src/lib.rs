@@ -127,3 +127,20 @@ pub fn wait_for_line(
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
+
+/// A file cargo built for `package`: `<target dir>/<profile>/<file_name>`, where the target dir
+/// is `$CARGO_TARGET_DIR` (relative to the workspace root if relative) or `<workspace>/target`
+/// and the profile `$MOSQUITTO_OAUTH_PROFILE` or `debug`. Panics if the file does not exist.
+pub fn built_artifact(file_name: &str, package: &str) -> PathBuf {
+    let root = workspace_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), |dir| root.join(PathBuf::from(dir)));
+    let profile = std::env::var("MOSQUITTO_OAUTH_PROFILE").unwrap_or_else(|_| "debug".to_owned());
+    let path = target.join(profile).join(file_name);
+    assert!(
+        path.is_file(),
+        "{} does not exist: build it first: cargo build -p {package}",
+        path.display()
+    );
+    path
+}

@@ -62,21 +62,9 @@ pub fn mosquitto_passwd_binary() -> PathBuf {
         .map_or_else(|| PathBuf::from("/usr/bin/mosquitto_passwd"), PathBuf::from)
 }
 
-/// The built plugin, `<target dir>/<profile>/libmosquitto_oauth.so`: the target dir is
-/// `$CARGO_TARGET_DIR` (relative to the workspace root if relative) or `<workspace>/target`,
-/// the profile `$MOSQUITTO_OAUTH_PROFILE` or `debug`. Panics if the file does not exist.
+/// The built plugin (see [`built_artifact`](crate::built_artifact)).
 pub fn plugin_path() -> PathBuf {
-    let root = workspace_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), |dir| root.join(PathBuf::from(dir)));
-    let profile = std::env::var("MOSQUITTO_OAUTH_PROFILE").unwrap_or_else(|_| "debug".to_owned());
-    let path = target.join(profile).join("libmosquitto_oauth.so");
-    assert!(
-        path.is_file(),
-        "{} does not exist: build it first: cargo build -p mosquitto-oauth-plugin",
-        path.display()
-    );
-    path
+    crate::built_artifact("libmosquitto_oauth.so", "mosquitto-oauth-plugin")
 }
 
 /// Writes `<dir>/passwd` with `mosquitto_passwd` (hashed entries for `users`, as

@@ -3,8 +3,9 @@
 //!
 //! - `throughput` (A): QoS 0, one publisher to one subscriber, every publish and delivery through
 //!   the ACL check; messages/s of Mosquitto with the plugin, with `password_file` + `acl_file`,
-//!   with the bundled dynamic-security plugin, and without auth, in alternating rounds of one run;
-//!   the median of each and its ratio to no auth.
+//!   with the bundled dynamic-security plugin, and without auth (with `--fallback`, also the
+//!   fallback broker), in alternating rounds of one run; the median of each and its ratio to no
+//!   auth.
 //! - `connect-rate` (B): CONNECT, CONNACK, DISCONNECT one at a time: no auth, one token reused,
 //!   distinct JWTs, distinct opaque tokens; with the calls counted at the authorization server.
 //! - `storm` (C): round-trip latency of an already-connected client (1 ms paced probe publishing
@@ -33,7 +34,7 @@ use mosquitto_oauth_e2e::mqtt::{Protocol, RawConnect};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: oauth-bench throughput [--messages N] [--rounds N] [--mosquitto BIN]\n\
+        "usage: oauth-bench throughput [--messages N] [--rounds N] [--fallback] [--mosquitto BIN]\n\
          \x20      oauth-bench connect-rate [--connects N] [--rounds N] [--mosquitto BIN]\n\
          \x20      oauth-bench storm [--clients N] [--idp-delay-ms N] [--probe-secs N] [--mosquitto BIN]\n\
          \x20      oauth-bench memory [--tokens N] [--cycles N] [--workers N] [--settle-secs N] [--mosquitto BIN]\n\
@@ -60,6 +61,7 @@ fn main() {
             number(&args, "--messages", 100_000),
             number(&args, "--rounds", 3),
             binary,
+            args.iter().any(|a| a == "--fallback"),
         ),
         Some("connect-rate") => connect_rate::run(
             number(&args, "--connects", 2000),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mosquitto_oauth_e2e::fallback::{FallbackBroker, FallbackConfig, auth_lines};
 use mosquitto_oauth_e2e::idp::Idp;
 use mosquitto_oauth_e2e::mosquitto::Mosquitto;
 use mosquitto_oauth_e2e::mqtt::{Protocol, encode_publish, encode_subscribe};
@@ -146,14 +147,28 @@ fn one_round(port: u16, credentials: Option<(&str, &str)>, messages: u64) -> (f6
     (rate, messages - received)
 }
 
+/// The fallback broker with the same authorization server and token rules as the plugin
+/// (logging at `info`: one line per connection, none per message, like the Mosquitto rows).
+fn fallback_broker(idp: &Idp) -> FallbackBroker {
+    FallbackConfig::new().start(|p| {
+        format!(
+            "[auth]\n{}[[listener]]\ntype = \"tcp\"\nbind = \"127.0.0.1:{}\"\n",
+            auth_lines(idp),
+            p.main
+        )
+    })
+}
+
 /// One broker configuration measured by the throughput benchmark.
 struct Setup<'a> {
     name: &'a str,
-    broker: &'a Mosquitto,
+    port: u16,
     credentials: Option<(&'a str, &'a str)>,
 }
 
-pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>) {
+/// `with_fallback`: also measure the fallback broker (the binary must be built) and print its
+/// rate relative to Mosquitto with the plugin.
+pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fallback: bool) {
     let idp = Idp::start();
     let token = idp.opaque_token("device-1", &["mqtt:write:bench/#", "mqtt:read:bench/#"]);
     let plugin = plugin_lines(&idp, "");
@@ -174,41 +189,53 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>) {
         )
     });
     let with_dynsec = dynsec_broker(&binary);
+    let fallback = with_fallback.then(|| fallback_broker(&idp));
+    let device = Some(("device-1", token.as_str()));
     let mut setups = vec![
-        Setup { name: "no auth", broker: &no_auth, credentials: None },
+        Setup { name: "no auth", port: no_auth.port(), credentials: None },
         Setup {
             name: "oauth plugin (every publish and delivery checked)",
-            broker: &with_plugin,
-            credentials: Some(("device-1", token.as_str())),
+            port: with_plugin.port(),
+            credentials: device,
         },
         Setup {
             name: "password_file + acl_file",
-            broker: &with_files,
+            port: with_files.port(),
             credentials: Some(("bench", "bench-pass")),
         },
     ];
     if let Some(broker) = &with_dynsec {
         setups.push(Setup {
             name: "dynamic-security plugin",
-            broker,
+            port: broker.port(),
             credentials: Some(("bench", "bench-pass")),
+        });
+    }
+    if let Some(broker) = &fallback {
+        setups.push(Setup {
+            name: "fallback broker (rmqtt + the same core)",
+            port: broker.port(),
+            credentials: device,
         });
     }
     let mut rates = vec![Vec::new(); setups.len()];
     let mut lost = vec![0u64; setups.len()];
     for _ in 0..rounds {
         for (index, setup) in setups.iter().enumerate() {
-            let (rate, missing) = one_round(setup.broker.port(), setup.credentials, messages);
+            let (rate, missing) = one_round(setup.port, setup.credentials, messages);
             rates[index].push(rate);
             lost[index] += missing;
         }
     }
-    let baseline = median(&mut rates[0].clone());
+    let medians: Vec<f64> = rates.iter_mut().map(|rates| median(rates)).collect();
     println!("| setup | msgs/s (median of {rounds}) | ratio to no auth | messages lost |");
     println!("|---|---|---|---|");
     for (index, setup) in setups.iter().enumerate() {
-        let rate = median(&mut rates[index]);
-        let name = setup.name;
-        println!("| {name} | {rate:.0} | {:.3} | {} |", rate / baseline, lost[index]);
+        let (rate, name) = (medians[index], setup.name);
+        println!("| {name} | {rate:.0} | {:.3} | {} |", rate / medians[0], lost[index]);
+    }
+    if fallback.is_some() {
+        let ratio = medians[setups.len() - 1] / medians[1];
+        println!("\nfallback broker / Mosquitto with the oauth plugin: {ratio:.3}");
     }
 }
