@@ -141,16 +141,18 @@ pub fn filter_contains(outer: &str, inner: &str) -> bool {
     if inner.starts_with('$') && outer.starts_with(['+', '#']) {
         return false;
     }
-    // `#` matches no `$` topic and no zero-level topic, so at the top level it matches exactly
-    // what `+/#` matches; the level walk below cannot see that.
-    if outer == "+/#" && inner == "#" {
-        return true;
-    }
     let mut outer_levels = outer.split('/');
     let mut inner_levels = inner.split('/');
     loop {
         match (outer_levels.next(), inner_levels.next()) {
             (Some("#"), _) => return true,
+            // A final `#` also matches its parent topic, which `+/#` in its place does not;
+            // unless that parent is no topic at all (`#`, `/#`: zero levels or the empty
+            // string), and then both match exactly the same topics.
+            (Some("+"), Some("#")) => {
+                let parent = &inner[..inner.len().saturating_sub(2)];
+                return parent.is_empty() && outer_levels.eq(["#"]);
+            }
             (Some("+"), Some(level)) if level != "#" => {}
             (Some(o), Some(i)) if o == i => {}
             (None, None) => return true,
@@ -318,6 +320,10 @@ mod tests {
             ("+/#", "#", true),
             ("+/#", "+/#", true),
             ("x/+/#", "x/#", false),
+            ("/+/#", "/#", true),
+            ("+/#", "/#", true),
+            ("+/+/#", "+/#", false),
+            ("//+/#", "//#", false),
             ("a/+/#", "a/+", true),
             ("a/b", "a/+", false),
             ("a/b", "a/b", true),
