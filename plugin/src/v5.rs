@@ -196,21 +196,36 @@ unsafe fn plugin<'a>(userdata: *mut c_void) -> Option<&'a V5Plugin> {
     NonNull::new(userdata.cast::<V5Plugin>()).map(|p| unsafe { p.as_ref() })
 }
 
+/// The common start of an event callback: inside [`guard`], the plugin from `userdata` and the
+/// event from `event_data`, handed to `body`; `fallback` when either is NULL or on a panic.
+///
+/// # Safety
+/// `userdata` is the `V5Plugin` registered with the callback, alive until cleanup; `event_data`
+/// is NULL or points to the `E` Mosquitto passes for the registered event, valid for the call.
+unsafe fn with_event<E>(
+    userdata: *mut c_void,
+    event_data: *mut c_void,
+    fallback: c_int,
+    body: impl FnOnce(&V5Plugin, &E) -> c_int,
+) -> c_int {
+    guard(fallback, || {
+        // SAFETY: per this function's contract.
+        let (Some(plugin), Some(event)) =
+            (unsafe { plugin(userdata) }, NonNull::new(event_data.cast::<E>()))
+        else {
+            return fallback;
+        };
+        // SAFETY: per this function's contract.
+        body(plugin, unsafe { event.as_ref() })
+    })
+}
+
 unsafe extern "C" fn on_basic_auth(
     _event: c_int,
     event_data: *mut c_void,
     userdata: *mut c_void,
 ) -> c_int {
-    guard(codes::LOGIN_FAILED, || {
-        // SAFETY: registered with a V5Plugin as userdata.
-        let (Some(plugin), Some(event)) = (
-            unsafe { plugin(userdata) },
-            NonNull::new(event_data.cast::<mosquitto_evt_basic_auth>()),
-        ) else {
-            return codes::LOGIN_FAILED;
-        };
-        // SAFETY: for BASIC_AUTH, event_data is a mosquitto_evt_basic_auth valid for the call.
-        let event = unsafe { event.as_ref() };
+    let body = |plugin: &V5Plugin, event: &mosquitto_evt_basic_auth| {
         let api = &plugin.api;
         let login = Login {
             address: event.client as usize,
@@ -229,7 +244,9 @@ unsafe extern "C" fn on_basic_auth(
             unsafe { api.set_username_of(event.client, username) };
         }
         codes::login(outcome.decision)
-    })
+    };
+    // SAFETY: registered for BASIC_AUTH with a V5Plugin as userdata.
+    unsafe { with_event(userdata, event_data, codes::LOGIN_FAILED, body) }
 }
 
 /// MQTT 5 enhanced authentication, first CONNECT and re-authentication (AUTH 0x19) alike:
@@ -240,17 +257,7 @@ unsafe extern "C" fn on_extended_auth_start(
     event_data: *mut c_void,
     userdata: *mut c_void,
 ) -> c_int {
-    guard(codes::LOGIN_FAILED, || {
-        // SAFETY: registered with a V5Plugin as userdata.
-        let (Some(plugin), Some(event)) = (
-            unsafe { plugin(userdata) },
-            NonNull::new(event_data.cast::<mosquitto_evt_extended_auth>()),
-        ) else {
-            return codes::LOGIN_FAILED;
-        };
-        // SAFETY: for EXT_AUTH_START, event_data is a mosquitto_evt_extended_auth valid for
-        // the call.
-        let event = unsafe { event.as_ref() };
+    let body = |plugin: &V5Plugin, event: &mosquitto_evt_extended_auth| {
         let api = &plugin.api;
         let data: &[u8] = if event.data_in.is_null() || event.data_in_len == 0 {
             &[]
@@ -281,7 +288,9 @@ unsafe extern "C" fn on_extended_auth_start(
             unsafe { api.set_username_of(event.client, username) };
         }
         codes::login(outcome.decision)
-    })
+    };
+    // SAFETY: registered for EXT_AUTH_START with a V5Plugin as userdata.
+    unsafe { with_event(userdata, event_data, codes::LOGIN_FAILED, body) }
 }
 
 /// Mosquitto's access flags to ours; `None` for flags we do not know (denied).
@@ -300,16 +309,7 @@ unsafe extern "C" fn on_acl_check(
     event_data: *mut c_void,
     userdata: *mut c_void,
 ) -> c_int {
-    guard(codes::ACL_FAILED, || {
-        // SAFETY: registered with a V5Plugin as userdata.
-        let (Some(plugin), Some(event)) = (
-            unsafe { plugin(userdata) },
-            NonNull::new(event_data.cast::<mosquitto_evt_acl_check>()),
-        ) else {
-            return codes::ACL_FAILED;
-        };
-        // SAFETY: for ACL_CHECK, event_data is a mosquitto_evt_acl_check valid for the call.
-        let event = unsafe { event.as_ref() };
+    let body = |plugin: &V5Plugin, event: &mosquitto_evt_acl_check| {
         // SAFETY: the topic is NULL or a NUL-terminated string valid for the call.
         let (Some(access), Some(topic)) =
             (access(event.access), unsafe { ffi::borrow_str(event.topic) })
@@ -320,7 +320,9 @@ unsafe extern "C" fn on_acl_check(
         // retained-source checks: only its id is read, within the call).
         let id = unsafe { plugin.api.client_id_of(event.client) };
         codes::acl(plugin.instance.acl_check(event.client as usize, id, access, topic))
-    })
+    };
+    // SAFETY: registered for ACL_CHECK with a V5Plugin as userdata.
+    unsafe { with_event(userdata, event_data, codes::ACL_FAILED, body) }
 }
 
 unsafe extern "C" fn on_disconnect(
@@ -328,21 +330,14 @@ unsafe extern "C" fn on_disconnect(
     event_data: *mut c_void,
     userdata: *mut c_void,
 ) -> c_int {
-    guard(codes::SUCCESS, || {
-        // SAFETY: registered with a V5Plugin as userdata.
-        let (Some(plugin), Some(event)) = (
-            unsafe { plugin(userdata) },
-            NonNull::new(event_data.cast::<mosquitto_evt_disconnect>()),
-        ) else {
-            return codes::SUCCESS;
-        };
-        // SAFETY: for DISCONNECT, event_data is a mosquitto_evt_disconnect valid for the call.
-        let event = unsafe { event.as_ref() };
+    let body = |plugin: &V5Plugin, event: &mosquitto_evt_disconnect| {
         // SAFETY: the disconnecting client is still allocated during the callback.
         let id = unsafe { plugin.api.client_id_of(event.client) };
         plugin.instance.disconnected(event.client as usize, id);
         codes::SUCCESS
-    })
+    };
+    // SAFETY: registered for DISCONNECT with a V5Plugin as userdata.
+    unsafe { with_event(userdata, event_data, codes::SUCCESS, body) }
 }
 
 unsafe extern "C" fn on_tick(
