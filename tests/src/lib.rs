@@ -128,6 +128,13 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
+/// A fixture key file of the core's tests (`auth-core/tests/keys/<name>`: `rsa-1.pem`,
+/// `ec-1.pem`, `jwks-1.json`, ...), read as text.
+pub fn fixture_key(name: &str) -> String {
+    let path = workspace_root().join("auth-core").join("tests").join("keys").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
 /// A file cargo built for `package`: `<target dir>/<profile>/<file_name>`, where the target dir
 /// is `$CARGO_TARGET_DIR` (relative to the workspace root if relative) or `<workspace>/target`
 /// and the profile `$MOSQUITTO_OAUTH_PROFILE` or `debug`. Panics if the file does not exist.

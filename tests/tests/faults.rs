@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 
 use mosquitto_oauth_e2e::fallback::{FallbackBroker, FallbackConfig, toml_string};
 use mosquitto_oauth_e2e::faults::{Fault, FaultServer, TlsServer};
+use mosquitto_oauth_e2e::fixture_key;
 use mosquitto_oauth_e2e::mosquitto::{Mosquitto, MosquittoConfig, plugin_path};
 use mosquitto_oauth_e2e::mqtt::{
     ConnectOptions, ConnectRefused, MqttClient, Protocol, RawConnect, RawOutcome, RawSession,
 };
 use mosquitto_oauth_e2e::scenarios::{QUIET, WAIT, not_authorized, round_trip};
-use mosquitto_oauth_e2e::workspace_root;
 
 /// `oauth_http_timeout_ms` of every broker here.
 const HTTP_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -288,20 +288,15 @@ fn introspection_over_tls_with_an_unknown_ca_is_refused_with_a_certificate_error
 // ---------------------------------------------------------------------------------------------
 
 /// A fixture file of `auth-core/tests/keys`.
-fn key_file(name: &str) -> String {
-    let path = workspace_root().join("auth-core/tests/keys").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 /// The JWKS publishing `rsa-1` and `ec-1`.
 fn jwks_before_rotation() -> String {
-    key_file("jwks-1.json")
+    fixture_key("jwks-1.json")
 }
 
 /// The JWKS after a rotation: only `rsa-2` (the old keys are withdrawn).
 fn jwks_after_rotation() -> String {
     let mut document: serde_json::Value =
-        serde_json::from_str(&key_file("jwks-rotated.json")).unwrap();
+        serde_json::from_str(&fixture_key("jwks-rotated.json")).unwrap();
     document["keys"].as_array_mut().unwrap().retain(|key| key["kid"] == "rsa-2");
     assert_eq!(document["keys"].as_array().unwrap().len(), 1, "jwks-rotated.json publishes rsa-2");
     document.to_string()
@@ -312,7 +307,7 @@ fn jwks_after_rotation() -> String {
 /// `devices/#`.
 fn jwt(key: &str) -> String {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    let pem = key_file(&format!("{key}.pem"));
+    let pem = fixture_key(&format!("{key}.pem"));
     let (alg, encoding) = if key.starts_with("ec") {
         (Algorithm::ES256, EncodingKey::from_ec_pem(pem.as_bytes()).unwrap())
     } else {

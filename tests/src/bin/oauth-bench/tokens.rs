@@ -1,12 +1,11 @@
 //! Access tokens in bulk: minted by the test authorization server, or signed here with the
 //! fixture EC key when more are needed than the server can mint in reasonable time.
 
-use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mosquitto_oauth_e2e::fixture_key;
 use mosquitto_oauth_e2e::idp::Idp;
-use mosquitto_oauth_e2e::workspace_root;
 use serde_json::json;
 
 use super::split_range;
@@ -16,14 +15,9 @@ pub(super) const LOCAL_ISSUER: &str = "https://oauth-bench.invalid";
 /// Audience of the locally signed tokens.
 pub(super) const LOCAL_AUDIENCE: &str = "urn:mqtt:bench";
 
-fn keys_dir() -> PathBuf {
-    workspace_root().join("auth-core").join("tests").join("keys")
-}
-
 /// The public JWKS holding the fixture key the [`Signer`] uses (`kid` `ec-1`).
 pub(super) fn fixture_jwks() -> String {
-    let path = keys_dir().join("jwks-1.json");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    fixture_key("jwks-1.json")
 }
 
 /// Signs RFC 9068 access tokens with the ES256 fixture key `ec-1` of the core's tests.
@@ -34,10 +28,8 @@ pub(super) struct Signer {
 
 impl Signer {
     pub(super) fn fixture() -> Self {
-        let path = keys_dir().join("ec-1.pem");
-        let pem =
-            std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        let key = EncodingKey::from_ec_pem(&pem).expect("ec-1.pem is a P-256 PKCS#8 key");
+        let pem = fixture_key("ec-1.pem");
+        let key = EncodingKey::from_ec_pem(pem.as_bytes()).expect("ec-1.pem is a P-256 PKCS#8 key");
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some("ec-1".to_owned());
         header.typ = Some("at+jwt".to_owned());
