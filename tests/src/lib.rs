@@ -85,13 +85,13 @@ pub fn wait_for_port(port: u16, timeout: Duration) {
     }
 }
 
-/// Reads lines from `stdout` until one satisfies `accept`, returning it; panics at EOF or after
-/// `timeout`. Used to wait for a server's "ready" line instead of sleeping.
+/// Reads lines from `stdout` until one satisfies `accept`, returning it; an error saying why at
+/// EOF or after `timeout`. Used to wait for a server's "ready" line instead of sleeping.
 pub fn wait_for_line(
     stdout: ChildStdout,
     timeout: Duration,
     accept: impl Fn(&str) -> bool + Send + 'static,
-) -> String {
+) -> Result<String, String> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
@@ -117,9 +117,9 @@ pub fn wait_for_line(
         }
     });
     match receiver.recv_timeout(timeout) {
-        Ok(Some(line)) => line,
-        Ok(None) => panic!("process closed its output before the expected line"),
-        Err(_) => panic!("expected line not seen within {timeout:?}"),
+        Ok(Some(line)) => Ok(line),
+        Ok(None) => Err("process closed its output before the expected line".to_owned()),
+        Err(_) => Err(format!("expected line not seen within {timeout:?}")),
     }
 }
 
