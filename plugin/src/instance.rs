@@ -14,6 +14,7 @@ use oauth_core::{
 };
 
 use crate::clients::{ClientEntry, ClientTable};
+use crate::clock;
 use crate::worker::{LOGIN_THREADS, PendingLogin, Report, Worker};
 
 /// Purging offline entries scans the table; once a second is plenty.
@@ -409,7 +410,7 @@ impl<H: Host> Instance<H> {
                 AclDecision::Deny
             };
         }
-        let now = now_epoch();
+        let now = clock::epoch_seconds();
         if entry.session().allows(access, topic, now) {
             Metrics::bump(&self.metrics().acl_allowed);
             return AclDecision::Allow;
@@ -437,15 +438,16 @@ impl<H: Host> Instance<H> {
     /// Periodic work on the main thread: disconnect expired and revoked sessions, start
     /// revalidation rounds, purge stale entries, publish counters.
     pub fn tick(&self, now: Instant) {
+        let now_epoch = clock::epoch_seconds();
         if self.auth.config().disconnect_on_expiry {
-            self.queue_expired(now_epoch());
+            self.queue_expired(now_epoch);
         }
         self.run_pending_kicks();
         self.collect_reports();
         self.start_revalidation(now);
         if now.duration_since(self.last_purge.get()) >= PURGE_INTERVAL {
             self.last_purge.set(now);
-            self.clients.borrow_mut().purge(now, now_epoch());
+            self.clients.borrow_mut().purge(now, now_epoch);
         }
         let interval = self.auth.config().stats_interval;
         if !interval.is_zero()

@@ -5,6 +5,7 @@
 //! modules only translate Mosquitto's C interfaces. All `unsafe` code of the project is here.
 
 pub mod clients;
+mod clock;
 mod codes;
 mod ffi;
 mod host;

@@ -11,7 +11,7 @@ use mosquitto_oauth_e2e::idp::Idp;
 use mosquitto_oauth_e2e::mosquitto::Mosquitto;
 use mosquitto_oauth_e2e::mqtt::{Protocol, encode_publish, encode_subscribe};
 
-use super::{COMMON, config, median, plugin_lines, raw_connection};
+use super::{COMMON, config, cpu_time, median, plugin_lines, raw_connection};
 
 /// Mosquitto's bundled dynamic-security plugin: `$MOSQUITTO_DYNSEC_PLUGIN`, or Debian's path.
 fn dynsec_plugin() -> PathBuf {
@@ -163,6 +163,8 @@ fn fallback_broker(idp: &Idp) -> FallbackBroker {
 struct Setup<'a> {
     name: &'a str,
     port: u16,
+    /// The broker process, whose CPU time per round is measured.
+    pid: u32,
     credentials: Option<(&'a str, &'a str)>,
 }
 
@@ -192,15 +194,17 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fall
     let fallback = with_fallback.then(|| fallback_broker(&idp));
     let device = Some(("device-1", token.as_str()));
     let mut setups = vec![
-        Setup { name: "no auth", port: no_auth.port(), credentials: None },
+        Setup { name: "no auth", port: no_auth.port(), pid: no_auth.pid(), credentials: None },
         Setup {
             name: "oauth plugin (every publish and delivery checked)",
             port: with_plugin.port(),
+            pid: with_plugin.pid(),
             credentials: device,
         },
         Setup {
             name: "password_file + acl_file",
             port: with_files.port(),
+            pid: with_files.pid(),
             credentials: Some(("bench", "bench-pass")),
         },
     ];
@@ -208,6 +212,7 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fall
         setups.push(Setup {
             name: "dynamic-security plugin",
             port: broker.port(),
+            pid: broker.pid(),
             credentials: Some(("bench", "bench-pass")),
         });
     }
@@ -215,24 +220,41 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fall
         setups.push(Setup {
             name: "fallback broker (rmqtt + the same core)",
             port: broker.port(),
+            pid: broker.pid(),
             credentials: device,
         });
     }
     let mut rates = vec![Vec::new(); setups.len()];
+    let mut cpu_per_message = vec![Vec::new(); setups.len()];
     let mut lost = vec![0u64; setups.len()];
     for _ in 0..rounds {
         for (index, setup) in setups.iter().enumerate() {
+            let cpu_before = cpu_time(setup.pid);
             let (rate, missing) = one_round(setup.port, setup.credentials, messages);
+            let cpu = cpu_time(setup.pid).saturating_sub(cpu_before);
             rates[index].push(rate);
+            cpu_per_message[index].push(cpu.as_secs_f64() * 1e6 / messages as f64);
             lost[index] += missing;
         }
     }
     let medians: Vec<f64> = rates.iter_mut().map(|rates| median(rates)).collect();
-    println!("| setup | msgs/s (median of {rounds}) | ratio to no auth | messages lost |");
-    println!("|---|---|---|---|");
+    let cpu: Vec<f64> = cpu_per_message.iter_mut().map(|cpu| median(cpu)).collect();
+    // Throughput on a shared 2-core machine swings by ±10 % between rounds (the broker, the
+    // publisher and the subscriber compete for the cores); the broker's CPU time per message is
+    // the steadier measure of what each setup adds.
+    println!(
+        "| setup | msgs/s (median of {rounds}) | ratio to no auth | broker CPU per message | CPU ratio to no auth | messages lost |"
+    );
+    println!("|---|---|---|---|---|---|");
     for (index, setup) in setups.iter().enumerate() {
         let (rate, name) = (medians[index], setup.name);
-        println!("| {name} | {rate:.0} | {:.3} | {} |", rate / medians[0], lost[index]);
+        println!(
+            "| {name} | {rate:.0} | {:.3} | {:.2} µs | {:.3} | {} |",
+            rate / medians[0],
+            cpu[index],
+            cpu[index] / cpu[0],
+            lost[index]
+        );
     }
     if fallback.is_some() {
         let ratio = medians[setups.len() - 1] / medians[1];
