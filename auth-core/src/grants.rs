@@ -78,10 +78,14 @@ fn safe_placeholder_value(value: Option<&str>) -> Option<&str> {
 }
 
 /// The topic rights carried by one token, before they are bound to a client.
+///
+/// One of these is cached per valid token, so it is kept to one exact-size allocation (plus
+/// each filter's text): the read filters, then the write filters.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Grants {
-    read: Vec<ScopeFilter>,
-    write: Vec<ScopeFilter>,
+    filters: Box<[ScopeFilter]>,
+    /// Index of the first write filter in `filters`.
+    writes_from: usize,
 }
 
 impl Grants {
@@ -89,13 +93,13 @@ impl Grants {
     /// not topic grants and are skipped; grants with a malformed filter are dropped with a
     /// warning (never widened to something that parses).
     pub fn from_scopes<'a>(scopes: impl IntoIterator<Item = &'a str>, prefix: &str) -> Self {
-        let mut grants = Self::default();
+        let (mut read, mut write) = (Vec::new(), Vec::new());
         for scope in scopes {
             let Some(rest) = scope.strip_prefix(prefix) else { continue };
             let (list, filter) = if let Some(filter) = rest.strip_prefix("write:") {
-                (&mut grants.write, filter)
+                (&mut write, filter)
             } else if let Some(filter) = rest.strip_prefix("read:") {
-                (&mut grants.read, filter)
+                (&mut read, filter)
             } else {
                 continue;
             };
@@ -107,12 +111,22 @@ impl Grants {
                 }
             }
         }
-        grants
+        let writes_from = read.len();
+        read.append(&mut write);
+        Self { filters: read.into_boxed_slice(), writes_from }
+    }
+
+    fn read(&self) -> &[ScopeFilter] {
+        &self.filters[..self.writes_from]
+    }
+
+    fn write(&self) -> &[ScopeFilter] {
+        &self.filters[self.writes_from..]
     }
 
     /// True when the token grants nothing at all.
     pub fn is_empty(&self) -> bool {
-        self.read.is_empty() && self.write.is_empty()
+        self.filters.is_empty()
     }
 
     /// Binds the grants to one client: fills `%c` and `%u`, dropping placeholder grants the
@@ -121,7 +135,7 @@ impl Grants {
         let bind = |filters: &[ScopeFilter]| -> Box<[Filter]> {
             filters.iter().filter_map(|f| f.resolve(client_id, username)).collect()
         };
-        SessionGrants { read: bind(&self.read), write: bind(&self.write) }
+        SessionGrants { read: bind(self.read()), write: bind(self.write()) }
     }
 }
 
@@ -131,8 +145,8 @@ impl fmt::Debug for Grants {
             list.iter().map(|s| s.filter.to_string()).collect()
         };
         f.debug_struct("Grants")
-            .field("read", &names(&self.read))
-            .field("write", &names(&self.write))
+            .field("read", &names(self.read()))
+            .field("write", &names(self.write()))
             .finish()
     }
 }

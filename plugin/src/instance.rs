@@ -446,8 +446,7 @@ impl<H: Host> Instance<H> {
         self.collect_reports();
         self.start_revalidation(now);
         if now.duration_since(self.last_purge.get()) >= PURGE_INTERVAL {
-            self.last_purge.set(now);
-            self.clients.borrow_mut().purge(now, now_epoch);
+            self.purge(now, now_epoch);
         }
         let interval = self.auth.config().stats_interval;
         if !interval.is_zero()
@@ -562,9 +561,33 @@ impl<H: Host> Instance<H> {
     pub fn housekeeping(&self) {
         let now = Instant::now();
         if now.duration_since(self.last_purge.get()) >= PURGE_INTERVAL {
-            self.last_purge.set(now);
-            self.clients.borrow_mut().purge(now, now_epoch());
+            self.purge(now, clock::epoch_seconds());
         }
+    }
+
+    /// Drops client entries nobody can use any more, and bounds the expiry queue.
+    fn purge(&self, now: Instant, now_epoch: u64) {
+        self.last_purge.set(now);
+        let mut clients = self.clients.borrow_mut();
+        clients.purge(now, now_epoch);
+        // Every login queues its expiry, and a queued expiry otherwise leaves only when its
+        // time comes: a device reconnecting all hour with one token would leave a trail as
+        // long as its reconnects. Rebuilt from the online clients once mostly stale, the queue
+        // is bounded by the clients connected.
+        let mut expiries = self.expiries.borrow_mut();
+        let online = || clients.iter().filter(|(_, entry)| entry.is_online());
+        if expiries.len() > 2 * online().count() + 64 {
+            *expiries = online()
+                .filter_map(|(address, entry)| {
+                    Some(Reverse((entry.session().expires_at()?, address)))
+                })
+                .collect();
+        }
+    }
+
+    /// Expiries waiting in the queue of the expiry kicks (for diagnostics and tests).
+    pub fn queued_expiries(&self) -> usize {
+        self.expiries.borrow().len()
     }
 
     /// SIGHUP: Mosquitto does not re-read plugin options, but a reload is the operator's way to

@@ -80,6 +80,15 @@ fn soon() -> u64 {
     now() + 2
 }
 
+/// Sleeps until `exp` has passed for the plugin too: it reads the coarse clock, which may lag
+/// the precise one by a scheduler tick (at most 10 ms).
+fn wait_until_past(exp: u64) {
+    while now() < exp {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+}
+
 #[test]
 fn valid_token_is_accepted_and_its_grants_decide_acls() {
     let host = FakeHost::default();
@@ -270,9 +279,7 @@ fn expired_token_denies_every_check() {
         plugin.login(&login(1, "dev1", Some(token.as_bytes()))).decision,
         AuthDecision::Accept
     );
-    while now() < exp {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_past(exp);
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a"), AclDecision::Deny);
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Read, "a"), AclDecision::Deny);
 }
@@ -337,6 +344,21 @@ fn placeholder_grants_are_refused_for_client_ids_with_topic_syntax() {
 }
 
 #[test]
+fn expiry_queue_is_bounded_by_connected_clients_not_by_logins() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let token = jwt("mqtt:write:#", now() + 600, json!({}));
+    for address in 1..=500 {
+        plugin.login(&login(address, "dev1", Some(token.as_bytes())));
+        plugin.disconnected(address, Some("dev1"));
+    }
+    plugin.login(&login(1000, "dev2", Some(token.as_bytes())));
+    assert_eq!(plugin.queued_expiries(), 501, "one per login until the next purge");
+    plugin.tick(Instant::now() + Duration::from_secs(2));
+    assert_eq!(plugin.queued_expiries(), 1, "only the connected client's expiry is left");
+}
+
+#[test]
 fn expired_session_is_kicked_on_tick_but_not_a_newer_connection_of_the_same_id() {
     let host = FakeHost::default();
     let plugin = instance(&host, &[]);
@@ -350,9 +372,7 @@ fn expired_session_is_kicked_on_tick_but_not_a_newer_connection_of_the_same_id()
     plugin.login(&login(3, "dev2", Some(renewed.as_bytes())));
     plugin.tick(Instant::now());
     assert!(host.kicked.borrow().is_empty(), "nothing has expired yet");
-    while now() < exp {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_past(exp);
     plugin.tick(Instant::now());
     assert_eq!(*host.kicked.borrow(), ["dev1"]);
     plugin.tick(Instant::now());
@@ -365,9 +385,7 @@ fn expiry_kick_can_be_disabled() {
     let plugin = instance(&host, &[("oauth_disconnect_on_expiry", "false")]);
     let exp = soon();
     plugin.login(&login(1, "dev1", Some(jwt("mqtt:write:#", exp, json!({})).as_bytes())));
-    while now() < exp {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_past(exp);
     plugin.tick(Instant::now());
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a"), AclDecision::Deny);
     plugin.tick(Instant::now());
@@ -380,9 +398,7 @@ fn expiry_found_by_an_acl_check_is_kicked_at_the_next_login() {
     let plugin = instance(&host, &[]);
     let exp = soon();
     plugin.login(&login(1, "dev1", Some(jwt("mqtt:write:#", exp, json!({})).as_bytes())));
-    while now() < exp {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_past(exp);
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a"), AclDecision::Deny);
     assert!(host.kicked.borrow().is_empty(), "never kicked from inside an ACL check");
     plugin.login(&login(2, "someone-else", None));
