@@ -29,7 +29,7 @@ pub enum AuthError {
 }
 
 /// A cached verdict about one token.
-type Verdict = Result<Arc<TokenInfo>, Rejection>;
+type Verdict = Result<TokenInfo, Rejection>;
 
 /// Cache entry lifetimes: valid tokens until `min(ttl, exp - now)`, rejections for the
 /// negative TTL, except "unknown key": after a key rotation the same token becomes valid as
@@ -126,7 +126,7 @@ impl Authenticator {
 
     /// Validates a token, answering from the cache when possible. Concurrent validations of one
     /// token make a single upstream call.
-    pub fn validate(&self, token: &AccessToken) -> Result<Arc<TokenInfo>, AuthError> {
+    pub fn validate(&self, token: &AccessToken) -> Result<TokenInfo, AuthError> {
         let text = precheck(token)?;
         let mut verified_here = false;
         let verdict = self.cache.try_get_with(token.digest(), || {
@@ -147,7 +147,7 @@ impl Authenticator {
 
     /// Validates a token without consulting the cache, and refreshes its cache entry with the
     /// answer (used to re-check live sessions for revocation).
-    pub fn revalidate(&self, token: &AccessToken) -> Result<Arc<TokenInfo>, AuthError> {
+    pub fn revalidate(&self, token: &AccessToken) -> Result<TokenInfo, AuthError> {
         let text = precheck(token)?;
         let verdict = self.verify(text)?;
         self.cache.insert(token.digest(), verdict.clone());
@@ -205,7 +205,7 @@ impl Authenticator {
 
     /// The cached verdict for a token, without verifying anything (`None` on a miss): lets a
     /// host answer at once when it can and hand misses to a background thread.
-    pub fn cached(&self, token: &AccessToken) -> Option<Result<Arc<TokenInfo>, AuthError>> {
+    pub fn cached(&self, token: &AccessToken) -> Option<Result<TokenInfo, AuthError>> {
         let verdict = self.cache.get(&token.digest())?;
         Metrics::bump(&self.metrics.cache_hits);
         Some(verdict.map_err(AuthError::Rejected))
@@ -248,9 +248,7 @@ impl Authenticator {
                 Ok(Err(Rejection::Malformed("not a JWT (oauth_mode jwt)")))
             }
             (Mode::Jwt | Mode::Auto, Some(jwt), _) if is_jwt => match jwt.verify(token) {
-                Ok(claims) => {
-                    Ok(check_claims(&claims, &self.config, TokenSource::Jwt, now).map(Arc::new))
-                }
+                Ok(claims) => Ok(check_claims(&claims, &self.config, TokenSource::Jwt, now)),
                 Err(VerifyError::Rejected(rejection)) => Ok(Err(rejection)),
                 Err(VerifyError::Upstream(e)) => Err(e),
             },
@@ -260,8 +258,7 @@ impl Authenticator {
                 self.metrics.record_upstream(started.elapsed(), answer.is_err());
                 match answer? {
                     Introspection::Active(claims) => {
-                        Ok(check_claims(&claims, &self.config, TokenSource::Introspection, now)
-                            .map(Arc::new))
+                        Ok(check_claims(&claims, &self.config, TokenSource::Introspection, now))
                     }
                     Introspection::Inactive => Ok(Err(Rejection::Inactive)),
                 }

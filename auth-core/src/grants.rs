@@ -27,27 +27,22 @@ pub enum Access {
 #[derive(Clone, PartialEq, Eq)]
 struct ScopeFilter {
     filter: Filter,
-    needs_client_id: bool,
-    needs_username: bool,
 }
 
 impl ScopeFilter {
     fn parse(text: &str) -> Result<Self, topic::TopicError> {
-        Ok(Self {
-            filter: Filter::parse(text)?,
-            needs_client_id: text.contains("%c"),
-            needs_username: text.contains("%u"),
-        })
+        Ok(Self { filter: Filter::parse(text)? })
     }
 
     /// The filter with placeholders replaced, or `None` when a placeholder cannot be filled
     /// safely (missing value, or a value with topic syntax in it that would widen the grant).
     fn resolve(&self, client_id: &str, username: Option<&str>) -> Option<Filter> {
-        if !self.needs_client_id && !self.needs_username {
+        // Looked up per login rather than stored: a flag would be paid per cached grant.
+        let source = self.filter.as_str();
+        if !source.contains('%') {
             return Some(self.filter.clone());
         }
         // One pass, so a client id containing "%u" is not expanded a second time.
-        let source = self.filter.as_str();
         let mut text = String::with_capacity(source.len() + 16);
         let mut rest = source;
         while let Some(at) = rest.find('%') {

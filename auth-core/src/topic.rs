@@ -168,8 +168,9 @@ pub struct Filter {
     has_wildcards: bool,
     /// Length of the literal part every matching topic starts with (before the first wildcard
     /// level, without the `/` in front of a final `#`): most non-matching grants are rejected
-    /// by one `memcmp` of it.
-    literal_prefix: usize,
+    /// by one `memcmp` of it. (`u16`: filters are at most 65535 bytes, and a filter is kept
+    /// per grant of every cached token.)
+    literal_prefix: u16,
 }
 
 impl Filter {
@@ -182,6 +183,7 @@ impl Filter {
             Some(at) if text[at..].starts_with('#') => at.saturating_sub(1),
             Some(at) => at,
         };
+        let literal_prefix = u16::try_from(literal_prefix).map_err(|_| TopicError::TooLong)?;
         Ok(Self { text: text.into(), has_wildcards: wildcard.is_some(), literal_prefix })
     }
 
@@ -196,7 +198,7 @@ impl Filter {
         if !self.has_wildcards {
             return *self.text == *topic;
         }
-        topic.as_bytes().starts_with(&self.text.as_bytes()[..self.literal_prefix])
+        topic.as_bytes().starts_with(&self.text.as_bytes()[..usize::from(self.literal_prefix)])
             && matches(&self.text, topic)
     }
 

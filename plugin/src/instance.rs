@@ -271,7 +271,7 @@ impl<H: Host> Instance<H> {
         username: Option<&str>,
         token: AccessToken,
         durable: bool,
-        outcome: Result<Arc<TokenInfo>, AuthError>,
+        outcome: Result<TokenInfo, AuthError>,
     ) -> LoginOutcome {
         let session =
             outcome.and_then(|info| self.auth.session_for(&info, &token, client_id, username));

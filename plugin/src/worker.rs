@@ -48,7 +48,7 @@ pub enum Report {
     /// A revalidation round finished.
     RoundDone,
     /// A delayed login's token was validated.
-    LoginChecked(PendingLogin, Result<Arc<TokenInfo>, AuthError>),
+    LoginChecked(PendingLogin, Result<TokenInfo, AuthError>),
 }
 
 /// Handle to the background threads; dropping it stops and joins them.
