@@ -585,6 +585,12 @@ impl<H: Host> Instance<H> {
         }
     }
 
+    /// Background threads currently running (for diagnostics and tests): none while there is
+    /// no work for them.
+    pub fn background_threads(&self) -> usize {
+        self.worker.running_threads()
+    }
+
     /// Expiries waiting in the queue of the expiry kicks (for diagnostics and tests).
     pub fn queued_expiries(&self) -> usize {
         self.expiries.borrow().len()

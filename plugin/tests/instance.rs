@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mosquitto_oauth::clients::OFFLINE_GRACE;
 use mosquitto_oauth::instance::{AclDecision, AuthDecision, Host, Instance, Login};
+use mosquitto_oauth::worker::IDLE_EXIT;
 use oauth_core::{Access, Config};
 use serde_json::json;
 
@@ -504,6 +505,44 @@ fn delayed_login_is_validated_off_thread_and_completed_on_tick() {
         plugin.login(&login(3, "dev3", Some(token.as_bytes()))).decision,
         AuthDecision::Accept
     );
+}
+
+#[test]
+fn login_threads_start_with_delayed_logins_and_end_when_idle() {
+    let host = FakeHost { delayed: true, ..FakeHost::default() };
+    let active = json!({"active": true, "scope": "mqtt:write:a/#", "exp": now() + 600}).to_string();
+    let url = introspection_stub(active);
+    let plugin = instance(
+        &host,
+        &[
+            ("oauth_introspection_url", &url),
+            ("oauth_client_id", "b"),
+            ("oauth_client_secret", "s"),
+        ],
+    );
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + IDLE_EXIT + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            plugin.tick(Instant::now());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("the start-up JWKS job has ended", &|| plugin.background_threads() == 0);
+    for (address, client_id) in [(1, "dev1"), (2, "dev2"), (3, "dev3")] {
+        let token = format!("opaque-token-{client_id}");
+        assert_eq!(
+            plugin.login(&login(address, client_id, Some(token.as_bytes()))).decision,
+            AuthDecision::Delayed
+        );
+    }
+    assert!((1..=3).contains(&plugin.background_threads()), "login threads started");
+    wait_for("three logins are completed", &|| host.completed.borrow().len() == 3);
+    wait_for("the idle login threads have ended", &|| plugin.background_threads() == 0);
+    // And start again for the next delayed login.
+    plugin.login(&login(4, "dev4", Some(b"opaque-token-dev4")));
+    wait_for("the fourth login is completed", &|| host.completed.borrow().len() == 4);
+    assert!(host.completed.borrow().iter().all(|(_, decision)| *decision == AuthDecision::Accept));
 }
 
 #[test]
