@@ -73,6 +73,7 @@ pub struct Authenticator {
     config: Arc<Config>,
     introspector: Option<Introspector>,
     jwt: Option<JwtVerifier>,
+    http: HttpClient,
     cache: Cache<TokenDigest, Verdict>,
     metrics: Arc<Metrics>,
 }
@@ -99,7 +100,7 @@ impl Authenticator {
             (Some(source), Mode::Auto | Mode::Jwt) => Some(JwtVerifier::new(
                 source,
                 config.algorithms.clone(),
-                http,
+                http.clone(),
                 Arc::clone(&metrics),
             )?),
             _ => None,
@@ -111,7 +112,7 @@ impl Authenticator {
                 negative_ttl: config.cache.negative_ttl,
             })
             .build();
-        Ok(Self { config: Arc::new(config), introspector, jwt, cache, metrics })
+        Ok(Self { config: Arc::new(config), introspector, jwt, http, cache, metrics })
     }
 
     /// The configuration in force.
@@ -167,6 +168,13 @@ impl Authenticator {
             Some(jwt) => jwt.refresh().map(|_| ()),
             None => Ok(()),
         }
+    }
+
+    /// Lets the HTTP client go (its runtime thread and pooled connections) when the
+    /// authorization server has not been called for `quiet`; the next call sets it up again.
+    /// For hosts that want no idle threads; true when it was let go.
+    pub fn release_idle_http(&self, quiet: Duration) -> bool {
+        self.http.release_if_idle(quiet)
     }
 
     /// Drops every cached verdict (operator-requested flush, e.g. on SIGHUP).

@@ -2,6 +2,7 @@
 //! no redirects, rustls only.
 
 use std::io::Read;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ConfigError};
@@ -39,45 +40,89 @@ pub enum UpstreamError {
 /// JSON object returned by the authorization server.
 pub(crate) type JsonObject = serde_json::Map<String, serde_json::Value>;
 
-/// Blocking client with the configured timeout and trust roots.
+/// Blocking client with the configured timeout and trust roots. Clones share one connection
+/// pool.
+///
+/// The reqwest client behind it is built when a request needs it and dropped by
+/// [`release_if_idle`](Self::release_if_idle) after a quiet spell: it keeps a
+/// runtime thread alive, and a broker whose only thread is its own handles each message more
+/// cheaply (see `ARCHITECTURE.md`). Tokens are mostly answered from the cache, so the
+/// authorization server is asked in bursts (logins, revalidation rounds), not steadily.
 #[derive(Debug, Clone)]
 pub(crate) struct HttpClient {
-    client: reqwest::blocking::Client,
+    shared: Arc<Connections>,
     timeout: Duration,
+}
+
+#[derive(Debug)]
+struct Connections {
+    trust_only: Option<Vec<reqwest::Certificate>>,
+    live: Mutex<Option<LiveClient>>,
+}
+
+#[derive(Debug)]
+struct LiveClient {
+    client: reqwest::blocking::Client,
+    last_used: Instant,
 }
 
 impl HttpClient {
     pub(crate) fn new(config: &Config) -> Result<Self, ConfigError> {
-        let mut builder = reqwest::blocking::Client::builder()
-            .timeout(config.http_timeout)
-            .connect_timeout(config.http_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mosquitto-oauth/", env!("CARGO_PKG_VERSION")))
-            .https_only(false)
-            .no_proxy();
-        if let Some(path) = &config.ca_file {
-            let key = "oauth_ca_file";
-            let pem = std::fs::read(path).map_err(|e| {
-                ConfigError::invalid(key, format!("cannot read {}: {e}", path.display()))
-            })?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ConfigError::invalid(
-                    key,
-                    format!("{} holds no usable PEM certificate: {e}", path.display()),
-                )
-            })?;
-            if certificates.is_empty() {
-                return Err(ConfigError::invalid(
-                    key,
-                    format!("{} holds no PEM certificate", path.display()),
-                ));
+        let trust_only = match &config.ca_file {
+            None => None,
+            Some(path) => {
+                let key = "oauth_ca_file";
+                let pem = std::fs::read(path).map_err(|e| {
+                    ConfigError::invalid(key, format!("cannot read {}: {e}", path.display()))
+                })?;
+                let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                    ConfigError::invalid(
+                        key,
+                        format!("{} holds no usable PEM certificate: {e}", path.display()),
+                    )
+                })?;
+                if certificates.is_empty() {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!("{} holds no PEM certificate", path.display()),
+                    ));
+                }
+                Some(certificates)
             }
-            builder = builder.tls_certs_only(certificates);
-        }
-        let client = builder.build().map_err(|e| {
+        };
+        // Built once here so that a client that cannot be set up stops the start.
+        let client = build_client(config.http_timeout, trust_only.as_deref()).map_err(|e| {
             ConfigError::invalid("oauth_ca_file", format!("cannot set up the HTTPS client: {e}"))
         })?;
-        Ok(Self { client, timeout: config.http_timeout })
+        let live = LiveClient { client, last_used: Instant::now() };
+        Ok(Self {
+            shared: Arc::new(Connections { trust_only, live: Mutex::new(Some(live)) }),
+            timeout: config.http_timeout,
+        })
+    }
+
+    /// Drops the reqwest client (its runtime thread and pooled connections) when it has not
+    /// been used for `quiet`; the next request builds a new one. True when it was dropped.
+    pub(crate) fn release_if_idle(&self, quiet: Duration) -> bool {
+        let released = {
+            let mut live = self.shared.live.lock().unwrap_or_else(|p| p.into_inner());
+            live.take_if(|live| live.last_used.elapsed() >= quiet)
+        };
+        // Dropped outside the lock: dropping joins the runtime thread.
+        released.is_some()
+    }
+
+    /// The reqwest client, built anew if it was released.
+    fn client(&self) -> Result<reqwest::blocking::Client, UpstreamError> {
+        let mut live = self.shared.live.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(live) = live.as_mut() {
+            live.last_used = Instant::now();
+            return Ok(live.client.clone());
+        }
+        let client = build_client(self.timeout, self.shared.trust_only.as_deref())
+            .map_err(|e| UpstreamError::Transport(format!("cannot set up the HTTP client: {e}")))?;
+        *live = Some(LiveClient { client: client.clone(), last_used: Instant::now() });
+        Ok(client)
     }
 
     /// POSTs a form and returns the JSON object answered, within the time and size bounds.
@@ -89,7 +134,7 @@ impl HttpClient {
         max_body: usize,
     ) -> Result<JsonObject, UpstreamError> {
         let mut request = self
-            .client
+            .client()?
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(reqwest::header::ACCEPT, "application/json")
@@ -104,7 +149,7 @@ impl HttpClient {
 
     /// GETs a JSON object, within the time and size bounds.
     pub(crate) fn get_json(&self, url: &str, max_body: usize) -> Result<JsonObject, UpstreamError> {
-        let request = self.client.get(url).header(reqwest::header::ACCEPT, "application/json");
+        let request = self.client()?.get(url).header(reqwest::header::ACCEPT, "application/json");
         self.send(request, max_body)
     }
 
@@ -176,6 +221,23 @@ impl HttpClient {
             UpstreamError::Transport(error_chain(error))
         }
     }
+}
+
+fn build_client(
+    timeout: Duration,
+    trust_only: Option<&[reqwest::Certificate]>,
+) -> reqwest::Result<reqwest::blocking::Client> {
+    let mut builder = reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mosquitto-oauth/", env!("CARGO_PKG_VERSION")))
+        .https_only(false)
+        .no_proxy();
+    if let Some(certificates) = trust_only {
+        builder = builder.tls_certs_only(certificates.to_vec());
+    }
+    builder.build()
 }
 
 fn is_json_content_type(value: &str) -> bool {

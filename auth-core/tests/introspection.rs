@@ -113,6 +113,19 @@ fn valid_token_is_cached_and_introspected_once() {
 }
 
 #[test]
+fn idle_http_client_is_let_go_and_set_up_again_for_the_next_call() {
+    let stub = Stub::start(|_| active("mqtt:read:#"));
+    let auth = introspecting(&stub, &[]);
+    auth.validate(&token(TOKEN)).unwrap();
+    assert!(!auth.release_idle_http(Duration::from_secs(3600)), "just used: kept");
+    assert!(auth.release_idle_http(Duration::ZERO), "let go");
+    assert!(!auth.release_idle_http(Duration::ZERO), "nothing left to let go");
+    auth.revalidate(&token(TOKEN)).unwrap();
+    auth.validate(&token("another-token")).unwrap();
+    assert_eq!(stub.count(), 3);
+}
+
+#[test]
 fn negative_cache_can_be_disabled() {
     let stub = Stub::start(|_| Reply::json(json!({"active": false})));
     let auth = introspecting(&stub, &[("oauth_cache_negative_ttl", "0")]);

@@ -20,6 +20,10 @@ use crate::worker::{LOGIN_THREADS, PendingLogin, Report, Worker};
 /// Purging offline entries scans the table; once a second is plenty.
 const PURGE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The HTTP client (and its runtime thread) is let go after this long unused, so that a broker
+/// whose tokens are all cached runs on its own thread alone.
+const HTTP_IDLE_RELEASE: Duration = Duration::from_secs(10);
+
 /// What the broker offers the plugin besides the callbacks.
 pub trait Host {
     /// Publishes a retained QoS 0 message from the broker itself (for `$SYS` counters).
@@ -565,9 +569,13 @@ impl<H: Host> Instance<H> {
         }
     }
 
-    /// Drops client entries nobody can use any more, and bounds the expiry queue.
+    /// Drops client entries nobody can use any more, bounds the expiry queue, and lets an idle
+    /// HTTP client go.
     fn purge(&self, now: Instant, now_epoch: u64) {
         self.last_purge.set(now);
+        if self.auth.release_idle_http(HTTP_IDLE_RELEASE) {
+            log::debug!("HTTP client let go after {HTTP_IDLE_RELEASE:?} unused");
+        }
         let mut clients = self.clients.borrow_mut();
         clients.purge(now, now_epoch);
         // Every login queues its expiry, and a queued expiry otherwise leaves only when its
