@@ -55,6 +55,35 @@ fn client_is_disconnected_when_its_token_expires_and_can_come_back_with_a_new_on
     assert_eq!(client.publish("t/back", b"x", 1, false), Some(0x10));
 }
 
+/// Threads of process `pid` (`/proc/<pid>/task`).
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count()
+}
+
+#[test]
+fn broker_is_left_on_its_own_thread_while_the_plugin_has_nothing_to_do() {
+    let idp = Idp::start();
+    let mosquitto = broker(&idp, "");
+    let first = idp.token(&TokenRequest::new("device-1", &["mqtt:write:t/#"]));
+    let device = connect(mosquitto.port(), "device-1", &first);
+    assert_eq!(device.publish("t/1", b"x", 1, false), Some(0x10));
+
+    // The HTTP client goes 10 s after its last call; no other thread has work.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while thread_count(mosquitto.pid()) > 1 {
+        assert!(Instant::now() < deadline, "{} threads after 30 s", thread_count(mosquitto.pid()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    mosquitto.expect_log("HTTP client let go", WAIT);
+    assert_eq!(device.publish("t/2", b"x", 1, false), Some(0x10));
+
+    // The next cold token sets the client up again.
+    let second = idp.token(&TokenRequest::new("device-2", &["mqtt:write:t/#"]));
+    let other = connect(mosquitto.port(), "device-2", &second);
+    assert_eq!(other.publish("t/3", b"x", 1, false), Some(0x10));
+    assert_eq!(other.publish("elsewhere", b"x", 1, false), Some(0x87));
+}
+
 #[test]
 fn durable_session_keeps_its_subscriptions_across_an_expiry_kick() {
     let idp = Idp::start();
