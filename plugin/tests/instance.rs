@@ -471,19 +471,25 @@ fn introspection_stub(body: String) -> String {
     url
 }
 
-#[test]
-fn delayed_login_is_validated_off_thread_and_completed_on_tick() {
-    let host = FakeHost { delayed: true, ..FakeHost::default() };
+/// An instance introspecting against a stub that calls every token active with
+/// `mqtt:write:a/#` for ten minutes.
+fn introspecting_instance(host: &FakeHost) -> Instance<&FakeHost> {
     let active = json!({"active": true, "scope": "mqtt:write:a/#", "exp": now() + 600}).to_string();
     let url = introspection_stub(active);
-    let plugin = instance(
-        &host,
+    instance(
+        host,
         &[
             ("oauth_introspection_url", &url),
             ("oauth_client_id", "b"),
             ("oauth_client_secret", "s"),
         ],
-    );
+    )
+}
+
+#[test]
+fn delayed_login_is_validated_off_thread_and_completed_on_tick() {
+    let host = FakeHost { delayed: true, ..FakeHost::default() };
+    let plugin = introspecting_instance(&host);
     let outcome = plugin.login(&login(1, "dev1", Some(b"opaque-token")));
     assert_eq!(outcome.decision, AuthDecision::Delayed);
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a/x"), AclDecision::Defer);
@@ -510,16 +516,7 @@ fn delayed_login_is_validated_off_thread_and_completed_on_tick() {
 #[test]
 fn login_threads_start_with_delayed_logins_and_end_when_idle() {
     let host = FakeHost { delayed: true, ..FakeHost::default() };
-    let active = json!({"active": true, "scope": "mqtt:write:a/#", "exp": now() + 600}).to_string();
-    let url = introspection_stub(active);
-    let plugin = instance(
-        &host,
-        &[
-            ("oauth_introspection_url", &url),
-            ("oauth_client_id", "b"),
-            ("oauth_client_secret", "s"),
-        ],
-    );
+    let plugin = introspecting_instance(&host);
     let wait_for = |what: &str, done: &dyn Fn() -> bool| {
         let deadline = Instant::now() + IDLE_EXIT + Duration::from_secs(10);
         while !done() {
@@ -582,16 +579,7 @@ fn stale_delayed_answer_never_reaches_a_newer_connection_of_the_same_id() {
 #[test]
 fn login_recheck_of_a_connected_client_is_answered_from_its_session() {
     let host = FakeHost { delayed: true, ..FakeHost::default() };
-    let active = json!({"active": true, "scope": "mqtt:write:a/#", "exp": now() + 600}).to_string();
-    let url = introspection_stub(active);
-    let plugin = instance(
-        &host,
-        &[
-            ("oauth_introspection_url", &url),
-            ("oauth_client_id", "b"),
-            ("oauth_client_secret", "s"),
-        ],
-    );
+    let plugin = introspecting_instance(&host);
     let started = Instant::now();
     assert_eq!(plugin.login(&login(1, "dev1", Some(b"opaque"))).decision, AuthDecision::Delayed);
     while host.completed.borrow().is_empty() && started.elapsed() < Duration::from_secs(10) {
