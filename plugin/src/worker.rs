@@ -10,13 +10,16 @@
 //! CPU per message in benchmark A.
 
 use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use oauth_core::{AccessToken, AuthError, Authenticator, Rejection, TokenDigest, TokenInfo};
+use oauth_core::{
+    AccessToken, AuthError, Authenticator, Rejection, TokenDigest, TokenInfo, UpstreamError,
+};
 
 /// Threads validating delayed logins, when the broker supports them: enough to overlap slow
 /// authorization-server answers (200 cold logins against a 200 ms server take 2.5 s), few
@@ -165,7 +168,16 @@ impl Worker {
     fn run_job(&self, job: Job) -> std::io::Result<()> {
         let shared = Arc::clone(&self.shared);
         let report = self.report.clone();
-        self.spawn("oauth-worker".to_owned(), move || maintain(&shared, job, &report))
+        self.spawn("oauth-worker".to_owned(), move || {
+            let round = matches!(job, Job::Revalidate(_));
+            if catch_unwind(AssertUnwindSafe(|| maintain(&shared, job, &report))).is_err() {
+                log::error!("internal error (panic) in a background job");
+                if round {
+                    // So that the next round can start.
+                    let _ = report.send(Report::RoundDone);
+                }
+            }
+        })
     }
 
     /// Spawns a thread, and joins the ones that have ended (so handles do not pile up).
@@ -197,7 +209,11 @@ fn serve_logins(shared: &Shared, report: &Sender<Report>) {
         }
         if let Some(pending) = queue.pending.pop_front() {
             drop(queue);
-            let outcome = shared.auth.validate(&pending.token);
+            let outcome = catch_unwind(AssertUnwindSafe(|| shared.auth.validate(&pending.token)))
+                .unwrap_or_else(|_| {
+                    log::error!("internal error (panic) validating a delayed login; refusing it");
+                    Err(AuthError::Unavailable(UpstreamError::Transport("internal error".into())))
+                });
             if report.send(Report::LoginChecked(pending, outcome)).is_err() {
                 queue = shared.logins();
                 break;
