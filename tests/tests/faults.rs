@@ -727,8 +727,10 @@ fn client_ids_and_usernames_with_wildcards_or_invalid_utf8_never_widen_a_grant(k
             assert_eq!(client.subscribe(&format!("clients/{id}/#"), 0), own, "{id:?}");
         }
     }
-    for user in ["+", "#", "a/b", "victim/+"] {
-        let client = login("user-test", user, &tokens.placeholders);
+    // One client id per username: rmqtt answers a takeover that races the previous
+    // connection's teardown with 0x88 (server unavailable), which is not what is tested here.
+    for (index, user) in ["+", "#", "a/b", "victim/+"].into_iter().enumerate() {
+        let client = login(&format!("user-test-{index}"), user, &tokens.placeholders);
         for filter in ["users/+/#", "users/#", "users/victim/#"] {
             assert_eq!(client.subscribe(filter, 0), 0x87, "username {user:?} subscribing {filter}");
         }
