@@ -3,7 +3,6 @@
 
 use std::ffi::{c_int, c_void};
 use std::ptr::NonNull;
-use std::time::Instant;
 
 use oauth_core::Access;
 
@@ -348,7 +347,7 @@ unsafe extern "C" fn on_tick(
     guard(codes::SUCCESS, || {
         // SAFETY: registered with a V5Plugin as userdata.
         let Some(plugin) = (unsafe { plugin(userdata) }) else { return codes::SUCCESS };
-        plugin.instance.tick(Instant::now());
+        plugin.instance.on_tick();
         if plugin.api.complete_basic_auth.is_some()
             && let Some(mut event) = NonNull::new(event_data.cast::<mosquitto_evt_tick>())
         {

@@ -75,6 +75,23 @@ struct LoginQueue {
     idle: usize,
 }
 
+/// The background threads' end of the report channel. It also raises a flag, so that the
+/// broker thread can tell with one atomic load whether a report waits.
+#[derive(Debug, Clone)]
+struct Reporter {
+    channel: Sender<Report>,
+    waiting: Arc<AtomicBool>,
+}
+
+impl Reporter {
+    /// False once the handle is gone.
+    fn send(&self, report: Report) -> bool {
+        let sent = self.channel.send(report).is_ok();
+        self.waiting.store(true, Ordering::Release);
+        sent
+    }
+}
+
 /// What every background thread shares with the handle.
 #[derive(Debug)]
 struct Shared {
@@ -95,8 +112,9 @@ impl Shared {
 pub struct Worker {
     shared: Arc<Shared>,
     max_login_threads: usize,
-    report: Sender<Report>,
+    report: Reporter,
     reports: Receiver<Report>,
+    reports_waiting: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -104,15 +122,23 @@ impl Worker {
     /// Prepares the threads (none runs yet) and starts the JWKS prefetch. Up to
     /// `max_login_threads` validate delayed logins; 0 means logins are never delayed.
     pub fn start(auth: Arc<Authenticator>, max_login_threads: usize) -> std::io::Result<Self> {
-        let (report, reports) = mpsc::channel::<Report>();
+        let (channel, reports) = mpsc::channel::<Report>();
+        let reports_waiting = Arc::new(AtomicBool::new(false));
+        let report = Reporter { channel, waiting: Arc::clone(&reports_waiting) };
         let shared = Arc::new(Shared {
             auth,
             logins: Mutex::new(LoginQueue::default()),
             login_ready: Condvar::new(),
             stop: AtomicBool::new(false),
         });
-        let worker =
-            Self { shared, max_login_threads, report, reports, threads: Mutex::new(Vec::new()) };
+        let worker = Self {
+            shared,
+            max_login_threads,
+            report,
+            reports,
+            reports_waiting,
+            threads: Mutex::new(Vec::new()),
+        };
         worker.run_job(Job::RefreshKeys)?;
         Ok(worker)
     }
@@ -121,7 +147,7 @@ impl Worker {
     pub fn revalidate(&self, tokens: Vec<AccessToken>) {
         if let Err(problem) = self.run_job(Job::Revalidate(tokens)) {
             log::warn!("cannot start the revalidation thread: {problem}");
-            let _ = self.report.send(Report::RoundDone);
+            self.report.send(Report::RoundDone);
         }
     }
 
@@ -160,9 +186,16 @@ impl Worker {
         threads.iter().filter(|thread| !thread.is_finished()).count()
     }
 
-    /// The next report, if one is waiting (never blocks).
-    pub fn try_report(&self) -> Option<Report> {
-        self.reports.try_recv().ok()
+    /// True when a report may be waiting (one atomic load).
+    pub fn has_reports(&self) -> bool {
+        self.reports_waiting.load(Ordering::Acquire)
+    }
+
+    /// The reports waiting now (never blocks).
+    pub fn take_reports(&self) -> impl Iterator<Item = Report> + '_ {
+        // Cleared before draining: a report sent meanwhile raises it again.
+        self.reports_waiting.store(false, Ordering::Release);
+        self.reports.try_iter()
     }
 
     fn run_job(&self, job: Job) -> std::io::Result<()> {
@@ -174,7 +207,7 @@ impl Worker {
                 log::error!("internal error (panic) in a background job");
                 if round {
                     // So that the next round can start.
-                    let _ = report.send(Report::RoundDone);
+                    report.send(Report::RoundDone);
                 }
             }
         })
@@ -201,7 +234,7 @@ fn join(thread: JoinHandle<()>) {
 }
 
 /// A login thread: validates queued logins until none arrives for [`IDLE_EXIT`].
-fn serve_logins(shared: &Shared, report: &Sender<Report>) {
+fn serve_logins(shared: &Shared, report: &Reporter) {
     let mut queue = shared.logins();
     loop {
         if shared.stop.load(Ordering::Relaxed) {
@@ -214,7 +247,7 @@ fn serve_logins(shared: &Shared, report: &Sender<Report>) {
                     log::error!("internal error (panic) validating a delayed login; refusing it");
                     Err(AuthError::Unavailable(UpstreamError::Transport("internal error".into())))
                 });
-            if report.send(Report::LoginChecked(pending, outcome)).is_err() {
+            if !report.send(Report::LoginChecked(pending, outcome)) {
                 queue = shared.logins();
                 break;
             }
@@ -235,7 +268,7 @@ fn serve_logins(shared: &Shared, report: &Sender<Report>) {
     queue.live -= 1;
 }
 
-fn maintain(shared: &Shared, job: Job, report: &Sender<Report>) {
+fn maintain(shared: &Shared, job: Job, report: &Reporter) {
     let auth = &shared.auth;
     match job {
         Job::RefreshKeys => {
@@ -254,14 +287,14 @@ fn maintain(shared: &Shared, job: Job, report: &Sender<Report>) {
                 match auth.revalidate(&token) {
                     Ok(_) => {}
                     Err(AuthError::Rejected(reason)) => {
-                        let _ = report.send(Report::Invalid(token.digest(), reason));
+                        report.send(Report::Invalid(token.digest(), reason));
                     }
                     Err(AuthError::Unavailable(problem)) => {
                         log::warn!("revalidation skipped a session: {problem}");
                     }
                 }
             }
-            let _ = report.send(Report::RoundDone);
+            report.send(Report::RoundDone);
         }
     }
 }
