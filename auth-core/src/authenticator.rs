@@ -105,6 +105,10 @@ impl Authenticator {
             )?),
             _ => None,
         };
+        // Set up now (when it will be used) so that a client that cannot be set up stops the start.
+        if introspector.is_some() || jwt.as_ref().is_some_and(JwtVerifier::is_remote) {
+            http.set_up()?;
+        }
         let cache = Cache::builder()
             .max_capacity(config.cache.max_entries)
             .expire_after(VerdictExpiry {
@@ -168,6 +172,18 @@ impl Authenticator {
             Some(jwt) => jwt.refresh().map(|_| ()),
             None => Ok(()),
         }
+    }
+
+    /// True when validating a token may call the authorization server (introspection, or keys
+    /// downloaded from a URL); false when everything is checked against a local key file, so
+    /// the host needs no background thread at all.
+    pub fn uses_network(&self) -> bool {
+        self.introspector.is_some() || self.downloads_keys()
+    }
+
+    /// True when JWT verification keys come from a URL (directly or through discovery).
+    pub fn downloads_keys(&self) -> bool {
+        self.jwt.as_ref().is_some_and(JwtVerifier::is_remote)
     }
 
     /// Lets the HTTP client go (its runtime thread and pooled connections) when the

@@ -90,15 +90,25 @@ impl HttpClient {
                 Some(certificates)
             }
         };
-        // Built once here so that a client that cannot be set up stops the start.
-        let client = build_client(config.http_timeout, trust_only.as_deref()).map_err(|e| {
-            ConfigError::invalid("oauth_ca_file", format!("cannot set up the HTTPS client: {e}"))
-        })?;
-        let live = LiveClient { client, last_used: Instant::now() };
         Ok(Self {
-            shared: Arc::new(Connections { trust_only, live: Mutex::new(Some(live)) }),
+            shared: Arc::new(Connections { trust_only, live: Mutex::new(None) }),
             timeout: config.http_timeout,
         })
+    }
+
+    /// Sets the reqwest client up now, so that one that cannot be set up stops the start
+    /// rather than failing the first login.
+    pub(crate) fn set_up(&self) -> Result<(), ConfigError> {
+        let client = self.build().map_err(|e| {
+            ConfigError::invalid("oauth_ca_file", format!("cannot set up the HTTPS client: {e}"))
+        })?;
+        *self.shared.live.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(LiveClient { client, last_used: Instant::now() });
+        Ok(())
+    }
+
+    fn build(&self) -> reqwest::Result<reqwest::blocking::Client> {
+        build_client(self.timeout, self.shared.trust_only.as_deref())
     }
 
     /// Drops the reqwest client (its runtime thread and pooled connections) when it has not
@@ -119,7 +129,8 @@ impl HttpClient {
             live.last_used = Instant::now();
             return Ok(live.client.clone());
         }
-        let client = build_client(self.timeout, self.shared.trust_only.as_deref())
+        let client = self
+            .build()
             .map_err(|e| UpstreamError::Transport(format!("cannot set up the HTTP client: {e}")))?;
         *live = Some(LiveClient { client: client.clone(), last_used: Instant::now() });
         Ok(client)

@@ -162,6 +162,11 @@ impl JwtVerifier {
         })
     }
 
+    /// True when keys are downloaded (a URL or discovery), false for a file.
+    pub(crate) fn is_remote(&self) -> bool {
+        matches!(self.fetch, Fetch::Remote { .. })
+    }
+
     fn current(&self) -> Arc<KeySet> {
         match self.keys.read() {
             Ok(keys) => Arc::clone(&keys),

@@ -558,7 +558,10 @@ impl<H: Host> Instance<H> {
     /// Hands the live sessions' tokens to the background thread once per interval.
     fn start_revalidation(&self, now: Instant) {
         let interval = self.auth.config().revalidate_interval;
+        // Without an authorization server to ask, a re-check could only find what the expiry
+        // kicks already act on.
         if interval.is_zero()
+            || !self.auth.uses_network()
             || self.revalidation_running.get()
             || now < self.revalidation_due.get()
         {
@@ -616,6 +619,11 @@ impl<H: Host> Instance<H> {
     /// no work for them.
     pub fn background_threads(&self) -> usize {
         self.worker.running_threads()
+    }
+
+    /// Background threads started since the instance was created (for diagnostics and tests).
+    pub fn background_threads_started(&self) -> usize {
+        self.worker.started_threads()
     }
 
     /// True when a background thread has reported something TICK has not applied yet (for

@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -116,10 +116,11 @@ pub struct Worker {
     reports: Receiver<Report>,
     reports_waiting: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    started: AtomicUsize,
 }
 
 impl Worker {
-    /// Prepares the threads (none runs yet) and starts the JWKS prefetch. Up to
+    /// Prepares the threads (none runs yet) and starts the JWKS prefetch if keys are downloaded. Up to
     /// `max_login_threads` validate delayed logins; 0 means logins are never delayed.
     pub fn start(auth: Arc<Authenticator>, max_login_threads: usize) -> std::io::Result<Self> {
         let (channel, reports) = mpsc::channel::<Report>();
@@ -138,8 +139,11 @@ impl Worker {
             reports,
             reports_waiting,
             threads: Mutex::new(Vec::new()),
+            started: AtomicUsize::new(0),
         };
-        worker.run_job(Job::RefreshKeys)?;
+        if worker.shared.auth.downloads_keys() {
+            worker.run_job(Job::RefreshKeys)?;
+        }
         Ok(worker)
     }
 
@@ -186,6 +190,11 @@ impl Worker {
         threads.iter().filter(|thread| !thread.is_finished()).count()
     }
 
+    /// Background threads started so far (for diagnostics and tests).
+    pub fn started_threads(&self) -> usize {
+        self.started.load(Ordering::Relaxed)
+    }
+
     /// True when a report may be waiting (one atomic load).
     pub fn has_reports(&self) -> bool {
         self.reports_waiting.load(Ordering::Acquire)
@@ -216,6 +225,7 @@ impl Worker {
     /// Spawns a thread, and joins the ones that have ended (so handles do not pile up).
     fn spawn(&self, name: String, body: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
         let handle = std::thread::Builder::new().name(name).spawn(body)?;
+        self.started.fetch_add(1, Ordering::Relaxed);
         let mut threads = self.threads.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (ended, running): (Vec<_>, Vec<_>) =
             threads.drain(..).partition(JoinHandle::is_finished);

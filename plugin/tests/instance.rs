@@ -514,6 +514,24 @@ fn delayed_login_is_validated_off_thread_and_completed_on_tick() {
 }
 
 #[test]
+fn tokens_checked_against_a_key_file_never_start_a_thread() {
+    for delayed in [false, true] {
+        let host = FakeHost { delayed, ..FakeHost::default() };
+        let plugin = instance(&host, &[("oauth_revalidate_interval", "1")]);
+        let token = jwt("mqtt:write:a/#", now() + 600, json!({}));
+        assert_eq!(
+            plugin.login(&login(1, "dev1", Some(token.as_bytes()))).decision,
+            AuthDecision::Accept
+        );
+        // A revalidation round would be due: there is nothing it could learn.
+        plugin.tick(Instant::now() + Duration::from_secs(5));
+        plugin.on_tick();
+        assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a/b"), AclDecision::Allow);
+        assert_eq!(plugin.background_threads_started(), 0, "delayed logins: {delayed}");
+    }
+}
+
+#[test]
 fn a_background_answer_is_applied_by_the_next_tick_however_soon() {
     let host = FakeHost { delayed: true, ..FakeHost::default() };
     let plugin = introspecting_instance(&host);
@@ -543,7 +561,7 @@ fn login_threads_start_with_delayed_logins_and_end_when_idle() {
             std::thread::sleep(Duration::from_millis(10));
         }
     };
-    wait_for("the start-up JWKS job has ended", &|| plugin.background_threads() == 0);
+    assert_eq!(plugin.background_threads_started(), 0, "no JWKS to prefetch");
     for (address, client_id) in [(1, "dev1"), (2, "dev2"), (3, "dev3")] {
         let token = format!("opaque-token-{client_id}");
         assert_eq!(

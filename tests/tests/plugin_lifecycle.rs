@@ -85,6 +85,37 @@ fn broker_is_left_on_its_own_thread_while_the_plugin_has_nothing_to_do() {
 }
 
 #[test]
+fn broker_checking_tokens_against_a_key_file_never_runs_a_second_thread() {
+    let idp = Idp::start();
+    let audience = "urn:mqtt:broker";
+    let config = MosquittoConfig::new();
+    let jwks = config.write_file("jwks.json", idp.jwks().to_string());
+    let mosquitto = config.start(|ports| {
+        format!(
+            "listener {} 127.0.0.1\nallow_anonymous false\nplugin {}\n\
+             plugin_opt_oauth_jwks_file {}\nplugin_opt_oauth_issuer {}\n\
+             plugin_opt_oauth_audience {audience}\nplugin_opt_oauth_revalidate_interval 1\n",
+            ports.main,
+            plugin_path().display(),
+            jwks.display(),
+            idp.issuer(),
+        )
+    });
+    assert_eq!(thread_count(mosquitto.pid()), 1, "a thread at start");
+    let token = idp.jwt_token("device-1", &["mqtt:write:t/#"], audience);
+    let device = connect(mosquitto.port(), "device-1", &token);
+    assert_eq!(device.publish("t/1", b"x", 1, false), Some(0x10));
+    assert_eq!(device.publish("elsewhere", b"x", 1, false), Some(0x87));
+    // Revalidation rounds would be due every second; with nothing to ask, none starts.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert_eq!(thread_count(mosquitto.pid()), 1, "a thread after a login");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(device.publish("t/2", b"x", 1, false), Some(0x10));
+}
+
+#[test]
 fn durable_session_keeps_its_subscriptions_across_an_expiry_kick() {
     let idp = Idp::start();
     let mosquitto = broker(&idp, "plugin_opt_oauth_leeway 0\n");
