@@ -118,6 +118,20 @@ fn plugin_lines(idp: &Idp, extra: &str) -> String {
     )
 }
 
+/// Plugin lines for JWTs checked against a local key file (the fixture keys of
+/// [`tokens::Signer`]): nothing is ever asked of an authorization server.
+fn key_file_plugin_lines(jwks: &std::path::Path, extra: &str) -> String {
+    format!(
+        "plugin {}\nplugin_opt_oauth_mode jwt\nplugin_opt_oauth_jwks_file {}\n\
+         plugin_opt_oauth_issuer {}\nplugin_opt_oauth_audience {}\n\
+         plugin_opt_oauth_stats_interval 0\n{extra}",
+        plugin_path().display(),
+        jwks.display(),
+        tokens::LOCAL_ISSUER,
+        tokens::LOCAL_AUDIENCE
+    )
+}
+
 const COMMON: &str = "set_tcp_nodelay true\nmax_queued_messages 1000000\nmax_inflight_messages 0\n";
 
 /// Sends an MQTT 3.1.1 CONNECT and reads the CONNACK: the connection and its return code.
@@ -176,19 +190,31 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// CPU time process `pid` has used so far (user + system), from `/proc/<pid>/stat` (in clock
 /// ticks of 10 ms: Linux reports 100 per second there on every architecture we run on).
-fn cpu_time(pid: u32) -> Duration {
+/// CPU time a process has used, from `/proc/<pid>/stat` (10 ms resolution).
+#[derive(Debug, Clone, Copy)]
+struct CpuTime {
+    user: Duration,
+    system: Duration,
+}
+
+impl CpuTime {
+    fn total(self) -> Duration {
+        self.user + self.system
+    }
+}
+
+fn cpu_time(pid: u32) -> CpuTime {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/stat: {e}"));
     // Fields after the command name (which may contain spaces) start at field 3 (state);
     // utime and stime are fields 14 and 15.
     let after_name = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
-    let ticks: u64 = after_name
+    let mut ticks = after_name
         .split_whitespace()
         .skip(11)
-        .take(2)
-        .map(|field| field.parse::<u64>().expect("utime/stime are numbers"))
-        .sum();
-    Duration::from_millis(ticks * 10)
+        .map(|field| field.parse::<u64>().expect("utime/stime are numbers"));
+    let mut next = || Duration::from_millis(ticks.next().expect("stat has utime and stime") * 10);
+    CpuTime { user: next(), system: next() }
 }
 
 fn median(values: &mut [f64]) -> f64 {

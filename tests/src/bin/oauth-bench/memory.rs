@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mosquitto_oauth_e2e::mosquitto::{Mosquitto, plugin_path};
+use mosquitto_oauth_e2e::mosquitto::Mosquitto;
 
-use super::tokens::{LOCAL_AUDIENCE, LOCAL_ISSUER, Signer, fixture_jwks};
-use super::{COMMON, config, connect_cycle, rss_kib, split_range};
+use super::tokens::{Signer, fixture_jwks};
+use super::{COMMON, config, connect_cycle, key_file_plugin_lines, rss_kib, split_range};
 
 pub(super) struct Options {
     /// Distinct tokens, each used for one connect.
@@ -87,7 +87,10 @@ pub(super) fn run(options: &Options) {
     let files = config(&options.binary);
     let jwks = files.write_file("jwks.json", fixture_jwks());
     let cache_entries = options.tokens + 1000;
-    let plugin = config_lines(&jwks, cache_entries);
+    let plugin = key_file_plugin_lines(
+        &jwks,
+        &format!("plugin_opt_oauth_cache_max_entries {cache_entries}\n"),
+    );
     let broker = files.start(|p| {
         format!("{COMMON}listener {} 127.0.0.1\nallow_anonymous false\n{plugin}", p.main)
     });
@@ -188,14 +191,4 @@ pub(super) fn run(options: &Options) {
         mib(no_auth_settled) - mib(no_auth_start),
         per_item(no_auth_start, no_auth_settled, tokens)
     );
-}
-
-fn config_lines(jwks: &std::path::Path, cache_entries: u64) -> String {
-    format!(
-        "plugin {}\nplugin_opt_oauth_mode jwt\nplugin_opt_oauth_jwks_file {}\n\
-         plugin_opt_oauth_issuer {LOCAL_ISSUER}\nplugin_opt_oauth_audience {LOCAL_AUDIENCE}\n\
-         plugin_opt_oauth_cache_max_entries {cache_entries}\nplugin_opt_oauth_stats_interval 0\n",
-        plugin_path().display(),
-        jwks.display()
-    )
 }

@@ -39,6 +39,11 @@ impl Signer {
     /// A token for subject `sub` with read and write rights on `bench/<sub>/#`, valid for an
     /// hour.
     pub(super) fn token(&self, sub: &str) -> String {
+        self.token_for(sub, &format!("mqtt:write:bench/{sub}/# mqtt:read:bench/{sub}/#"))
+    }
+
+    /// A token for subject `sub` with these scopes, valid for an hour.
+    pub(super) fn token_for(&self, sub: &str, scope: &str) -> String {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs();
         let claims = json!({
             "iss": LOCAL_ISSUER,
@@ -47,7 +52,7 @@ impl Signer {
             "client_id": "oauth-bench",
             "iat": now,
             "exp": now + 3600,
-            "scope": format!("mqtt:write:bench/{sub}/# mqtt:read:bench/{sub}/#"),
+            "scope": scope,
         });
         jsonwebtoken::encode(&self.header, &claims, &self.key).expect("ES256 signing works")
     }
