@@ -105,10 +105,6 @@ impl Authenticator {
             )?),
             _ => None,
         };
-        // Set up now (when it will be used) so that a client that cannot be set up stops the start.
-        if introspector.is_some() || jwt.as_ref().is_some_and(JwtVerifier::is_remote) {
-            http.set_up()?;
-        }
         let cache = Cache::builder()
             .max_capacity(config.cache.max_entries)
             .expire_after(VerdictExpiry {
@@ -116,7 +112,13 @@ impl Authenticator {
                 negative_ttl: config.cache.negative_ttl,
             })
             .build();
-        Ok(Self { config: Arc::new(config), introspector, jwt, http, cache, metrics })
+        let auth = Self { config: Arc::new(config), introspector, jwt, http, cache, metrics };
+        // Now rather than at the first login, so that a client that cannot be set up stops the
+        // start; and only when used, so that a broker without network work starts no thread.
+        if auth.uses_network() {
+            auth.http.set_up()?;
+        }
+        Ok(auth)
     }
 
     /// The configuration in force.

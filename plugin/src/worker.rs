@@ -114,18 +114,17 @@ pub struct Worker {
     max_login_threads: usize,
     report: Reporter,
     reports: Receiver<Report>,
-    reports_waiting: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     started: AtomicUsize,
 }
 
 impl Worker {
-    /// Prepares the threads (none runs yet) and starts the JWKS prefetch if keys are downloaded. Up to
-    /// `max_login_threads` validate delayed logins; 0 means logins are never delayed.
+    /// Prepares the threads (none runs yet) and, when keys are downloaded, starts the JWKS
+    /// prefetch. Up to `max_login_threads` validate delayed logins; 0 means logins are never
+    /// delayed.
     pub fn start(auth: Arc<Authenticator>, max_login_threads: usize) -> std::io::Result<Self> {
         let (channel, reports) = mpsc::channel::<Report>();
-        let reports_waiting = Arc::new(AtomicBool::new(false));
-        let report = Reporter { channel, waiting: Arc::clone(&reports_waiting) };
+        let report = Reporter { channel, waiting: Arc::new(AtomicBool::new(false)) };
         let shared = Arc::new(Shared {
             auth,
             logins: Mutex::new(LoginQueue::default()),
@@ -137,7 +136,6 @@ impl Worker {
             max_login_threads,
             report,
             reports,
-            reports_waiting,
             threads: Mutex::new(Vec::new()),
             started: AtomicUsize::new(0),
         };
@@ -197,13 +195,13 @@ impl Worker {
 
     /// True when a report may be waiting (one atomic load).
     pub fn has_reports(&self) -> bool {
-        self.reports_waiting.load(Ordering::Acquire)
+        self.report.waiting.load(Ordering::Acquire)
     }
 
     /// The reports waiting now (never blocks).
     pub fn take_reports(&self) -> impl Iterator<Item = Report> + '_ {
         // Cleared before draining: a report sent meanwhile raises it again.
-        self.reports_waiting.store(false, Ordering::Release);
+        self.report.waiting.store(false, Ordering::Release);
         self.reports.try_iter()
     }
 
