@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark suite: prints Markdown tables and writes them to target/bench/results.md.
 #   A. QoS 0 throughput 1 publisher -> 1 subscriber, every publish and delivery through the
-#      plugin's ACL check, as a ratio to the same Mosquitto without auth (alternating rounds,
-#      median), with password_file + acl_file and the dynamic-security plugin as reference rows,
-#      and the fallback broker (its rate relative to Mosquitto with the plugin).
+#      plugin's ACL check (introspection, and JWTs against a key file), as a ratio to the same
+#      Mosquitto without auth (a warm-up round, then alternating rounds, median; Mosquitto
+#      brokers on CPU 0, the load generator on CPU 1), with password_file + acl_file and the
+#      dynamic-security plugin as reference rows, and the fallback broker (its rate relative to
+#      Mosquitto with the plugin).
 #   B. CONNECT/CONNACK/DISCONNECT rate, one at a time: no auth, one opaque token reused, distinct
 #      JWTs (local verification), distinct opaque tokens (one introspection each), with the calls
 #      counted at the authorization server.
