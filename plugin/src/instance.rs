@@ -446,8 +446,8 @@ impl<H: Host> Instance<H> {
         self.clients.borrow_mut().disconnected(address, client_id, Instant::now());
     }
 
-    /// The broker's TICK: [`Self::tick`] when a background thread has reported or
-    /// [`HOUSEKEEPING_PERIOD_MS`] have passed. Any other TICK costs a coarse clock read and an
+    /// The broker's TICK: [`Self::tick`] when a background thread has reported or 50 ms have
+    /// passed since the last housekeeping. Any other TICK costs a coarse clock read and an
     /// atomic load, which matters because under load it comes with nearly every message.
     pub fn on_tick(&self) {
         let now = clock::monotonic_millis();
