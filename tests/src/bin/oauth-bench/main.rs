@@ -188,9 +188,7 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
 }
 
-/// CPU time process `pid` has used so far (user + system), from `/proc/<pid>/stat` (in clock
-/// ticks of 10 ms: Linux reports 100 per second there on every architecture we run on).
-/// CPU time a process has used, from `/proc/<pid>/stat` (10 ms resolution).
+/// CPU time a process has used, in user space and in the kernel.
 #[derive(Debug, Clone, Copy)]
 struct CpuTime {
     user: Duration,
@@ -203,6 +201,8 @@ impl CpuTime {
     }
 }
 
+/// CPU time process `pid` has used so far, from `/proc/<pid>/stat` (in clock ticks of 10 ms:
+/// Linux reports 100 per second there on every architecture we run on).
 fn cpu_time(pid: u32) -> CpuTime {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/stat: {e}"));
