@@ -152,6 +152,18 @@ impl Authenticator {
         }
     }
 
+    /// [`validate`](Self::validate), with every call to the authorization server given up
+    /// after `limit` when that is shorter than `oauth_http_timeout_ms` (the error is then
+    /// [`UpstreamError::Timeout`] of `limit`): for a host thread that shares one waiting budget
+    /// among several logins.
+    pub fn validate_waiting_at_most(
+        &self,
+        token: &AccessToken,
+        limit: Duration,
+    ) -> Result<TokenInfo, AuthError> {
+        crate::http::with_wait_limit(limit, || self.validate(token))
+    }
+
     /// Validates a token without consulting the cache, and refreshes its cache entry with the
     /// answer (used to re-check live sessions for revocation).
     pub fn revalidate(&self, token: &AccessToken) -> Result<TokenInfo, AuthError> {

@@ -209,6 +209,9 @@ pub struct Config {
     pub cache: CacheSettings,
     /// Total time budget of one HTTP call.
     pub http_timeout: Duration,
+    /// How long a host's own thread may wait for the authorization server in one pass of its
+    /// event loop, all logins of the pass together (default: `http_timeout`).
+    pub login_wait_budget: Duration,
     /// PEM file with the only CA certificates trusted for HTTPS (default: system roots).
     pub ca_file: Option<PathBuf>,
     /// Log destination.
@@ -246,6 +249,7 @@ const OPTIONS: &[(&str, &[&str])] = &[
     ("oauth_cache_negative_ttl", &[]),
     ("oauth_cache_max_entries", &[]),
     ("oauth_http_timeout_ms", &[]),
+    ("oauth_login_wait_budget_ms", &[]),
     ("oauth_ca_file", &[]),
     ("oauth_log_dest", &["openam_log_dest"]),
     ("oauth_stats_interval", &[]),
@@ -525,6 +529,11 @@ impl Config {
             Some((_, value)) => value.to_owned(),
             None => DEFAULT_SCOPE_PREFIX.to_owned(),
         };
+        let http_timeout = Duration::from_millis(given.number(
+            "oauth_http_timeout_ms",
+            DEFAULT_HTTP_TIMEOUT_MS,
+            (1, MAX_HTTP_TIMEOUT_MS),
+        )?);
         let log_dest = match given.get("oauth_log_dest") {
             Some((key, value)) => parse_log_dest(key, value)?,
             None => LogDest::Host,
@@ -564,10 +573,11 @@ impl Config {
                     (1, 100_000_000),
                 )?,
             },
-            http_timeout: Duration::from_millis(given.number(
-                "oauth_http_timeout_ms",
-                DEFAULT_HTTP_TIMEOUT_MS,
-                (1, MAX_HTTP_TIMEOUT_MS),
+            http_timeout,
+            login_wait_budget: Duration::from_millis(given.number(
+                "oauth_login_wait_budget_ms",
+                u64::try_from(http_timeout.as_millis()).unwrap_or(MAX_HTTP_TIMEOUT_MS),
+                (0, MAX_HTTP_TIMEOUT_MS),
             )?),
             ca_file: given.path("oauth_ca_file")?,
             log_dest,

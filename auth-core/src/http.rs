@@ -1,6 +1,7 @@
 //! The one HTTP client both token validators use: bounded in time and in response size,
 //! no redirects, rustls only.
 
+use std::cell::Cell;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,6 +36,26 @@ pub enum UpstreamError {
     /// Local JWT verification has no keys yet (the JWKS could not be fetched).
     #[error("no verification keys available: {0}")]
     KeysUnavailable(String),
+}
+
+thread_local! {
+    /// A limit shorter than `oauth_http_timeout_ms` for this thread's calls, while
+    /// [`with_wait_limit`] runs: a host thread that shares one waiting budget among several
+    /// validations gives each what is left of it.
+    static WAIT_LIMIT: Cell<Option<Duration>> = const { Cell::new(None) };
+}
+
+/// Runs `body` with every call to the authorization server made by this thread bounded by
+/// `limit` (or the configured timeout, when shorter).
+pub(crate) fn with_wait_limit<T>(limit: Duration, body: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Duration>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            WAIT_LIMIT.with(|cell| cell.set(self.0));
+        }
+    }
+    let _restore = Restore(WAIT_LIMIT.with(|cell| cell.replace(Some(limit))));
+    body()
 }
 
 /// JSON object returned by the authorization server.
@@ -170,7 +191,9 @@ impl HttpClient {
         max_body: usize,
     ) -> Result<JsonObject, UpstreamError> {
         let started = Instant::now();
-        let response = request.send().map_err(|e| self.classify(&e))?;
+        let timeout =
+            WAIT_LIMIT.with(Cell::get).map_or(self.timeout, |limit| limit.min(self.timeout));
+        let response = request.timeout(timeout).send().map_err(|e| classify(&e, timeout))?;
         let status = response.status();
         if status != reqwest::StatusCode::OK {
             return Err(UpstreamError::Status(status.as_u16()));
@@ -193,10 +216,10 @@ impl HttpClient {
         let mut chunk = [0u8; 8192];
         let mut response = response;
         loop {
-            if started.elapsed() >= self.timeout {
-                return Err(UpstreamError::Timeout(self.timeout));
+            if started.elapsed() >= timeout {
+                return Err(UpstreamError::Timeout(timeout));
             }
-            let read = response.read(&mut chunk).map_err(|e| self.classify_io(&e, started))?;
+            let read = response.read(&mut chunk).map_err(|e| classify_io(&e, started, timeout))?;
             if read == 0 {
                 break;
             }
@@ -211,26 +234,26 @@ impl HttpClient {
             Err(e) => Err(UpstreamError::Malformed(format!("invalid JSON: {e}"))),
         }
     }
+}
 
-    fn classify(&self, error: &reqwest::Error) -> UpstreamError {
-        if error.is_timeout() {
-            UpstreamError::Timeout(self.timeout)
-        } else if error.is_connect() {
-            UpstreamError::Connect(error_chain(error))
-        } else {
-            UpstreamError::Transport(error_chain(error))
-        }
+fn classify(error: &reqwest::Error, timeout: Duration) -> UpstreamError {
+    if error.is_timeout() {
+        UpstreamError::Timeout(timeout)
+    } else if error.is_connect() {
+        UpstreamError::Connect(error_chain(error))
+    } else {
+        UpstreamError::Transport(error_chain(error))
     }
+}
 
-    fn classify_io(&self, error: &std::io::Error, started: Instant) -> UpstreamError {
-        let timed_out = started.elapsed() >= self.timeout
-            || error.kind() == std::io::ErrorKind::TimedOut
-            || error_chain(error).contains("timed out");
-        if timed_out {
-            UpstreamError::Timeout(self.timeout)
-        } else {
-            UpstreamError::Transport(error_chain(error))
-        }
+fn classify_io(error: &std::io::Error, started: Instant, timeout: Duration) -> UpstreamError {
+    let timed_out = started.elapsed() >= timeout
+        || error.kind() == std::io::ErrorKind::TimedOut
+        || error_chain(error).contains("timed out");
+    if timed_out {
+        UpstreamError::Timeout(timeout)
+    } else {
+        UpstreamError::Transport(error_chain(error))
     }
 }
 

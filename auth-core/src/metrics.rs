@@ -13,6 +13,10 @@ pub struct Metrics {
     pub connects_denied: AtomicU64,
     /// Logins left to the broker's other mechanisms (not a token login).
     pub connects_deferred: AtomicU64,
+    /// Logins refused for now because the broker thread had waited its budget for the
+    /// authorization server in this main-loop pass; their tokens are checked in the background
+    /// and a reconnect is answered from the cache.
+    pub connects_postponed: AtomicU64,
     /// ACL checks allowed.
     pub acl_allowed: AtomicU64,
     /// ACL checks denied.
@@ -40,6 +44,8 @@ pub struct MetricsSnapshot {
     pub connects_denied: u64,
     /// See [`Metrics::connects_deferred`].
     pub connects_deferred: u64,
+    /// See [`Metrics::connects_postponed`].
+    pub connects_postponed: u64,
     /// See [`Metrics::acl_allowed`].
     pub acl_allowed: u64,
     /// See [`Metrics::acl_denied`].
@@ -60,11 +66,12 @@ pub struct MetricsSnapshot {
 
 impl MetricsSnapshot {
     /// `(topic suffix, value)` pairs, e.g. `("cache/hits", 12)`, for `$SYS/broker/oauth/<suffix>`.
-    pub fn named(&self) -> [(&'static str, u64); 11] {
+    pub fn named(&self) -> [(&'static str, u64); 12] {
         [
             ("connects/accepted", self.connects_accepted),
             ("connects/denied", self.connects_denied),
             ("connects/deferred", self.connects_deferred),
+            ("connects/postponed", self.connects_postponed),
             ("acl/allowed", self.acl_allowed),
             ("acl/denied", self.acl_denied),
             ("cache/hits", self.cache_hits),
@@ -102,6 +109,7 @@ impl Metrics {
             connects_accepted: load(&self.connects_accepted),
             connects_denied: load(&self.connects_denied),
             connects_deferred: load(&self.connects_deferred),
+            connects_postponed: load(&self.connects_postponed),
             acl_allowed: load(&self.acl_allowed),
             acl_denied: load(&self.acl_denied),
             cache_hits: load(&self.cache_hits),

@@ -46,6 +46,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.cache.negative_ttl, Duration::from_secs(10));
     assert_eq!(config.cache.max_entries, 100_000);
     assert_eq!(config.http_timeout, Duration::from_millis(2000));
+    assert_eq!(config.login_wait_budget, config.http_timeout);
     assert_eq!(config.stats_interval, Duration::from_secs(10));
     assert_eq!(config.log_dest, LogDest::Host);
     assert_eq!(config.keys, None);
@@ -54,6 +55,14 @@ fn defaults_are_the_documented_ones() {
     assert!(config.disconnect_on_expiry);
     assert_eq!(config.revalidate_interval, Duration::from_secs(60));
     assert_eq!(config.auth_method, "OAUTHBEARER");
+}
+
+#[test]
+fn login_wait_budget_follows_the_http_timeout_unless_set() {
+    let follows = parse(&with_introspection(&[("oauth_http_timeout_ms", "750")])).unwrap();
+    assert_eq!(follows.login_wait_budget, Duration::from_millis(750));
+    let never = parse(&with_introspection(&[("oauth_login_wait_budget_ms", "0")])).unwrap();
+    assert_eq!(never.login_wait_budget, Duration::ZERO);
 }
 
 #[test]
@@ -136,6 +145,11 @@ fn bad_values_name_the_option_and_the_problem() {
             "oauth_http_timeout_ms",
             "0",
             "option oauth_http_timeout_ms: expected a whole number from 1 to 60000, got \"0\"",
+        ),
+        (
+            "oauth_login_wait_budget_ms",
+            "-1",
+            "option oauth_login_wait_budget_ms: expected a whole number from 0 to 60000, got \"-1\"",
         ),
         (
             "oauth_algorithms",

@@ -256,6 +256,25 @@ fn slow_server_fails_closed_within_the_timeout() {
 }
 
 #[test]
+fn wait_limit_shortens_the_timeout_for_that_call_only() {
+    let stub = Stub::start(|_| active("mqtt:read:#").delayed(Duration::from_secs(5)));
+    let auth = introspecting(&stub, &[("oauth_http_timeout_ms", "1000")]);
+    let timeout_of =
+        |ms| Err(AuthError::Unavailable(UpstreamError::Timeout(Duration::from_millis(ms))));
+    assert_eq!(
+        auth.validate_waiting_at_most(&token(TOKEN), Duration::from_millis(200)),
+        timeout_of(200)
+    );
+    assert_eq!(auth.validate(&token(TOKEN)), timeout_of(1000));
+    // Never longer than the configured timeout.
+    assert_eq!(
+        auth.validate_waiting_at_most(&token(TOKEN), Duration::from_secs(30)),
+        timeout_of(1000)
+    );
+    assert_eq!(stub.requests().len(), 3);
+}
+
+#[test]
 fn slow_drip_body_fails_closed_within_the_timeout() {
     let mut reply = active("mqtt:read:#");
     reply.drip = Some(Duration::from_millis(100));
