@@ -10,16 +10,20 @@ use std::time::{Duration, Instant};
 
 use oauth_core::{
     Access, AccessToken, AuthError, Authenticator, Config, ConfigError, Metrics, Session,
-    TokenInfo, TokenSource, now_epoch,
+    TokenDigest, TokenInfo, TokenSource, UpstreamError, now_epoch,
 };
 
 use crate::clients::{ClientEntry, ClientTable};
 use crate::clock;
-use crate::worker::{LOGIN_THREADS, PendingLogin, Report, Worker};
+use crate::worker::{PendingLogin, Report, Worker};
 
 /// How often TICK does its housekeeping (kicks, revalidation, purge, counters), at most:
 /// Mosquitto 2.0 ticks once per main-loop iteration, which under load is about once per message.
 const HOUSEKEEPING_PERIOD_MS: u64 = 50;
+
+/// Postponed logins whose tokens may wait for a background check at once; beyond, a postponed
+/// login's token is not queued (its reconnect tries again).
+const MAX_BACKGROUND_CHECKS: usize = 4096;
 
 /// Purging offline entries scans the table; once a second is plenty.
 const PURGE_INTERVAL: Duration = Duration::from_secs(1);
@@ -127,6 +131,12 @@ pub struct Instance<H: Host> {
     /// Client id -> generation of its outstanding delayed login.
     delayed_logins: RefCell<HashMap<String, u64>>,
     next_generation: Cell<u64>,
+    /// Tokens of postponed logins being validated in the background.
+    background_checks: RefCell<HashSet<TokenDigest>>,
+    /// True once the broker has ticked: only then are main-loop passes known.
+    ticks_seen: Cell<bool>,
+    /// How long logins have waited for the authorization server since the last TICK.
+    waited_this_pass: Cell<Duration>,
     worker: Worker,
     /// Coarse monotonic milliseconds before which a TICK skips its housekeeping.
     housekeeping_due: Cell<u64>,
@@ -151,12 +161,10 @@ impl<H: Host> Instance<H> {
     /// broker (1 for the first) so their `$SYS` counters do not overwrite each other.
     pub fn new(host: H, config: Config, ordinal: usize) -> Result<Self, ConfigError> {
         let auth = Arc::new(Authenticator::new(config)?);
-        let login_threads = if host.supports_delayed_login() { LOGIN_THREADS } else { 0 };
-        let worker =
-            Worker::start(Arc::clone(&auth), login_threads).map_err(|e| ConfigError::Invalid {
-                key: "oauth_revalidate_interval".into(),
-                problem: format!("cannot start the background thread: {e}"),
-            })?;
+        let worker = Worker::start(Arc::clone(&auth)).map_err(|e| ConfigError::Invalid {
+            key: "oauth_revalidate_interval".into(),
+            problem: format!("cannot start the background thread: {e}"),
+        })?;
         let stats_topic_prefix = match ordinal {
             0 | 1 => "$SYS/broker/oauth".to_owned(),
             n => format!("$SYS/broker/oauth/{n}"),
@@ -172,6 +180,9 @@ impl<H: Host> Instance<H> {
             expiry_kick_in_progress: Cell::new(None),
             delayed_logins: RefCell::new(HashMap::new()),
             next_generation: Cell::new(0),
+            background_checks: RefCell::new(HashSet::new()),
+            ticks_seen: Cell::new(false),
+            waited_this_pass: Cell::new(Duration::ZERO),
             worker,
             housekeeping_due: Cell::new(0),
             revalidation_running: Cell::new(false),
@@ -237,41 +248,108 @@ impl<H: Host> Instance<H> {
         // (introspection, or a JWKS download for a key not loaded yet) and is not cached is
         // validated off the broker thread. The username claim needs the live client object,
         // so it keeps the synchronous path.
-        if self.host.supports_delayed_login()
+        let outcome = if self.host.supports_delayed_login()
             && self.auth.config().username_claim.is_none()
             && self.auth.needs_network(&token)
         {
-            let outcome = match self.auth.cached(&token) {
+            match self.auth.cached(&token) {
                 Some(outcome) => outcome,
                 None => {
-                    let generation = self.next_generation.get() + 1;
-                    self.next_generation.set(generation);
-                    let pending = PendingLogin {
-                        generation,
-                        address: login.address,
-                        client_id: client_id.to_owned(),
-                        username: login.username.map(str::to_owned),
-                        token: token.clone(),
-                        durable: login.durable,
-                    };
+                    let pending = self.pending_login(login, client_id, &token, true);
+                    let generation = pending.generation;
                     if self.worker.validate_login(pending) {
                         self.delayed_logins.borrow_mut().insert(client_id.to_owned(), generation);
                         return LoginOutcome::only(AuthDecision::Delayed);
                     }
                     self.auth.validate(&token)
                 }
-            };
-            return self.conclude(
-                login.address,
-                client_id,
-                login.username,
-                token,
-                login.durable,
-                outcome,
-            );
-        }
-        let outcome = self.auth.validate(&token);
+            }
+        } else {
+            match self.validate_in_line(login, client_id, &token) {
+                Some(outcome) => outcome,
+                None => return LoginOutcome::only(AuthDecision::Deny),
+            }
+        };
         self.conclude(login.address, client_id, login.username, token, login.durable, outcome)
+    }
+
+    /// Validates a login's token on the broker thread, within the pass's waiting budget: once
+    /// TICKs mark Mosquitto's main-loop passes, the waits for the authorization server of one
+    /// pass add up to at most `oauth_login_wait_budget_ms`, or a burst of cold logins would
+    /// freeze every connected client for the sum of their round trips. A login that does not
+    /// fit is refused now (`None`) and its token validated in the background, so that the
+    /// client's reconnect is answered from the cache.
+    fn validate_in_line(
+        &self,
+        login: &Login<'_>,
+        client_id: &str,
+        token: &AccessToken,
+    ) -> Option<Result<TokenInfo, AuthError>> {
+        if !self.ticks_seen.get() || !self.auth.needs_network(token) {
+            return Some(self.auth.validate(token));
+        }
+        if let Some(outcome) = self.auth.cached(token) {
+            return Some(outcome);
+        }
+        let config = self.auth.config();
+        let waited = self.waited_this_pass.get();
+        let left = config.login_wait_budget.saturating_sub(waited);
+        // A token already being checked in the background would make this thread wait for
+        // that check, outside the budget.
+        let checked_elsewhere = self.background_checks.borrow().contains(&token.digest());
+        if !left.is_zero() && !checked_elsewhere {
+            let started = Instant::now();
+            let outcome = self.auth.validate_waiting_at_most(token, left);
+            self.waited_this_pass.set(waited + started.elapsed());
+            let cut_short = left < config.http_timeout
+                && matches!(outcome, Err(AuthError::Unavailable(UpstreamError::Timeout(_))));
+            if !cut_short {
+                return Some(outcome);
+            }
+        }
+        Metrics::bump(&self.metrics().connects_postponed);
+        if checked_elsewhere {
+            log::info!(
+                "client {client_id:?} refused for now: its token is still being checked in the background"
+            );
+            return None;
+        }
+        let queued = self.background_checks.borrow().len() < MAX_BACKGROUND_CHECKS
+            && self.worker.validate_login(self.pending_login(login, client_id, token, false));
+        if queued {
+            self.background_checks.borrow_mut().insert(token.digest());
+        }
+        log::info!(
+            "client {client_id:?} refused for now: the broker already waited {} ms for the authorization server in this pass (oauth_login_wait_budget_ms {}); {}",
+            self.waited_this_pass.get().as_millis(),
+            config.login_wait_budget.as_millis(),
+            if queued {
+                "its token is checked in the background, so a reconnect is answered from the cache"
+            } else {
+                "too many background checks waiting, the token is not queued"
+            }
+        );
+        None
+    }
+
+    fn pending_login(
+        &self,
+        login: &Login<'_>,
+        client_id: &str,
+        token: &AccessToken,
+        answer_awaited: bool,
+    ) -> PendingLogin {
+        let generation = self.next_generation.get() + 1;
+        self.next_generation.set(generation);
+        PendingLogin {
+            generation,
+            address: login.address,
+            client_id: client_id.to_owned(),
+            username: login.username.map(str::to_owned),
+            token: token.clone(),
+            durable: login.durable,
+            answer_awaited,
+        }
     }
 
     /// Turns a validation outcome into the login answer (and the session, when accepted).
@@ -450,6 +528,9 @@ impl<H: Host> Instance<H> {
     /// passed since the last housekeeping. Any other TICK costs a coarse clock read and an
     /// atomic load, which matters because under load it comes with nearly every message.
     pub fn on_tick(&self) {
+        // A TICK ends a pass of Mosquitto's main loop: the other clients have been served.
+        self.ticks_seen.set(true);
+        self.waited_this_pass.set(Duration::ZERO);
         let now = clock::monotonic_millis();
         if now < self.housekeeping_due.get() && !self.worker.has_reports() {
             return;
@@ -520,9 +601,29 @@ impl<H: Host> Instance<H> {
         for report in self.worker.take_reports() {
             match report {
                 Report::RoundDone => self.revalidation_running.set(false),
+                Report::LoginChecked(pending, outcome) if !pending.answer_awaited => {
+                    self.background_checks.borrow_mut().remove(&pending.token.digest());
+                    match outcome {
+                        Ok(_) => log::debug!(
+                            "token of postponed login {:?} checked: valid, cached",
+                            pending.client_id
+                        ),
+                        Err(problem) => log::info!(
+                            "token of postponed login {:?} checked: {problem}",
+                            pending.client_id
+                        ),
+                    }
+                }
                 Report::LoginChecked(pending, outcome) => {
-                    let PendingLogin { generation, address, client_id, username, token, durable } =
-                        pending;
+                    let PendingLogin {
+                        generation,
+                        address,
+                        client_id,
+                        username,
+                        token,
+                        durable,
+                        ..
+                    } = pending;
                     let current = self.delayed_logins.borrow().get(&client_id) == Some(&generation);
                     if !current {
                         log::debug!("dropping a stale delayed login answer for {client_id:?}");

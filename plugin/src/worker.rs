@@ -1,7 +1,7 @@
 //! The instance's background threads: everything that talks to the authorization server without
 //! blocking Mosquitto's only thread. A maintenance thread prefetches and refreshes the JWKS and
-//! re-checks live sessions' tokens; on brokers with delayed basic auth (Mosquitto 2.1) a pool
-//! validates the tokens of waiting logins.
+//! re-checks live sessions' tokens; a pool validates the tokens of delayed logins (Mosquitto
+//! 2.1) and of logins postponed because the broker thread had waited long enough.
 //!
 //! Threads exist only while there is work: a maintenance thread per job, login threads started
 //! as logins queue up and ended after [`IDLE_EXIT`] without one. A process with a second live
@@ -21,7 +21,7 @@ use oauth_core::{
     AccessToken, AuthError, Authenticator, Rejection, TokenDigest, TokenInfo, UpstreamError,
 };
 
-/// Threads validating delayed logins, when the broker supports them: enough to overlap slow
+/// Threads validating logins' tokens in the background: enough to overlap slow
 /// authorization-server answers (200 cold logins against a 200 ms server take 2.5 s), few
 /// enough to stay polite to it.
 pub const LOGIN_THREADS: usize = 16;
@@ -44,6 +44,9 @@ pub struct PendingLogin {
     pub token: AccessToken,
     /// Clean session false.
     pub durable: bool,
+    /// True when the broker waits for the answer (a delayed login); false when the login was
+    /// refused for now and only the cached verdict matters, for the client's reconnect.
+    pub answer_awaited: bool,
 }
 
 /// Work for the maintenance thread.
@@ -111,7 +114,6 @@ impl Shared {
 #[derive(Debug)]
 pub struct Worker {
     shared: Arc<Shared>,
-    max_login_threads: usize,
     report: Reporter,
     reports: Receiver<Report>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -120,9 +122,8 @@ pub struct Worker {
 
 impl Worker {
     /// Prepares the threads (none runs yet) and, when keys are downloaded, starts the JWKS
-    /// prefetch. Up to `max_login_threads` validate delayed logins; 0 means logins are never
-    /// delayed.
-    pub fn start(auth: Arc<Authenticator>, max_login_threads: usize) -> std::io::Result<Self> {
+    /// prefetch.
+    pub fn start(auth: Arc<Authenticator>) -> std::io::Result<Self> {
         let (channel, reports) = mpsc::channel::<Report>();
         let report = Reporter { channel, waiting: Arc::new(AtomicBool::new(false)) };
         let shared = Arc::new(Shared {
@@ -133,7 +134,6 @@ impl Worker {
         });
         let worker = Self {
             shared,
-            max_login_threads,
             report,
             reports,
             threads: Mutex::new(Vec::new()),
@@ -153,15 +153,12 @@ impl Worker {
         }
     }
 
-    /// Queues a delayed login; false when it cannot be validated in the background (no login
-    /// threads on this broker, or none could be started).
+    /// Queues a login's token for validation; false when it cannot be validated in the
+    /// background (no login threads, or none could be started).
     pub fn validate_login(&self, pending: PendingLogin) -> bool {
-        if self.max_login_threads == 0 {
-            return false;
-        }
         let mut queue = self.shared.logins();
         // One more thread unless an idle one is free for this login.
-        if queue.pending.len() >= queue.idle && queue.live < self.max_login_threads {
+        if queue.pending.len() >= queue.idle && queue.live < LOGIN_THREADS {
             let shared = Arc::clone(&self.shared);
             let report = self.report.clone();
             let started = self.spawn(format!("oauth-login-{}", queue.live), move || {
