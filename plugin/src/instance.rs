@@ -529,7 +529,12 @@ impl<H: Host> Instance<H> {
     /// atomic load, which matters because under load it comes with nearly every message.
     pub fn on_tick(&self) {
         // A TICK ends a pass of Mosquitto's main loop: the other clients have been served.
-        self.ticks_seen.set(true);
+        if !self.ticks_seen.replace(true) && self.auth.uses_network() {
+            log::info!(
+                "broker ticks: logins waiting for the authorization server on the broker thread share {} ms per main-loop pass (oauth_login_wait_budget_ms)",
+                self.auth.config().login_wait_budget.as_millis()
+            );
+        }
         self.waited_this_pass.set(Duration::ZERO);
         let now = clock::monotonic_millis();
         if now < self.housekeeping_due.get() && !self.worker.has_reports() {

@@ -116,6 +116,33 @@ fn broker_checking_tokens_against_a_key_file_never_runs_a_second_thread() {
 }
 
 #[test]
+fn cold_login_beyond_the_wait_budget_is_refused_now_and_its_reconnect_answered_from_the_cache() {
+    let idp = Idp::start();
+    let mosquitto = broker(&idp, "plugin_opt_oauth_login_wait_budget_ms 0\n");
+    // Passes are known once the broker ticks.
+    mosquitto.expect_log("broker ticks: logins waiting for the authorization server", WAIT);
+    let delayed_logins = mosquitto.log().contains("mosquitto version 2.1");
+    let token = idp.token(&TokenRequest::new("device-1", &["mqtt:write:t/#"]));
+    idp.reset_stats();
+    let options = || ConnectOptions::new("device-1").credentials("device-1", &token);
+    if !delayed_logins {
+        // Mosquitto 2.0 must answer at once: the broker thread may not wait at all.
+        let refused = MqttClient::connect(mosquitto.port(), Protocol::V5, options());
+        assert_eq!(refused.err().and_then(|e| e.code()), Some(0x87));
+        mosquitto.expect_log(
+            "client \"device-1\" refused for now: the broker already waited 0 ms",
+            WAIT,
+        );
+        mosquitto.expect_log("token of postponed login \"device-1\" checked: valid, cached", WAIT);
+    }
+    // 2.1 delays the login instead; either way the token is introspected once.
+    let device = connect(mosquitto.port(), "device-1", &token);
+    assert_eq!(device.publish("t/1", b"x", 1, false), Some(0x10));
+    assert_eq!(device.publish("elsewhere", b"x", 1, false), Some(0x87));
+    assert_eq!(idp.stats().introspections, 1);
+}
+
+#[test]
 fn durable_session_keeps_its_subscriptions_across_an_expiry_kick() {
     let idp = Idp::start();
     let mosquitto = broker(&idp, "plugin_opt_oauth_leeway 0\n");
