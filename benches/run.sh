@@ -49,6 +49,7 @@ mkdir -p target/bench
     echo "## C. Connected client's round trip while $clients clients connect with cold tokens (authorization server +$delay ms)"
     echo
     $bench storm --clients "$clients" --idp-delay-ms "$delay" | tail -n +1
+    $bench storm --clients "$clients" --idp-delay-ms "$delay" --login-wait-budget-ms 250 | tail -n 1
     if bash tests/mosquitto-2.1/fetch.sh >/dev/null 2>&1; then
         $bench storm --clients "$clients" --idp-delay-ms "$delay" --mosquitto "$PWD/target/mosquitto-2.1/mosquitto" | tail -n 1
     else

@@ -36,7 +36,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: oauth-bench throughput [--messages N] [--rounds N] [--fallback] [--mosquitto BIN]\n\
          \x20      oauth-bench connect-rate [--connects N] [--rounds N] [--mosquitto BIN]\n\
-         \x20      oauth-bench storm [--clients N] [--idp-delay-ms N] [--probe-secs N] [--mosquitto BIN]\n\
+         \x20      oauth-bench storm [--clients N] [--idp-delay-ms N] [--probe-secs N] [--login-wait-budget-ms N] [--mosquitto BIN]\n\
          \x20      oauth-bench memory [--tokens N] [--cycles N] [--workers N] [--settle-secs N] [--mosquitto BIN]\n\
          \x20      oauth-bench soak [--clients N] [--duration-secs N] [--token-ttl N] [--publish-ms N]\n\
          \x20                       [--renew-percent N] [--ramp-secs N] [--report-secs N] [--mosquitto BIN]"
@@ -72,6 +72,8 @@ fn main() {
             number(&args, "--clients", 200),
             number(&args, "--idp-delay-ms", 200),
             number(&args, "--probe-secs", 0),
+            option(&args, "--login-wait-budget-ms")
+                .map(|ms| ms.parse().unwrap_or_else(|_| usage())),
             binary,
         ),
         Some("memory") => memory::run(&memory::Options {
