@@ -454,6 +454,12 @@ fn parse_auth(table: &Table, base: &Path) -> Result<(AuthConfig, bool), ConfigEr
                     "the fallback broker takes the $SYS interval from [metrics] sys_interval",
                 ));
             }
+            "login_wait_budget_ms" => {
+                return Err(ConfigError::invalid(
+                    &key,
+                    "the fallback broker validates each login on its own task; no thread waits for others",
+                ));
+            }
             _ => {}
         }
         if name.starts_with("oauth_") || name.starts_with("openam_") {
@@ -662,7 +668,8 @@ pub const DEFAULT_CONFIG: &str = r##"# fallback-broker configuration (TOML).
 # token_username, client_id_claim, username_claim, cache_ttl, cache_negative_ttl,
 # cache_max_entries, http_timeout_ms, ca_file, revalidate_interval, disconnect_on_expiry.
 # Lists may be TOML arrays or space-separated. (auth_method: MQTT 5 enhanced authentication is
-# not available in the fallback broker; log_dest and stats_interval are [log] and [metrics].)
+# not available in the fallback broker; log_dest and stats_interval are [log] and [metrics];
+# login_wait_budget_ms is Mosquitto's alone: here no login waits on another.)
 introspection_url = "https://am.example.com/am/oauth2/realms/root/realms/edge/introspect"
 client_id = "mqtt-broker"
 client_secret = "change-me"            # or: client_secret_file = "oauth-client-secret"
@@ -795,6 +802,10 @@ mod tests {
             (
                 auth("stats_interval = 1"),
                 "option auth.stats_interval: the fallback broker takes the $SYS interval from [metrics] sys_interval",
+            ),
+            (
+                auth("login_wait_budget_ms = 100"),
+                "option auth.login_wait_budget_ms: the fallback broker validates each login on its own task; no thread waits for others",
             ),
             (
                 auth("oauth_leeway = 1"),
