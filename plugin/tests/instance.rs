@@ -548,14 +548,15 @@ fn cold_logins_beyond_the_pass_budget_are_postponed_and_their_reconnects_answere
     assert_eq!(metrics().upstream_calls, calls, "reconnects answered from the cache");
 }
 
+/// An instance whose broker thread may not wait for the authorization server at all.
+fn never_waiting_instance(host: &FakeHost) -> Instance<&FakeHost> {
+    slowly_introspecting_instance(host, Duration::ZERO, &[("oauth_login_wait_budget_ms", "0")])
+}
+
 #[test]
 fn a_zero_budget_checks_every_cold_login_in_the_background() {
     let host = FakeHost::default();
-    let plugin = slowly_introspecting_instance(
-        &host,
-        Duration::ZERO,
-        &[("oauth_login_wait_budget_ms", "0")],
-    );
+    let plugin = never_waiting_instance(&host);
     plugin.on_tick();
     assert_eq!(plugin.login(&login(1, "dev1", Some(b"token-1"))).decision, AuthDecision::Deny);
     assert_eq!(plugin.authenticator().metrics().snapshot().connects_postponed, 1);
@@ -578,11 +579,7 @@ fn without_ticks_every_login_waits_in_line() {
     // Mosquitto 2.0 before 2.0.15 sends no TICK with per_listener_settings: passes cannot be
     // told apart, so nothing is postponed.
     let host = FakeHost::default();
-    let plugin = slowly_introspecting_instance(
-        &host,
-        Duration::ZERO,
-        &[("oauth_login_wait_budget_ms", "0")],
-    );
+    let plugin = never_waiting_instance(&host);
     assert_eq!(plugin.login(&login(1, "dev1", Some(b"token-1"))).decision, AuthDecision::Accept);
     assert_eq!(plugin.authenticator().metrics().snapshot().connects_postponed, 0);
 }
