@@ -451,11 +451,6 @@ fn background_thread_does_not_outlive_the_instance() {
     assert!(authenticator.upgrade().is_none(), "a thread still holds the authenticator");
 }
 
-/// A loopback introspection endpoint answering every request with `body`.
-fn introspection_stub(body: String) -> String {
-    slow_introspection_stub(body, Duration::ZERO)
-}
-
 /// A loopback introspection endpoint answering every request with `body` after `delay`, each
 /// request on its own thread (as a real server overlaps them).
 fn slow_introspection_stub(body: String, delay: Duration) -> String {
