@@ -10,7 +10,7 @@
 //!   distinct JWTs, distinct opaque tokens; with the calls counted at the authorization server.
 //! - `storm` (C): round-trip latency of an already-connected client (1 ms paced probe publishing
 //!   to its own subscription) while many clients connect with cold tokens against an
-//!   authorization server answering after a delay.
+//!   authorization server answering after a delay; a refused client retries after 500 ms.
 //! - `memory` (D): broker RSS per cached token and after many connect/disconnect cycles.
 //! - `soak`: many clients with short-lived tokens renewed by reconnecting, publishing QoS 1 to
 //!   themselves for a given time; loss, refusals, expiry kicks and RSS over time.
