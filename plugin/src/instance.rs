@@ -417,7 +417,19 @@ impl<H: Host> Instance<H> {
             return LoginOutcome::only(AuthDecision::Deny);
         };
         let token = AccessToken::new(bearer_token(data));
-        match self.auth.login(&token, client_id, login.username) {
+        // A new connection may be postponed like a password login; a refused
+        // re-authentication would disconnect a connected client, so that one waits in line.
+        let outcome = if reauth {
+            self.auth.validate(&token)
+        } else {
+            match self.validate_in_line(login, client_id, &token) {
+                Some(outcome) => outcome,
+                None => return LoginOutcome::only(AuthDecision::Deny),
+            }
+        };
+        let session = outcome
+            .and_then(|info| self.auth.session_for(&info, &token, client_id, login.username));
+        match session {
             Ok(session) => {
                 if reauth {
                     log::info!("client {client_id:?} re-authenticated with a new token");

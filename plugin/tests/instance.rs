@@ -570,6 +570,31 @@ fn a_zero_budget_checks_every_cold_login_in_the_background() {
 }
 
 #[test]
+fn enhanced_auth_connect_is_postponed_but_a_reauthentication_waits_in_line() {
+    let host = FakeHost::default();
+    let plugin = never_waiting_instance(&host);
+    plugin.on_tick();
+    let connect = Login {
+        address: 1,
+        client_id: Some("dev1"),
+        username: None,
+        password: None,
+        durable: false,
+    };
+    let first = plugin.extended_auth(&connect, Some("OAUTHBEARER"), b"token-1");
+    assert_eq!(first.decision, AuthDecision::Deny);
+    assert_eq!(plugin.authenticator().metrics().snapshot().connects_postponed, 1);
+    // Connected with a JWT (verified locally), the client re-authenticates with a cold token.
+    let jwt = jwt("mqtt:write:b/#", now() + 600, json!({}));
+    let outcome = plugin.extended_auth(&connect, Some("OAUTHBEARER"), jwt.as_bytes());
+    assert_eq!(outcome.decision, AuthDecision::Accept);
+    let reauth = plugin.extended_auth(&connect, Some("OAUTHBEARER"), b"token-2");
+    assert_eq!(reauth.decision, AuthDecision::Accept);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a/x"), AclDecision::Allow);
+    assert_eq!(plugin.authenticator().metrics().snapshot().connects_postponed, 1);
+}
+
+#[test]
 fn without_ticks_every_login_waits_in_line() {
     // Mosquitto 2.0 before 2.0.15 sends no TICK with per_listener_settings: passes cannot be
     // told apart, so nothing is postponed.
