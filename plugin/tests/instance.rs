@@ -574,13 +574,7 @@ fn enhanced_auth_connect_is_postponed_but_a_reauthentication_waits_in_line() {
     let host = FakeHost::default();
     let plugin = never_waiting_instance(&host);
     plugin.on_tick();
-    let connect = Login {
-        address: 1,
-        client_id: Some("dev1"),
-        username: None,
-        password: None,
-        durable: false,
-    };
+    let connect = login(1, "dev1", None);
     let first = plugin.extended_auth(&connect, Some("OAUTHBEARER"), b"token-1");
     assert_eq!(first.decision, AuthDecision::Deny);
     assert_eq!(plugin.authenticator().metrics().snapshot().connects_postponed, 1);
