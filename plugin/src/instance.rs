@@ -296,7 +296,8 @@ impl<H: Host> Instance<H> {
         let left = config.login_wait_budget.saturating_sub(waited);
         // A token already being checked in the background would make this thread wait for
         // that check, outside the budget.
-        let checked_elsewhere = self.background_checks.borrow().contains(&token.digest());
+        let digest = token.digest();
+        let checked_elsewhere = self.background_checks.borrow().contains(&digest);
         if !left.is_zero() && !checked_elsewhere {
             let started = Instant::now();
             let outcome = self.auth.validate_waiting_at_most(token, left);
@@ -317,7 +318,7 @@ impl<H: Host> Instance<H> {
         let queued = self.background_checks.borrow().len() < MAX_BACKGROUND_CHECKS
             && self.worker.validate_login(self.pending_login(login, client_id, token, false));
         if queued {
-            self.background_checks.borrow_mut().insert(token.digest());
+            self.background_checks.borrow_mut().insert(digest);
         }
         log::info!(
             "client {client_id:?} refused for now: the broker already waited {} ms for the authorization server in this pass (oauth_login_wait_budget_ms {}); {}",
