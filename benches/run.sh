@@ -2,10 +2,12 @@
 # Benchmark suite: prints Markdown tables and writes them to target/bench/results.md.
 #   A. QoS 0 throughput 1 publisher -> 1 subscriber, every publish and delivery through the
 #      plugin's ACL check (introspection, and JWTs against a key file), as a ratio to the same
-#      Mosquitto without auth (a warm-up round, then alternating rounds, median; Mosquitto
-#      brokers on CPU 0, the load generator on CPU 1), with password_file + acl_file and the
-#      dynamic-security plugin as reference rows, and the fallback broker (its rate relative to
-#      Mosquitto with the plugin).
+#      Mosquitto without auth (a warm-up round, then alternating rounds, median of each round's
+#      ratio to the no-auth round of its cycle; Mosquitto brokers on CPU 0, the load generator
+#      on CPU 1), with password_file + acl_file and the dynamic-security plugin as reference
+#      rows, and the fallback broker (its rate relative to Mosquitto with the plugin). Then
+#      what a plugin thread, ended or alive, adds to the broker thread's calloc/free and
+#      write/read.
 #   B. CONNECT/CONNACK/DISCONNECT rate, one at a time: no auth, one opaque token reused, distinct
 #      JWTs (local verification), distinct opaque tokens (one introspection each), with the calls
 #      counted at the authorization server.
@@ -41,6 +43,10 @@ mkdir -p target/bench
     echo "## A. Throughput, QoS 0, 1 -> 1, $messages x 64 B, median of $rounds alternating rounds"
     echo
     $bench throughput --messages "$messages" --rounds "$rounds" --fallback
+    echo
+    echo "What a plugin thread costs the broker thread's allocations and system calls (fastest of 5):"
+    echo
+    $bench thread-cost
     echo
     echo "## B. Connect rate, CONNECT/CONNACK/DISCONNECT one at a time, $connects per round, median of $connect_rounds alternating rounds"
     echo

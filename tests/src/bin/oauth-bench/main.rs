@@ -4,8 +4,8 @@
 //! - `throughput` (A): QoS 0, one publisher to one subscriber, every publish and delivery through
 //!   the ACL check; messages/s of Mosquitto with the plugin, with `password_file` + `acl_file`,
 //!   with the bundled dynamic-security plugin, and without auth (with `--fallback`, also the
-//!   fallback broker), in alternating rounds of one run; the median of each and its ratio to no
-//!   auth.
+//!   fallback broker), in alternating rounds of one run; each setup's median rate, and the
+//!   median of its rounds' ratios to the no-auth round of the same cycle.
 //! - `connect-rate` (B): CONNECT, CONNACK, DISCONNECT one at a time: no auth, one token reused,
 //!   distinct JWTs, distinct opaque tokens; with the calls counted at the authorization server.
 //! - `storm` (C): round-trip latency of an already-connected client (1 ms paced probe publishing
@@ -14,12 +14,15 @@
 //! - `memory` (D): broker RSS per cached token and after many connect/disconnect cycles.
 //! - `soak`: many clients with short-lived tokens renewed by reconnecting, publishing QoS 1 to
 //!   themselves for a given time; loss, refusals, expiry kicks and RSS over time.
+//! - `thread-cost`: what a plugin's threads (one that ended, one alive) add to the broker
+//!   thread's allocations and system calls.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 mod connect_rate;
 mod memory;
 mod soak;
 mod storm;
+mod thread_cost;
 mod throughput;
 mod tokens;
 
@@ -39,7 +42,8 @@ fn usage() -> ! {
          \x20      oauth-bench storm [--clients N] [--idp-delay-ms N] [--probe-secs N] [--login-wait-budget-ms N] [--mosquitto BIN]\n\
          \x20      oauth-bench memory [--tokens N] [--cycles N] [--workers N] [--settle-secs N] [--mosquitto BIN]\n\
          \x20      oauth-bench soak [--clients N] [--duration-secs N] [--token-ttl N] [--publish-ms N]\n\
-         \x20                       [--renew-percent N] [--ramp-secs N] [--report-secs N] [--mosquitto BIN]"
+         \x20                       [--renew-percent N] [--ramp-secs N] [--report-secs N] [--mosquitto BIN]\n\
+         \x20      oauth-bench thread-cost [--allocations N] [--syscall-pairs N]"
     );
     std::process::exit(2)
 }
@@ -93,6 +97,10 @@ fn main() {
             report_every: Duration::from_secs(number(&args, "--report-secs", 10).max(1)),
             binary,
         }),
+        Some("thread-cost") => thread_cost::run(
+            u32::try_from(number(&args, "--allocations", 10_000_000)).unwrap_or_else(|_| usage()),
+            u32::try_from(number(&args, "--syscall-pairs", 200_000)).unwrap_or_else(|_| usage()),
+        ),
         _ => usage(),
     }
 }
@@ -180,14 +188,24 @@ fn connect_cycle(port: u16, client_id: &str, credentials: Option<(&str, &str)>) 
 
 /// Resident set size of process `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
 fn rss_kib(pid: u32) -> u64 {
+    status_number(pid, "VmRSS")
+}
+
+/// Threads of process `pid` (`Threads` of `/proc/<pid>/status`).
+fn thread_count(pid: u32) -> u64 {
+    status_number(pid, "Threads")
+}
+
+/// The number leading the value of `field` in `/proc/<pid>/status`.
+fn status_number(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"));
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|value| value.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
 /// CPU time a process has used, in user space and in the kernel.

@@ -14,6 +14,7 @@ use mosquitto_oauth_e2e::mqtt::{Protocol, encode_publish, encode_subscribe};
 use super::tokens::{Signer, fixture_jwks};
 use super::{
     COMMON, config, cpu_time, key_file_plugin_lines, median, plugin_lines, raw_connection,
+    thread_count,
 };
 
 /// Mosquitto's bundled dynamic-security plugin: `$MOSQUITTO_DYNSEC_PLUGIN`, or Debian's path.
@@ -192,6 +193,8 @@ struct Setup<'a> {
     /// The broker process, whose CPU time per round is measured.
     pid: u32,
     credentials: Option<(&'a str, &'a str)>,
+    /// Mosquitto runs one thread of its own: a second one is the plugin's.
+    single_threaded_host: bool,
 }
 
 /// `with_fallback`: also measure the fallback broker (the binary must be built) and print its
@@ -227,24 +230,33 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fall
     let fallback = with_fallback.then(|| fallback_broker(&idp));
     let device = Some(("device-1", token.as_str()));
     let mut setups = vec![
-        Setup { name: "no auth", port: no_auth.port(), pid: no_auth.pid(), credentials: None },
+        Setup {
+            name: "no auth",
+            port: no_auth.port(),
+            pid: no_auth.pid(),
+            credentials: None,
+            single_threaded_host: true,
+        },
         Setup {
             name: "oauth plugin, introspection (every publish and delivery checked)",
             port: with_plugin.port(),
             pid: with_plugin.pid(),
             credentials: device,
+            single_threaded_host: true,
         },
         Setup {
             name: "oauth plugin, JWT keys from a file (no background thread)",
             port: with_key_file.port(),
             pid: with_key_file.pid(),
             credentials: Some(("device-1", signed.as_str())),
+            single_threaded_host: true,
         },
         Setup {
             name: "password_file + acl_file",
             port: with_files.port(),
             pid: with_files.pid(),
             credentials: Some(("bench", "bench-pass")),
+            single_threaded_host: true,
         },
     ];
     if let Some(broker) = &with_dynsec {
@@ -253,6 +265,7 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fall
             port: broker.port(),
             pid: broker.pid(),
             credentials: Some(("bench", "bench-pass")),
+            single_threaded_host: true,
         });
     }
     // Mosquitto runs one thread; the fallback broker, with as many as there are CPUs, is left
@@ -264,12 +277,16 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fall
             port: broker.port(),
             pid: broker.pid(),
             credentials: device,
+            single_threaded_host: false,
         });
     }
     let mut rates = vec![Vec::new(); setups.len()];
     let mut cpu_per_message = vec![Vec::new(); setups.len()];
     let mut user_per_message = vec![Vec::new(); setups.len()];
     let mut lost = vec![0u64; setups.len()];
+    // A live second thread makes each of the broker's system calls dearer (ARCHITECTURE.md,
+    // "Cost per message"); the plugin's threads live only while it has network work.
+    let mut threaded_rounds = vec![0u64; setups.len()];
     // One unmeasured round each first: a broker's first round also grows its heap.
     for setup in &setups {
         one_round(setup.port, setup.credentials, messages);
@@ -279,9 +296,13 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fall
         for offset in 0..setups.len() {
             let index = (round + offset) % setups.len();
             let setup = &setups[index];
+            let threads_before = thread_count(setup.pid);
             let before = cpu_time(setup.pid);
             let (rate, missing) = one_round(setup.port, setup.credentials, messages);
             let after = cpu_time(setup.pid);
+            if threads_before.max(thread_count(setup.pid)) > 1 {
+                threaded_rounds[index] += 1;
+            }
             let micros_per_message = |spent: Duration| spent.as_secs_f64() * 1e6 / messages as f64;
             rates[index].push(rate);
             cpu_per_message[index].push(micros_per_message(after.total() - before.total()));
@@ -289,21 +310,40 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fall
             lost[index] += missing;
         }
     }
+    // Each setup's rate relative to no auth's rate of the same cycle: the machine's speed
+    // drifts between cycles (a whole run moves by ±10 % on a shared VM), which a ratio of
+    // medians over the run would fold in, and a ratio within the cycle mostly cancels.
+    let mut paired: Vec<Vec<f64>> = rates
+        .iter()
+        .map(|own| own.iter().zip(&rates[0]).map(|(rate, base)| rate / base).collect())
+        .collect();
+    let ratio_range: Vec<(f64, f64)> = paired
+        .iter()
+        .map(|ratios| {
+            ratios.iter().fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)))
+        })
+        .collect();
+    let ratios: Vec<f64> = paired.iter_mut().map(|ratios| median(ratios)).collect();
     let medians: Vec<f64> = rates.iter_mut().map(|rates| median(rates)).collect();
     let cpu: Vec<f64> = cpu_per_message.iter_mut().map(|cpu| median(cpu)).collect();
     let user: Vec<f64> = user_per_message.iter_mut().map(|user| median(user)).collect();
-    // Throughput on a shared 2-core VM swings by ±10 % between rounds and runs, and so does
-    // the kernel's share of the broker's CPU time (how TCP writes and wake-ups batch up). The
-    // user-space share is where an auth plugin's own work shows, and the steadiest column.
+    // The kernel's share of the broker's CPU time swings with how TCP writes and wake-ups batch
+    // up; the user-space share is where an auth plugin's own work shows, and the steadiest.
     println!(
-        "| setup | msgs/s (median of {rounds}) | ratio to no auth | broker CPU per message | CPU ratio to no auth | of which user space | messages lost |"
+        "| setup | msgs/s (median of {rounds}) | ratio to no auth (median of the rounds' ratios) | range of the rounds' ratios | broker CPU per message | CPU ratio to no auth | of which user space | rounds with a plugin thread alive | messages lost |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (index, setup) in setups.iter().enumerate() {
         let (rate, name) = (medians[index], setup.name);
+        let threaded = if setup.single_threaded_host {
+            format!("{} of {rounds}", threaded_rounds[index])
+        } else {
+            "(multi-threaded broker)".to_owned()
+        };
+        let (lowest, highest) = ratio_range[index];
         println!(
-            "| {name} | {rate:.0} | {:.3} | {:.2} µs | {:.3} | {:.2} µs | {} |",
-            rate / medians[0],
+            "| {name} | {rate:.0} | {:.3} | {lowest:.2}–{highest:.2} | {:.2} µs | {:.3} | {:.2} µs | {threaded} | {} |",
+            ratios[index],
             cpu[index],
             cpu[index] / cpu[0],
             user[index],
