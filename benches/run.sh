@@ -11,9 +11,11 @@
 #   B. CONNECT/CONNACK/DISCONNECT rate, one at a time: no auth, one opaque token reused, distinct
 #      JWTs (local verification), distinct opaque tokens (one introspection each), with the calls
 #      counted at the authorization server.
-#   C. Round-trip latency of a connected client while cold-token clients connect against an
-#      authorization server answering after a delay, on Mosquitto 2.0 (synchronous logins) and
-#      2.1 (delayed logins), when tests/mosquitto-2.1/fetch.sh can fetch 2.1.
+#   C. Round-trip latency of a connected client (an open-loop probe publishing to its own
+#      subscription every 1 ms) while cold-token clients connect: 100 against an authorization
+#      server answering at once and after 100 ms, and a burst of 200 against one answering after
+#      200 ms; on Mosquitto 2.0 (logins on the broker thread; the default wait budget and 250
+#      ms) and 2.1 (delayed logins), when tests/mosquitto-2.1/fetch.sh can fetch 2.1.
 #   D. Broker RSS per cached token (distinct locally signed JWTs, each connected once) and after
 #      connect/disconnect cycles of one token, with a no-auth broker as reference.
 #   Core micro-benchmarks (ACL decision, cache hit, JWT verification): criterion.
@@ -22,9 +24,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # A's rounds are short and the machine noisy: more of them for a steadier median.
-messages=200000 rounds=9 connect_rounds=7 clients=200 delay=200 connects=2000 tokens=100000 cycles=50000
+messages=200000 rounds=9 connect_rounds=7 clients=100 burst_clients=200 burst_delay=200
+connects=2000 tokens=100000 cycles=50000
 if [ "${1:-}" = "--quick" ]; then
-    messages=20000 rounds=3 connect_rounds=3 clients=50 delay=100 connects=500 tokens=20000 cycles=10000
+    messages=20000 rounds=3 connect_rounds=3 clients=50 burst_clients=50 burst_delay=100
+    connects=500 tokens=20000 cycles=10000
 fi
 
 export MOSQUITTO_OAUTH_PROFILE=release
@@ -52,15 +56,25 @@ mkdir -p target/bench
     echo
     $bench connect-rate --connects "$connects" --rounds "$connect_rounds"
     echo
-    echo "## C. Connected client's round trip while $clients clients connect with cold tokens (authorization server +$delay ms)"
+    echo "## C. Connected client's round trip (open-loop probe, a message every 1 ms) while clients connect with cold tokens"
     echo
-    $bench storm --clients "$clients" --idp-delay-ms "$delay" | tail -n +1
-    $bench storm --clients "$clients" --idp-delay-ms "$delay" --login-wait-budget-ms 250 | tail -n 1
+    mosquitto21=""
     if bash tests/mosquitto-2.1/fetch.sh >/dev/null 2>&1; then
-        $bench storm --clients "$clients" --idp-delay-ms "$delay" --mosquitto "$PWD/target/mosquitto-2.1/mosquitto" | tail -n 1
-    else
-        echo "(Mosquitto 2.1 could not be fetched: 2.1 row skipped)"
+        mosquitto21="$PWD/target/mosquitto-2.1/mosquitto"
     fi
+    header=1
+    storm_row() {
+        if [ "$header" = 1 ]; then $bench storm "$@"; header=0; else $bench storm "$@" | tail -n 1; fi
+    }
+    for delay in 0 100; do
+        storm_row --clients "$clients" --idp-delay-ms "$delay"
+        storm_row --clients "$clients" --idp-delay-ms "$delay" --login-wait-budget-ms 250
+        [ -z "$mosquitto21" ] || storm_row --clients "$clients" --idp-delay-ms "$delay" --mosquitto "$mosquitto21"
+    done
+    storm_row --clients "$burst_clients" --idp-delay-ms "$burst_delay"
+    storm_row --clients "$burst_clients" --idp-delay-ms "$burst_delay" --login-wait-budget-ms 250
+    [ -z "$mosquitto21" ] || storm_row --clients "$burst_clients" --idp-delay-ms "$burst_delay" --mosquitto "$mosquitto21"
+    [ -n "$mosquitto21" ] || echo "(Mosquitto 2.1 could not be fetched: 2.1 rows skipped)"
     echo
     echo "## D. Broker memory: $tokens distinct cached tokens, then $cycles connect/disconnect cycles of one token"
     echo

@@ -8,9 +8,10 @@
 //!   median of its rounds' ratios to the no-auth round of the same cycle.
 //! - `connect-rate` (B): CONNECT, CONNACK, DISCONNECT one at a time: no auth, one token reused,
 //!   distinct JWTs, distinct opaque tokens; with the calls counted at the authorization server.
-//! - `storm` (C): round-trip latency of an already-connected client (1 ms paced probe publishing
-//!   to its own subscription) while many clients connect with cold tokens against an
-//!   authorization server answering after a delay; a refused client retries after 500 ms.
+//! - `storm` (C): round-trip latency of an already-connected client (an open-loop probe
+//!   publishing to its own subscription every 1 ms) while many clients connect with cold tokens
+//!   against an authorization server answering after a delay; a refused client retries after
+//!   500 ms.
 //! - `memory` (D): broker RSS per cached token and after many connect/disconnect cycles.
 //! - `soak`: many clients with short-lived tokens renewed by reconnecting, publishing QoS 1 to
 //!   themselves for a given time; loss, refusals, expiry kicks and RSS over time.

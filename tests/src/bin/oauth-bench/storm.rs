@@ -24,6 +24,57 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// A cold client gives up after this long.
 const GIVE_UP: Duration = Duration::from_secs(60);
 
+/// The probe publishes this often, whatever has come back.
+const PROBE_PERIOD: Duration = Duration::from_millis(1);
+
+/// How long the probe waits for its last messages once it has stopped sending.
+const PROBE_DRAIN: Duration = Duration::from_secs(30);
+
+/// Open-loop probe: publishes to its own subscription every [`PROBE_PERIOD`] while the storm
+/// lasts (and at least `minimum`), whatever has come back, each message carrying its send time.
+/// A stalled broker thus shows in every message sent during the stall; a probe waiting for each
+/// answer before the next would record one slow round trip and skip the rest. Returns the round
+/// trips of the messages that came back, sorted, and how many were sent.
+fn probe_round_trips(
+    probe: &MqttClient,
+    storming: &AtomicBool,
+    minimum: Duration,
+) -> (Vec<Duration>, u64) {
+    let epoch = Instant::now();
+    std::thread::scope(|scope| {
+        let sender = scope.spawn(|| {
+            let mut sent = 0u32;
+            while storming.load(Ordering::SeqCst) || epoch.elapsed() < minimum {
+                let due = epoch + PROBE_PERIOD * sent;
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                let sent_at = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                probe.publish("probe/ping", &sent_at.to_le_bytes(), 0, false);
+                sent += 1;
+            }
+            u64::from(sent)
+        });
+        let mut sender = Some(sender);
+        let mut latencies = Vec::new();
+        // Once the sender has stopped: how many it sent, and until when to wait for them.
+        let mut stopped: Option<(u64, Instant)> = None;
+        loop {
+            if let Some(message) = probe.recv(Duration::from_millis(100)) {
+                let sent_at = message.payload.try_into().map(u64::from_le_bytes).unwrap();
+                latencies.push(epoch.elapsed().saturating_sub(Duration::from_nanos(sent_at)));
+            }
+            if let Some(finished) = sender.take_if(|sender| sender.is_finished()) {
+                stopped = Some((finished.join().unwrap(), Instant::now() + PROBE_DRAIN));
+            }
+            if let Some((sent, deadline)) = stopped
+                && (latencies.len() as u64 >= sent || Instant::now() >= deadline)
+            {
+                latencies.sort();
+                return (latencies, sent);
+            }
+        }
+    })
+}
+
 pub(super) fn run(
     clients: u64,
     delay_ms: u64,
@@ -90,26 +141,16 @@ pub(super) fn run(
             accepted
         }
     });
-    let mut latencies = Vec::new();
     let minimum = Duration::from_secs(probe_secs);
-    while storming.load(Ordering::SeqCst) || started.elapsed() < minimum {
-        let sent = Instant::now();
-        probe.publish("probe/ping", b"x", 0, false);
-        match probe.recv(Duration::from_secs(30)) {
-            Some(_) => latencies.push(sent.elapsed()),
-            None => break,
-        }
-        std::thread::sleep(Duration::from_millis(1).saturating_sub(sent.elapsed()));
-    }
+    let (latencies, sent) = probe_round_trips(&probe, &storming, minimum);
     let accepted = storm.join().unwrap();
     let storm_time = started.elapsed();
-    latencies.sort();
     println!(
-        "| broker | oauth_login_wait_budget_ms | cold clients connected | refusals retried | storm duration | probe round trips | p50 | p99 | max |"
+        "| broker | authorization server delay | oauth_login_wait_budget_ms | cold clients connected | refusals retried | storm duration | probe messages returned | p50 | p99 | max |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {} | {accepted}/{clients} | {} | {:.2} s | {} | {:.2} ms | {:.2} ms | {:.2} ms |",
+        "| {} | {delay_ms} ms | {} | {accepted}/{clients} | {} | {:.2} s | {}/{sent} | {:.2} ms | {:.2} ms | {:.2} ms |",
         broker
             .log()
             .lines()
