@@ -34,6 +34,7 @@ pub(crate) use bindings::{
 pub(crate) type LogPrintf = unsafe extern "C" fn(c_int, *const c_char, ...);
 pub(crate) type ClientString = unsafe extern "C" fn(*const mosquitto) -> *const c_char;
 pub(crate) type ClientFlag = unsafe extern "C" fn(*const mosquitto) -> bool;
+pub(crate) type ClientNumber = unsafe extern "C" fn(*const mosquitto) -> c_int;
 pub(crate) type SetUsername = unsafe extern "C" fn(*mut mosquitto, *const c_char) -> c_int;
 pub(crate) type KickByClientId = unsafe extern "C" fn(*const c_char, bool) -> c_int;
 pub(crate) type BrokerPublishCopy = unsafe extern "C" fn(
@@ -70,6 +71,7 @@ const _: LogPrintf = bindings::mosquitto_log_printf;
 const _: ClientString = bindings::mosquitto_client_id;
 const _: ClientString = bindings::mosquitto_client_username;
 const _: ClientFlag = bindings::mosquitto_client_clean_session;
+const _: ClientNumber = bindings::mosquitto_client_protocol_version;
 const _: SetUsername = bindings::mosquitto_set_username;
 const _: KickByClientId = bindings::mosquitto_kick_client_by_clientid;
 const _: BrokerPublishCopy = bindings::mosquitto_broker_publish_copy;
@@ -83,6 +85,7 @@ pub(crate) struct BrokerApi {
     pub client_id: ClientString,
     pub client_username: ClientString,
     pub client_clean_session: Option<ClientFlag>,
+    pub client_protocol_version: Option<ClientNumber>,
     pub set_username: Option<SetUsername>,
     pub kick_client_by_clientid: Option<KickByClientId>,
     pub broker_publish_copy: Option<BrokerPublishCopy>,
@@ -121,6 +124,7 @@ impl BrokerApi {
             client_id: resolve!(c"mosquitto_client_id" as ClientString)?,
             client_username: resolve!(c"mosquitto_client_username" as ClientString)?,
             client_clean_session: resolve!(c"mosquitto_client_clean_session" as ClientFlag),
+            client_protocol_version: resolve!(c"mosquitto_client_protocol_version" as ClientNumber),
             set_username: resolve!(c"mosquitto_set_username" as SetUsername),
             kick_client_by_clientid: resolve!(
                 c"mosquitto_kick_client_by_clientid" as KickByClientId
@@ -147,15 +151,21 @@ impl BrokerApi {
         unsafe { borrow_str((self.client_id)(client)) }
     }
 
-    /// True when the client's session survives disconnects (clean session / clean start false).
+    /// True when Mosquitto may act for the client after its connection ends, beyond the will
+    /// check it makes at once: a durable session (clean session / clean start false), or an
+    /// MQTT 5 client, whose Session Expiry and Will Delay Interval no broker function returns.
+    /// True as well when the broker cannot tell (Mosquitto 1.6 has no protocol-version call).
     ///
     /// # Safety
     /// `client` is NULL or a live client object.
-    pub(crate) unsafe fn is_durable(&self, client: *const mosquitto) -> bool {
-        match self.client_clean_session {
-            // SAFETY: `mosquitto_client_clean_session` on a live client.
-            Some(clean_session) if !client.is_null() => !unsafe { clean_session(client) },
-            _ => false,
+    pub(crate) unsafe fn outlives_connection(&self, client: *const mosquitto) -> bool {
+        match (self.client_clean_session, self.client_protocol_version) {
+            // SAFETY: `mosquitto_client_clean_session` and `mosquitto_client_protocol_version`
+            // on a live client.
+            (Some(clean_session), Some(protocol_version)) if !client.is_null() => unsafe {
+                protocol_version(client) >= 5 || !clean_session(client)
+            },
+            _ => true,
         }
     }
 

@@ -80,8 +80,10 @@ pub struct Login<'a> {
     pub username: Option<&'a str>,
     /// MQTT password (the token); binary, up to the first NUL.
     pub password: Option<&'a [u8]>,
-    /// The session survives disconnects (clean session / clean start false).
-    pub durable: bool,
+    /// Mosquitto may act for the client after its connection ends, beyond the will check it
+    /// makes at once: a durable session (clean session / clean start false), or any MQTT 5
+    /// client, whose Session Expiry and Will Delay Interval the plugin cannot read.
+    pub outlives_connection: bool,
 }
 
 /// Result of a login: the decision, and a username for the broker to adopt.
@@ -128,8 +130,8 @@ pub struct Instance<H: Host> {
     pending_kicks: RefCell<Vec<usize>>,
     /// The client being kicked because its token expired, while Mosquitto runs the kick.
     expiry_kick_in_progress: Cell<Option<usize>>,
-    /// Client id -> generation of its outstanding delayed login.
-    delayed_logins: RefCell<HashMap<String, u64>>,
+    /// Client id -> generation and client address of its outstanding delayed login.
+    delayed_logins: RefCell<HashMap<String, (u64, usize)>>,
     next_generation: Cell<u64>,
     /// Tokens of postponed logins being validated in the background.
     background_checks: RefCell<HashSet<TokenDigest>>,
@@ -226,19 +228,22 @@ impl<H: Host> Instance<H> {
     /// Decides a username/password login.
     pub fn login(&self, login: &Login<'_>) -> LoginOutcome {
         self.run_pending_kicks();
-        if self.is_recheck_of_live_session(login) {
+        // A login for a client object already admitted (Mosquitto 2.1 re-runs logins on
+        // SIGHUP) is answered by this plugin whatever it carries: never handed on.
+        let admitted = self.clients.borrow().live(login.address, login.client_id).is_some();
+        if admitted && self.is_recheck_of_live_session(login) {
             return LoginOutcome::only(AuthDecision::Accept);
         }
-        self.clients.borrow_mut().reset(login.address);
+        if !admitted {
+            self.forget_client_object(login.address);
+        }
         if !self.auth.config().is_token_login(login.username) {
-            Metrics::bump(&self.metrics().connects_deferred);
-            return LoginOutcome::only(AuthDecision::Defer);
+            return self.not_ours(login.address, login.client_id, "it is not a token login");
         }
         let (Some(client_id), Some(password)) =
             (login.client_id, login.password.filter(|p| !p.is_empty()))
         else {
-            Metrics::bump(&self.metrics().connects_deferred);
-            return LoginOutcome::only(AuthDecision::Defer);
+            return self.not_ours(login.address, login.client_id, "it carries no token");
         };
         let token = AccessToken::new(password);
         // Any login of this id makes an older delayed login of the same id stale: Mosquitto 2.1
@@ -258,7 +263,9 @@ impl<H: Host> Instance<H> {
                     let pending = self.pending_login(login, client_id, &token, true);
                     let generation = pending.generation;
                     if self.worker.validate_login(pending) {
-                        self.delayed_logins.borrow_mut().insert(client_id.to_owned(), generation);
+                        self.delayed_logins
+                            .borrow_mut()
+                            .insert(client_id.to_owned(), (generation, login.address));
                         return LoginOutcome::only(AuthDecision::Delayed);
                     }
                     self.auth.validate(&token)
@@ -270,7 +277,49 @@ impl<H: Host> Instance<H> {
                 None => return LoginOutcome::only(AuthDecision::Deny),
             }
         };
-        self.conclude(login.address, client_id, login.username, token, login.durable, outcome)
+        self.conclude(
+            login.address,
+            client_id,
+            login.username,
+            token,
+            login.outlives_connection,
+            outcome,
+        )
+    }
+
+    /// Forgets what was kept for the client object at `address`: a new one is logging in there,
+    /// so Mosquitto freed the old one. A delayed login of the old object is voided with it, so
+    /// that its late answer cannot reach the new one.
+    fn forget_client_object(&self, address: usize) {
+        self.clients.borrow_mut().reset(address);
+        self.void_delayed_logins_at(address);
+    }
+
+    fn void_delayed_logins_at(&self, address: usize) {
+        let mut delayed = self.delayed_logins.borrow_mut();
+        if !delayed.is_empty() {
+            delayed.retain(|_, (_, waiting_at)| *waiting_at != address);
+        }
+    }
+
+    /// A login this plugin does not accept. A client object it admitted earlier is refused and
+    /// its entry revoked (everything denied, its will included): handing it to another mechanism
+    /// would let that one decide by a username nobody verified. Any other is left to Mosquitto's
+    /// other mechanisms.
+    fn not_ours(&self, address: usize, client_id: Option<&str>, why: &str) -> LoginOutcome {
+        let mut clients = self.clients.borrow_mut();
+        if let Some(client_id) = client_id
+            && clients.live(address, Some(client_id)).is_some()
+        {
+            clients.revoke(address, client_id);
+            Metrics::bump(&self.metrics().connects_denied);
+            log::info!(
+                "client {client_id:?} refused and its session revoked: it was admitted with a token, and {why}"
+            );
+            return LoginOutcome::only(AuthDecision::Deny);
+        }
+        Metrics::bump(&self.metrics().connects_deferred);
+        LoginOutcome::only(AuthDecision::Defer)
     }
 
     /// Validates a login's token on the broker thread, within the pass's waiting budget: once
@@ -348,7 +397,7 @@ impl<H: Host> Instance<H> {
             client_id: client_id.to_owned(),
             username: login.username.map(str::to_owned),
             token: token.clone(),
-            durable: login.durable,
+            outlives_connection: login.outlives_connection,
             answer_awaited,
         }
     }
@@ -360,14 +409,23 @@ impl<H: Host> Instance<H> {
         client_id: &str,
         username: Option<&str>,
         token: AccessToken,
-        durable: bool,
+        outlives_connection: bool,
         outcome: Result<TokenInfo, AuthError>,
     ) -> LoginOutcome {
         let session =
             outcome.and_then(|info| self.auth.session_for(&info, &token, client_id, username));
         match session {
-            Ok(session) => self.open_session(address, client_id, session, token, durable),
+            Ok(session) => {
+                self.open_session(address, client_id, session, token, outlives_connection)
+            }
             Err(AuthError::Rejected(reason)) => {
+                if self.clients.borrow().live(address, Some(client_id)).is_some() {
+                    return self.not_ours(
+                        address,
+                        Some(client_id),
+                        &format!("its token is unacceptable ({reason})"),
+                    );
+                }
                 Metrics::bump(&self.metrics().connects_denied);
                 log::info!(
                     "client {client_id:?} presented an unacceptable token ({reason}); leaving the login to other mechanisms"
@@ -388,8 +446,9 @@ impl<H: Host> Instance<H> {
     /// introspection calls on the broker thread.
     fn is_recheck_of_live_session(&self, login: &Login<'_>) -> bool {
         let clients = self.clients.borrow();
-        let Some(entry) = clients.get(login.address, login.client_id) else { return false };
+        let Some(entry) = clients.live(login.address, login.client_id) else { return false };
         entry.is_online()
+            && !entry.is_revoked()
             && !entry.session().is_expired(now_epoch())
             && login
                 .password
@@ -398,7 +457,12 @@ impl<H: Host> Instance<H> {
 
     /// MQTT 5 enhanced authentication (CONNECT with an Authentication Method, or AUTH 0x19
     /// re-authentication): the data carries the token. A re-authentication replaces the
-    /// session's grants and expiry; a failed one is refused, which disconnects the client.
+    /// session's grants and expiry; a failed one is refused, which disconnects the client, and
+    /// revokes its session (its will is dropped).
+    ///
+    /// Like a password login, an enhanced-auth login leaves the client with a username this
+    /// plugin chose: the `oauth_username_claim` value, else the `oauth_token_username` marker
+    /// (a CONNECT presenting another username is refused), else the username presented.
     pub fn extended_auth(
         &self,
         login: &Login<'_>,
@@ -406,17 +470,33 @@ impl<H: Host> Instance<H> {
         data: &[u8],
     ) -> LoginOutcome {
         self.run_pending_kicks();
-        if method != Some(self.auth.config().auth_method.as_str()) {
-            return LoginOutcome::only(AuthDecision::Defer);
+        let reauth = self.clients.borrow().live(login.address, login.client_id).is_some();
+        if !reauth {
+            self.forget_client_object(login.address);
         }
-        let reauth = self
-            .clients
-            .borrow()
-            .get(login.address, login.client_id)
-            .is_some_and(ClientEntry::is_online);
+        let config = self.auth.config();
+        if method != Some(config.auth_method.as_str()) {
+            return self.not_ours(
+                login.address,
+                login.client_id,
+                "it changed its authentication method",
+            );
+        }
         let Some(client_id) = login.client_id else {
             return LoginOutcome::only(AuthDecision::Deny);
         };
+        let marker = config.token_username.as_deref();
+        if !reauth
+            && let (Some(marker), Some(presented)) = (marker, login.username)
+            && presented != marker
+        {
+            Metrics::bump(&self.metrics().connects_denied);
+            log::info!(
+                "client {client_id:?} enhanced authentication refused: token logins use the username {marker:?} (oauth_token_username), not {presented:?}"
+            );
+            return LoginOutcome::only(AuthDecision::Deny);
+        }
+        let username = if reauth { login.username } else { login.username.or(marker) };
         let token = AccessToken::new(bearer_token(data));
         // A new connection may be postponed like a password login; a refused
         // re-authentication would disconnect a connected client, so that one waits in line.
@@ -428,20 +508,37 @@ impl<H: Host> Instance<H> {
                 None => return LoginOutcome::only(AuthDecision::Deny),
             }
         };
-        let session = outcome
-            .and_then(|info| self.auth.session_for(&info, &token, client_id, login.username));
+        let session =
+            outcome.and_then(|info| self.auth.session_for(&info, &token, client_id, username));
         match session {
             Ok(session) => {
                 if reauth {
                     log::info!("client {client_id:?} re-authenticated with a new token");
                 }
-                self.open_session(login.address, client_id, session, token, login.durable)
+                let mut outcome = self.open_session(
+                    login.address,
+                    client_id,
+                    session,
+                    token,
+                    login.outlives_connection,
+                );
+                if outcome.username.is_none() && login.username.is_none() {
+                    outcome.username = marker.map(str::to_owned);
+                }
+                outcome
             }
             Err(error) => {
                 Metrics::bump(&self.metrics().connects_denied);
-                let what = if reauth { "re-authentication" } else { "enhanced authentication" };
-                log::info!("client {client_id:?} {what} refused: {error}");
-                self.clients.borrow_mut().reset(login.address);
+                let mut clients = self.clients.borrow_mut();
+                if reauth {
+                    log::info!(
+                        "client {client_id:?} re-authentication refused: {error}; its session is revoked"
+                    );
+                    clients.revoke(login.address, client_id);
+                } else {
+                    log::info!("client {client_id:?} enhanced authentication refused: {error}");
+                    clients.reset(login.address);
+                }
                 LoginOutcome::only(AuthDecision::Deny)
             }
         }
@@ -453,7 +550,7 @@ impl<H: Host> Instance<H> {
         client_id: &str,
         session: Session,
         token: AccessToken,
-        durable: bool,
+        outlives_connection: bool,
     ) -> LoginOutcome {
         Metrics::bump(&self.metrics().connects_accepted);
         let grants = session.grants();
@@ -474,8 +571,8 @@ impl<H: Host> Instance<H> {
             self.expiries.borrow_mut().push(Reverse((exp, address)));
         }
         let username = session.username().map(str::to_owned);
-        let entry = ClientEntry::new(client_id, session, token, durable);
-        self.clients.borrow_mut().insert(address, entry, Instant::now());
+        let entry = ClientEntry::new(client_id, session, token, outlives_connection);
+        self.clients.borrow_mut().insert(address, entry, clock::epoch_seconds());
         LoginOutcome { decision: AuthDecision::Accept, username }
     }
 
@@ -513,7 +610,7 @@ impl<H: Host> Instance<H> {
             };
         }
         let now = clock::epoch_seconds();
-        if entry.session().allows(access, topic, now) {
+        if entry.allows(access, topic, now) {
             Metrics::bump(&self.metrics().acl_allowed);
             return AclDecision::Allow;
         }
@@ -532,9 +629,11 @@ impl<H: Host> Instance<H> {
         AclDecision::Deny
     }
 
-    /// Records a DISCONNECT.
+    /// Records a DISCONNECT. A login still delayed for this client object is voided: its answer
+    /// must not reach another client that gets the same address.
     pub fn disconnected(&self, address: usize, client_id: Option<&str>) {
-        self.clients.borrow_mut().disconnected(address, client_id, Instant::now());
+        self.clients.borrow_mut().disconnected(address, client_id, clock::epoch_seconds());
+        self.void_delayed_logins_at(address);
     }
 
     /// The broker's TICK: [`Self::tick`] when a background thread has reported or 50 ms have
@@ -568,7 +667,7 @@ impl<H: Host> Instance<H> {
         self.collect_reports();
         self.start_revalidation(now);
         if now.duration_since(self.last_purge.get()) >= PURGE_INTERVAL {
-            self.purge(now, now_epoch);
+            self.purge(now);
         }
         let interval = self.auth.config().stats_interval;
         if !interval.is_zero()
@@ -639,10 +738,13 @@ impl<H: Host> Instance<H> {
                         client_id,
                         username,
                         token,
-                        durable,
+                        outlives_connection,
                         ..
                     } = pending;
-                    let current = self.delayed_logins.borrow().get(&client_id) == Some(&generation);
+                    // Voided by a newer login of the id, or by the client object leaving (its
+                    // address may already belong to another client).
+                    let current = self.delayed_logins.borrow().get(&client_id)
+                        == Some(&(generation, address));
                     if !current {
                         log::debug!("dropping a stale delayed login answer for {client_id:?}");
                         continue;
@@ -653,7 +755,7 @@ impl<H: Host> Instance<H> {
                         &client_id,
                         username.as_deref(),
                         token,
-                        durable,
+                        outlives_connection,
                         outcome,
                     );
                     self.host.complete_login(&client_id, answer.decision);
@@ -692,9 +794,9 @@ impl<H: Host> Instance<H> {
             .clients
             .borrow()
             .iter()
-            .filter(|(_, entry)| entry.is_online())
-            .filter(|(_, entry)| seen.insert(entry.session().token_digest()))
-            .map(|(_, entry)| entry.token().clone())
+            .filter_map(|(_, entry)| entry.token().filter(|_| !entry.is_revoked()))
+            .filter(|token| seen.insert(token.digest()))
+            .cloned()
             .collect();
         if !tokens.is_empty() {
             self.revalidation_running.set(true);
@@ -706,19 +808,19 @@ impl<H: Host> Instance<H> {
     pub fn housekeeping(&self) {
         let now = Instant::now();
         if now.duration_since(self.last_purge.get()) >= PURGE_INTERVAL {
-            self.purge(now, clock::epoch_seconds());
+            self.purge(now);
         }
     }
 
     /// Drops client entries nobody can use any more, bounds the expiry queue, and lets an idle
     /// HTTP client go.
-    fn purge(&self, now: Instant, now_epoch: u64) {
+    fn purge(&self, now: Instant) {
         self.last_purge.set(now);
         if self.auth.release_idle_http(HTTP_IDLE_RELEASE) {
             log::debug!("HTTP client let go after {HTTP_IDLE_RELEASE:?} unused");
         }
         let mut clients = self.clients.borrow_mut();
-        clients.purge(now, now_epoch);
+        clients.purge();
         // Every login queues its expiry, and a queued expiry otherwise leaves only when its
         // time comes: a device reconnecting all hour with one token would leave a trail as
         // long as its reconnects. Rebuilt from the online clients once mostly stale, the queue

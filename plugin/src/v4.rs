@@ -174,11 +174,8 @@ pub unsafe extern "C" fn mosquitto_auth_unpwd_check(
             // SAFETY: as above.
             // SAFETY: NULL or a NUL-terminated string owned by the broker.
             password: unsafe { ffi::borrow_bytes(password) },
-            durable: match api.client_clean_session {
-                // SAFETY: `mosquitto_client_clean_session` on the live client.
-                Some(clean) if !client.is_null() => !unsafe { clean(client) },
-                _ => false,
-            },
+            // SAFETY: the client is alive for the duration of the login check.
+            outlives_connection: unsafe { api.outlives_connection(client) },
         };
         let outcome = plugin.instance.login(&login);
         if let (Some(username), Some(set_username)) = (&outcome.username, api.set_username)

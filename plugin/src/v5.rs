@@ -235,7 +235,7 @@ unsafe extern "C" fn on_basic_auth(
             // SAFETY: NULL or a NUL-terminated string owned by the broker.
             password: unsafe { ffi::borrow_bytes(event.password) },
             // SAFETY: as for client_id.
-            durable: unsafe { api.is_durable(event.client) },
+            outlives_connection: unsafe { api.outlives_connection(event.client) },
         };
         let outcome = plugin.instance.login(&login);
         if let Some(username) = &outcome.username {
@@ -277,7 +277,7 @@ unsafe extern "C" fn on_extended_auth_start(
             username: unsafe { ffi::borrow_str((api.client_username)(event.client)) },
             password: None,
             // SAFETY: as above.
-            durable: unsafe { api.is_durable(event.client) },
+            outlives_connection: unsafe { api.outlives_connection(event.client) },
         };
         // SAFETY: NULL or a NUL-terminated string owned by the broker.
         let method = unsafe { ffi::borrow_str(event.auth_method) };

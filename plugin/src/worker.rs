@@ -41,8 +41,8 @@ pub struct PendingLogin {
     pub username: Option<String>,
     /// The token.
     pub token: AccessToken,
-    /// Clean session false.
-    pub durable: bool,
+    /// See [`Login::outlives_connection`](crate::instance::Login::outlives_connection).
+    pub outlives_connection: bool,
     /// True when the broker waits for the answer (a delayed login); false when the login was
     /// refused for now and only the cached verdict matters, for the client's reconnect.
     pub answer_awaited: bool,

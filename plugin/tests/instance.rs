@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mosquitto_oauth::clients::OFFLINE_GRACE;
 use mosquitto_oauth::instance::{AclDecision, AuthDecision, Host, Instance, Login};
 use mosquitto_oauth::worker::IDLE_EXIT;
 use oauth_core::{Access, Config};
@@ -70,7 +69,13 @@ fn instance<'h>(host: &'h FakeHost, extra: &[(&str, &str)]) -> Instance<&'h Fake
 }
 
 fn login<'a>(address: usize, client_id: &'a str, password: Option<&'a [u8]>) -> Login<'a> {
-    Login { address, client_id: Some(client_id), username: None, password, durable: false }
+    Login {
+        address,
+        client_id: Some(client_id),
+        username: None,
+        password,
+        outlives_connection: false,
+    }
 }
 
 const DEVICE_SCOPES: &str = "mqtt:write:devices/%c/# mqtt:read:devices/%c/cmd mqtt:write:wills/#";
@@ -133,15 +138,20 @@ fn null_and_empty_passwords_are_left_to_other_mechanisms() {
     let plugin = instance(&host, &[]);
     assert_eq!(plugin.login(&login(1, "c", None)).decision, AuthDecision::Defer);
     assert_eq!(plugin.login(&login(1, "c", Some(b""))).decision, AuthDecision::Defer);
-    let anonymous =
-        Login { address: 1, client_id: Some("c"), username: None, password: None, durable: false };
+    let anonymous = Login {
+        address: 1,
+        client_id: Some("c"),
+        username: None,
+        password: None,
+        outlives_connection: false,
+    };
     assert_eq!(plugin.login(&anonymous).decision, AuthDecision::Defer);
     let no_id = Login {
         address: 1,
         client_id: None,
         username: None,
         password: Some(b"x.y.z"),
-        durable: false,
+        outlives_connection: false,
     };
     assert_eq!(plugin.login(&no_id).decision, AuthDecision::Defer);
 }
@@ -166,7 +176,7 @@ fn token_username_marks_token_logins_and_others_are_deferred_untouched() {
         client_id: Some("op"),
         username: Some("human"),
         password: Some(token.as_bytes()),
-        durable: false,
+        outlives_connection: false,
     };
     assert_eq!(plugin.login(&human).decision, AuthDecision::Defer);
     assert_eq!(
@@ -252,13 +262,13 @@ fn durable_session_keeps_receiving_queued_messages_after_disconnect() {
     let host = FakeHost::default();
     let plugin = instance(&host, &[]);
     let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
-    let durable = Login { durable: true, ..login(1, "dev1", Some(token.as_bytes())) };
+    let durable = Login { outlives_connection: true, ..login(1, "dev1", Some(token.as_bytes())) };
     plugin.login(&durable);
     let transient = jwt(DEVICE_SCOPES, now() + 600, json!({"jti": "2"}));
     plugin.login(&login(2, "dev2", Some(transient.as_bytes())));
     plugin.disconnected(1, Some("dev1"));
     plugin.disconnected(2, Some("dev2"));
-    plugin.tick(Instant::now() + OFFLINE_GRACE + Duration::from_secs(1));
+    plugin.tick(Instant::now() + Duration::from_secs(2));
     assert_eq!(
         plugin.acl_check(1, Some("dev1"), Access::Read, "devices/dev1/cmd"),
         AclDecision::Allow
@@ -416,7 +426,7 @@ fn enhanced_auth_accepts_raw_and_oauthbearer_tokens_and_reauth_swaps_grants() {
         client_id: Some("dev1"),
         username: None,
         password: None,
-        durable: false,
+        outlives_connection: false,
     };
     let outcome = plugin.extended_auth(&connect, Some("OAUTHBEARER"), first.as_bytes());
     assert_eq!(outcome.decision, AuthDecision::Accept);
@@ -429,14 +439,207 @@ fn enhanced_auth_accepts_raw_and_oauthbearer_tokens_and_reauth_swaps_grants() {
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a/x"), AclDecision::Deny);
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "b/x"), AclDecision::Allow);
 
-    let outcome = plugin.extended_auth(&connect, Some("OAUTHBEARER"), b"garbage");
-    assert_eq!(outcome.decision, AuthDecision::Deny);
-    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "b/x"), AclDecision::Defer);
+    // Another client object on the address, with another method: not ours.
+    let other = Login { address: 2, client_id: Some("dev2"), ..connect };
     assert_eq!(
-        plugin.extended_auth(&connect, Some("SCRAM-SHA-256"), b"x").decision,
+        plugin.extended_auth(&other, Some("SCRAM-SHA-256"), b"x").decision,
         AuthDecision::Defer
     );
-    assert_eq!(plugin.extended_auth(&connect, None, b"x").decision, AuthDecision::Defer);
+    assert_eq!(plugin.extended_auth(&other, None, b"x").decision, AuthDecision::Defer);
+}
+
+#[test]
+fn failed_reauthentication_revokes_the_session_and_its_will_instead_of_deferring() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
+    let connect = Login {
+        address: 1,
+        client_id: Some("dev1"),
+        username: Some("human"),
+        password: None,
+        outlives_connection: true,
+    };
+    assert_eq!(
+        plugin.extended_auth(&connect, Some("OAUTHBEARER"), token.as_bytes()).decision,
+        AuthDecision::Accept
+    );
+    assert_eq!(
+        plugin.extended_auth(&connect, Some("OAUTHBEARER"), b"garbage").decision,
+        AuthDecision::Deny
+    );
+    // Mosquitto disconnects the client and checks its will: the plugin still answers, and
+    // denies even what the token granted.
+    plugin.disconnected(1, Some("dev1"));
+    plugin.tick(Instant::now() + Duration::from_secs(120));
+    for (access, topic) in [
+        (Access::Write, "wills/dev1"),
+        (Access::Write, "ops/commands"),
+        (Access::Read, "devices/dev1/cmd"),
+    ] {
+        assert_eq!(plugin.acl_check(1, Some("dev1"), access, topic), AclDecision::Deny, "{topic}");
+    }
+}
+
+#[test]
+fn an_admitted_client_is_refused_not_deferred_by_any_later_login_of_the_same_object() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
+    let connect = Login { outlives_connection: true, ..login(1, "dev1", Some(token.as_bytes())) };
+    assert_eq!(plugin.login(&connect).decision, AuthDecision::Accept);
+    // Mosquitto 2.1 re-runs the login of connected clients on SIGHUP: whatever it carries now,
+    // the client is not handed to the password file.
+    let password_login = Login { password: Some(b"file-password"), ..connect };
+    assert_eq!(plugin.login(&password_login).decision, AuthDecision::Deny);
+    assert_eq!(
+        plugin.acl_check(1, Some("dev1"), Access::Write, "devices/dev1/t"),
+        AclDecision::Deny
+    );
+    // Enhanced auth with another method on an admitted client: refused as well.
+    let second = Login { address: 2, client_id: Some("dev2"), ..connect };
+    assert_eq!(plugin.login(&second).decision, AuthDecision::Accept);
+    assert_eq!(
+        plugin.extended_auth(&second, Some("SCRAM-SHA-256"), b"x").decision,
+        AuthDecision::Deny
+    );
+    assert_eq!(plugin.acl_check(2, Some("dev2"), Access::Write, "wills/x"), AclDecision::Deny);
+}
+
+#[test]
+fn mqtt5_sessions_stay_owned_after_disconnect_until_their_address_is_reused() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let exp = now() + 3;
+    let token = jwt(DEVICE_SCOPES, exp, json!({}));
+    let v5 = Login { outlives_connection: true, ..login(1, "dev1", Some(token.as_bytes())) };
+    assert_eq!(plugin.login(&v5).decision, AuthDecision::Accept);
+    plugin.disconnected(1, Some("dev1"));
+    // Long past any fixed grace period: queued messages keep their grants while the token lasts.
+    plugin.tick(Instant::now() + Duration::from_secs(3600));
+    assert_eq!(
+        plugin.acl_check(1, Some("dev1"), Access::Read, "devices/dev1/cmd"),
+        AclDecision::Allow
+    );
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Read, "ops/x"), AclDecision::Deny);
+    wait_until_past(exp);
+    plugin.tick(Instant::now() + Duration::from_secs(7200));
+    // Expired: everything denied, nothing deferred.
+    assert_eq!(
+        plugin.acl_check(1, Some("dev1"), Access::Read, "devices/dev1/cmd"),
+        AclDecision::Deny
+    );
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "ops/x"), AclDecision::Deny);
+    assert_eq!(plugin.client_count(), 1);
+    // A new client object on that address: Mosquitto freed the old one.
+    let next = login(1, "dev1", Some(b"file-password"));
+    assert_eq!(plugin.login(&next).decision, AuthDecision::Defer);
+    assert_eq!(plugin.client_count(), 0);
+}
+
+#[test]
+fn a_will_is_decided_by_the_grants_as_they_were_when_the_client_left() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let exp = soon();
+    let token = jwt(DEVICE_SCOPES, exp, json!({}));
+    let left_in_time =
+        Login { outlives_connection: true, ..login(1, "dev1", Some(token.as_bytes())) };
+    let kicked = Login { address: 2, client_id: Some("dev2"), ..left_in_time };
+    plugin.login(&left_in_time);
+    plugin.login(&kicked);
+    plugin.disconnected(1, Some("dev1"));
+    wait_until_past(exp);
+    plugin.tick(Instant::now());
+    assert_eq!(*host.kicked.borrow(), ["dev2"]);
+    plugin.disconnected(2, Some("dev2"));
+    // A delayed will sent after `exp`: published for the client that left while its token was
+    // valid, refused for the one disconnected because it had expired.
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "wills/dev1"), AclDecision::Allow);
+    assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "ops/commands"), AclDecision::Deny);
+    assert_eq!(plugin.acl_check(2, Some("dev2"), Access::Write, "wills/dev2"), AclDecision::Deny);
+    // Queued messages need a valid token now.
+    assert_eq!(
+        plugin.acl_check(1, Some("dev1"), Access::Read, "devices/dev1/cmd"),
+        AclDecision::Deny
+    );
+}
+
+#[test]
+fn enhanced_auth_obeys_the_token_username() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[("oauth_token_username", "oauth2")]);
+    let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
+    let connect = |address, username| Login {
+        address,
+        client_id: Some("dev1"),
+        username,
+        password: None,
+        outlives_connection: false,
+    };
+    let human =
+        plugin.extended_auth(&connect(1, Some("human")), Some("OAUTHBEARER"), token.as_bytes());
+    assert_eq!(human.decision, AuthDecision::Deny);
+    assert_eq!(
+        plugin.acl_check(1, Some("dev1"), Access::Write, "devices/dev1/t"),
+        AclDecision::Defer
+    );
+    let marker =
+        plugin.extended_auth(&connect(2, Some("oauth2")), Some("OAUTHBEARER"), token.as_bytes());
+    assert_eq!((marker.decision, marker.username), (AuthDecision::Accept, None));
+    // No username: the client gets the marker, so no other mechanism can take it for a user.
+    let none = plugin.extended_auth(&connect(3, None), Some("OAUTHBEARER"), token.as_bytes());
+    assert_eq!((none.decision, none.username.as_deref()), (AuthDecision::Accept, Some("oauth2")));
+}
+
+#[test]
+fn delayed_login_answer_never_reaches_another_client_on_the_same_address() {
+    let host = FakeHost { delayed: true, ..FakeHost::default() };
+    let plugin = slowly_introspecting_instance(&host, Duration::from_millis(300), &[]);
+    assert_eq!(plugin.login(&login(5, "first", Some(b"opaque-1"))).decision, AuthDecision::Delayed);
+    // It leaves while its token is checked (Mosquitto 2.0 clears the id of such a client), and
+    // another client gets the address: a JWT, verified locally at once.
+    plugin.disconnected(5, None);
+    let token = jwt("mqtt:write:second/#", now() + 600, json!({}));
+    assert_eq!(
+        plugin.login(&login(5, "second", Some(token.as_bytes()))).decision,
+        AuthDecision::Accept
+    );
+    let started = Instant::now();
+    while plugin.authenticator().metrics().snapshot().upstream_calls == 0
+        || plugin.background_threads() > 0 && started.elapsed() < Duration::from_secs(5)
+    {
+        plugin.tick(Instant::now());
+        std::thread::sleep(Duration::from_millis(20));
+        if started.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    plugin.tick(Instant::now());
+    assert!(host.completed.borrow().is_empty(), "{:?}", host.completed.borrow());
+    assert_eq!(plugin.acl_check(5, Some("second"), Access::Write, "second/x"), AclDecision::Allow);
+    assert_eq!(plugin.acl_check(5, Some("first"), Access::Write, "a/x"), AclDecision::Defer);
+}
+
+#[test]
+fn churn_of_100000_client_ids_is_bounded_by_the_addresses_mosquitto_reuses() {
+    let host = FakeHost::default();
+    let plugin = instance(&host, &[]);
+    let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
+    // Mosquitto's allocator hands a freed client object's address to the next client; 64
+    // addresses in turn stand for 64 connections at a time.
+    for n in 0..100_000usize {
+        let client_id = format!("dev-{n}");
+        let address = 0x1000 + (n % 64) * 0x400;
+        let v5 = Login {
+            outlives_connection: true,
+            ..login(address, &client_id, Some(token.as_bytes()))
+        };
+        assert_eq!(plugin.login(&v5).decision, AuthDecision::Accept);
+        plugin.disconnected(address, Some(&client_id));
+    }
+    plugin.tick(Instant::now() + Duration::from_secs(2));
+    assert_eq!(plugin.client_count(), 64);
 }
 
 #[test]
