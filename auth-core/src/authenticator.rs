@@ -340,6 +340,17 @@ impl Session {
         !self.is_expired(now) && self.grants.allows(access, topic)
     }
 
+    /// Decides one ACL check at `now` for a client that went offline at `left_at`. Such a
+    /// client publishes nothing but its will, fixed at CONNECT, so its WRITE checks are decided
+    /// as of the moment it left: a (delayed) will is published after the token expired only if
+    /// the token was still valid when the client went away, and an expiry disconnect, which
+    /// happens at `exp`, leaves no will. Deliveries of queued messages need a valid token now.
+    #[inline]
+    pub fn allows_offline(&self, access: Access, topic: &str, left_at: u64, now: u64) -> bool {
+        let at = if access == Access::Write { left_at.min(now) } else { now };
+        self.allows(access, topic, at)
+    }
+
     /// True once `exp` has passed.
     #[inline]
     pub fn is_expired(&self, now: u64) -> bool {

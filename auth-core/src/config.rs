@@ -630,6 +630,29 @@ impl Config {
         Ok(Some(IntrospectionSettings { url, client_id, client_secret, client_auth }))
     }
 
+    /// The start-up warning about identities a token holder picks itself: `%c` and `%u` in a
+    /// token's grants stand for the client id and username the client presents, unless
+    /// `oauth_client_id_claim` binds the client id and `oauth_username_claim` the username to
+    /// the token (with `oauth_token_username` every token login has the marker as username).
+    pub fn unbound_identity_warning(&self) -> Option<String> {
+        let mut unbound = Vec::new();
+        if self.client_id_claim.is_none() {
+            unbound.push("%c stands for any client id the client picks (set oauth_client_id_claim, e.g. to sub, to bind it)");
+        }
+        if self.username_claim.is_none() {
+            unbound.push(match self.token_username {
+                Some(_) => "%u stands for the oauth_token_username marker, the same for every token (set oauth_username_claim to bind it)",
+                None => "%u stands for any username the client picks (set oauth_username_claim to bind it)",
+            });
+        }
+        (!unbound.is_empty()).then(|| {
+            format!(
+                "in a token's grants, {}: grant such filters only if that is intended",
+                unbound.join("; ")
+            )
+        })
+    }
+
     /// True when a login with this username presents a token as its password: always, unless
     /// `oauth_token_username` reserves one username for token logins.
     pub fn is_token_login(&self, username: Option<&str>) -> bool {

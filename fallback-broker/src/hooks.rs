@@ -279,10 +279,14 @@ impl OAuthHooks {
         }
     }
 
-    /// A will is published after its client is gone: like the plugin's ACL check at that
-    /// moment, it is dropped if the token has expired or was revoked meanwhile.
+    /// A will is published after its client is gone, decided like the plugin's check of it:
+    /// by the grants as they were when the client left (`Session::allows_offline`), never if
+    /// the token was revoked. A session without a login record publishes none (fail closed).
     async fn will(&self, session: &Session, publish: &Publish) -> Option<HookResult> {
-        let principal = principal_of(session).await?;
+        let Some(principal) = principal_of(session).await else {
+            log::warn!("will of {:?} dropped: no login record", session.id.client_id);
+            return Some(HookResult::Publish(suppressed(publish)));
+        };
         if self.shared.policy.acl(&principal, Access::Write, &publish.topic) {
             return None;
         }
@@ -372,6 +376,9 @@ impl Handler for OAuthHooks {
             }
             Parameter::ClientDisconnected(session, _) => {
                 self.forget_watch(&session.id);
+                if let Some(principal) = principal_of(session).await {
+                    principal.left(now_epoch());
+                }
                 (true, acc)
             }
             Parameter::ClientSubscribeCheckAcl(session, subscribe) => {

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use oauth_core::{
@@ -81,12 +81,25 @@ pub struct Principal {
     client_id: Box<str>,
     identity: Identity,
     revoked: AtomicBool,
+    /// Epoch second at which the client's connection ended; 0 while connected.
+    left_at: AtomicU64,
 }
 
 impl Principal {
     /// A principal (also for tests of the engine glue).
     pub fn new(client_id: &str, identity: Identity) -> Self {
-        Self { client_id: client_id.into(), identity, revoked: AtomicBool::new(false) }
+        Self {
+            client_id: client_id.into(),
+            identity,
+            revoked: AtomicBool::new(false),
+            left_at: AtomicU64::new(0),
+        }
+    }
+
+    /// Records that the client's connection ended at `now` (epoch seconds): its session, will
+    /// and queued messages are decided as the core decides for offline clients.
+    pub fn left(&self, now: u64) {
+        let _ = self.left_at.compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// The MQTT client id it connected with.
@@ -129,7 +142,10 @@ impl Principal {
             return false;
         }
         match &self.identity {
-            Identity::Token { session, .. } => session.allows(access, topic, now),
+            Identity::Token { session, .. } => match self.left_at.load(Ordering::Relaxed) {
+                0 => session.allows(access, topic, now),
+                left_at => session.allows_offline(access, topic, left_at, now),
+            },
             Identity::User { grants, .. } | Identity::Anonymous { grants } => {
                 grants.allows(access, topic)
             }

@@ -68,6 +68,9 @@ mod anyhow_like {
 /// HTTP client owns a runtime of its own.
 pub async fn run(config: BrokerConfig, policy: Arc<Policy>) -> Result<(), StartError> {
     log::info!("starting: {}", config.describe());
+    if let Some(warning) = policy.authenticator().config().unbound_identity_warning() {
+        log::warn!("{warning}");
+    }
 
     let scx = ServerContext::new()
         .plugins_config_map_add("rmqtt-retainer", RETAINER_CONFIG)

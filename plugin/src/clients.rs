@@ -97,17 +97,14 @@ impl ClientEntry {
         self.left_at.is_none()
     }
 
-    /// Whether the grants allow `access` on `topic` at epoch second `now`. An offline client
-    /// publishes nothing but its will (fixed at CONNECT), so its WRITE checks are decided as of
-    /// the moment it left: a will survives the token's expiry only if the token was still valid
-    /// when the client went away (an expiry kick happens at `exp`, so its will is refused).
+    /// Whether the grants allow `access` on `topic` at epoch second `now` (for an offline
+    /// client, see [`Session::allows_offline`]).
     #[inline]
     pub fn allows(&self, access: Access, topic: &str, now: u64) -> bool {
-        let at = match (access, self.left_at) {
-            (Access::Write, Some(left_at)) => left_at.min(now),
-            _ => now,
-        };
-        self.session.allows(access, topic, at)
+        match self.left_at {
+            None => self.session.allows(access, topic, now),
+            Some(left_at) => self.session.allows_offline(access, topic, left_at, now),
+        }
     }
 
     fn go_offline(&mut self, now: u64) {

@@ -76,7 +76,11 @@ pub(crate) fn start_instance(
         instance.describe(),
         if delayed_logins { ", delayed logins" } else { "" }
     );
-    if let Some(warning) = leak_warning {
+    for warning in leak_warning
+        .map(str::to_owned)
+        .into_iter()
+        .chain(instance.authenticator().config().unbound_identity_warning())
+    {
         log::warn!("{warning}");
     }
     Ok((api, instance))

@@ -71,6 +71,11 @@ fn wills_are_checked_against_write_grants_at_connect() {
 }
 
 #[test]
+fn what_the_broker_does_after_a_disconnect_follows_the_token() {
+    scenarios::what_the_broker_does_after_a_disconnect_follows_the_token(&launcher());
+}
+
+#[test]
 fn expired_token_stops_every_publish_and_delivery() {
     scenarios::expired_token_stops_every_publish_and_delivery(&launcher());
 }

@@ -6,12 +6,18 @@
 //! gomozzie options, Mosquitto's own configuration handling, per-listener instances).
 #![allow(clippy::unwrap_used)]
 
+use std::io::Write;
 use std::time::Duration;
 
 use mosquitto_oauth_e2e::idp::{BROKER_CLIENT_ID, BROKER_CLIENT_SECRET, Idp};
 use mosquitto_oauth_e2e::mosquitto::{Mosquitto, MosquittoConfig, Ports, plugin_path};
-use mosquitto_oauth_e2e::mqtt::Protocol;
-use mosquitto_oauth_e2e::scenarios::{self, BrokerUnderTest, Launcher, Setup, WillCheck};
+use mosquitto_oauth_e2e::mqtt::{
+    ConnectOptions, MqttClient, Properties, PropertyValue, Protocol, RawConnect, RawOutcome,
+    RawSession, Will, property,
+};
+use mosquitto_oauth_e2e::scenarios::{
+    self, BrokerUnderTest, Launcher, QUIET, Setup, User, WAIT, WillCheck,
+};
 
 /// Which plugin interface Mosquitto uses.
 #[derive(Clone, Copy, Debug)]
@@ -238,6 +244,11 @@ fn wills_are_checked_against_write_grants_after_disconnect() {
 }
 
 #[test]
+fn what_the_broker_does_after_a_disconnect_follows_the_token() {
+    scenarios::what_the_broker_does_after_a_disconnect_follows_the_token(&PLUGIN);
+}
+
+#[test]
 fn expired_token_stops_every_publish_and_delivery() {
     scenarios::expired_token_stops_every_publish_and_delivery(&PLUGIN);
 }
@@ -250,4 +261,111 @@ fn expired_token_disconnects_its_client_at_exp() {
 #[test]
 fn binary_and_oversized_passwords_are_refused_without_harm() {
     scenarios::binary_and_oversized_passwords_are_refused_without_harm(&PLUGIN);
+}
+
+/// The layout of `mosquitto/examples/token-username.conf` on one listener (a users-file
+/// operator allowed everything, subscribed to `ops/#`), with or without `token_username`.
+fn broker_with_an_operator(
+    idp: &Idp,
+    token_username: bool,
+) -> (Box<dyn BrokerUnderTest>, MqttClient) {
+    let mut setup = Setup::new().user(User {
+        name: "human",
+        password: "human-pass",
+        read: &["#"],
+        write: &["#"],
+    });
+    if token_username {
+        setup = setup.option("token_username", "oauth2");
+    }
+    let broker = PLUGIN.start(idp, &setup);
+    let operator = MqttClient::connect(
+        broker.port(),
+        Protocol::V5,
+        ConnectOptions::new("operator").credentials("human", "human-pass"),
+    )
+    .unwrap();
+    assert_eq!(operator.subscribe("ops/#", 1), 0x01);
+    (broker, operator)
+}
+
+/// Issue #15, case 1: a token that may only read connects with MQTT 5 enhanced authentication
+/// under the operator's username, with a will on `ops/commands`. With `token_username` the
+/// CONNECT is refused (a token login takes the marker username); without it, a failed
+/// re-authentication revokes the session, so its will is denied by the plugin instead of being
+/// left to the operator's ACL file.
+#[test]
+fn a_token_client_can_borrow_neither_an_operators_username_nor_its_acl_file() {
+    let idp = Idp::start();
+    let reader = idp.opaque_token("device-1", &["mqtt:read:devices/d1/#"]);
+    for token_username in [true, false] {
+        let (broker, operator) = broker_with_an_operator(&idp, token_username);
+        let mut connect = RawConnect::new(Protocol::V5, "attacker");
+        connect.username = Some(b"human".to_vec());
+        connect.properties = Properties::new()
+            .with(property::AUTHENTICATION_METHOD, PropertyValue::String("OAUTHBEARER".into()))
+            .with(property::AUTHENTICATION_DATA, PropertyValue::Binary(reader.as_bytes().to_vec()));
+        connect.will = Some(Will::new("ops/commands", b"from the attacker"));
+        let mut attacker = RawSession::connect(broker.port(), &connect);
+        if token_username {
+            assert_eq!(attacker.outcome().code(), Some(0x87), "{:?}", attacker.outcome());
+            broker.expect_log(
+                "token logins use the username \"oauth2\" (oauth_token_username), not \"human\"",
+                WAIT,
+            );
+        } else {
+            assert!(attacker.outcome().is_accepted(), "{:?}", attacker.outcome());
+            assert_eq!(attacker.publish_qos1("ops/commands", b"direct"), Some(0x87));
+            let answer = attacker.reauth("OAUTHBEARER", b"not-a-token");
+            assert!(
+                matches!(
+                    answer,
+                    RawOutcome::Connack { code: 0x87, .. }
+                        | RawOutcome::Disconnect { code: 0x87, .. }
+                ),
+                "{answer:?}"
+            );
+            broker.expect_log("\"attacker\" re-authentication refused", WAIT);
+            broker.expect_log(
+                "denied Write on \"ops/commands\" for \"attacker\": token revoked",
+                WAIT,
+            );
+        }
+        assert!(operator.expect_nothing(QUIET), "the operator received the attacker's message");
+    }
+}
+
+/// Issue #15, case 4 (Mosquitto 2.1, where logins are delayed): a client leaves while its login
+/// waits for the authorization server, and another client connects, likely on the address the
+/// first one's client object had. The late answer belongs to the first client only: the second
+/// keeps its own grants.
+#[test]
+fn a_delayed_login_answer_reaches_only_the_client_that_asked() {
+    let idp = Idp::start();
+    let broker = PLUGIN.start(&idp, &Setup::new());
+    let port = broker.port();
+    let second_token = idp.opaque_token("device-2", &["mqtt:write:second/#", "mqtt:read:second/#"]);
+    // The second client's token is cached, so its later login is answered at once.
+    connected(port, Protocol::V5, "second", &second_token).disconnect();
+    idp.set_delay(800);
+    let first_token = idp.opaque_token("device-1", &["mqtt:write:#"]);
+    let mut first = RawConnect::new(Protocol::V5, "first");
+    first.username = Some(b"first".to_vec());
+    first.password = Some(first_token.into_bytes());
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket.write_all(&first.encode()).unwrap();
+    // It leaves once its token is at the authorization server.
+    let asked = std::time::Instant::now();
+    while idp.stats().introspections < 2 && asked.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(socket);
+    let delayed_logins = broker.log().contains("mosquitto version 2.1");
+    let second = connected(port, Protocol::V5, "second", &second_token);
+    assert_eq!(second.subscribe("second/#", 1), 0x01);
+    if delayed_logins {
+        broker.expect_log("dropping a stale delayed login answer for \"first\"", WAIT);
+    }
+    round_trip(&second, "second/after", true);
+    assert_eq!(second.publish("second/acked", b"x", 1, false), Some(0x00));
 }
