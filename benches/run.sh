@@ -14,7 +14,7 @@
 #   C. Round-trip latency of a connected client (an open-loop probe publishing to its own
 #      subscription every 1 ms) while cold-token clients connect: 100 against an authorization
 #      server answering at once and after 100 ms, and a burst of 200 against one answering after
-#      200 ms; on Mosquitto 2.0 (logins on the broker thread; the default wait budget and 250
+#      200 ms; on Mosquitto 2.0 (logins on the broker thread; the default wait budget and 5000
 #      ms) and 2.1 (delayed logins), when tests/mosquitto-2.1/fetch.sh can fetch 2.1.
 #   D. Broker RSS per cached token (distinct locally signed JWTs, each connected once) and after
 #      connect/disconnect cycles of one token, with a no-auth broker as reference.
@@ -68,11 +68,11 @@ mkdir -p target/bench
     }
     for delay in 0 100; do
         storm_row --clients "$clients" --idp-delay-ms "$delay"
-        storm_row --clients "$clients" --idp-delay-ms "$delay" --login-wait-budget-ms 250
+        storm_row --clients "$clients" --idp-delay-ms "$delay" --login-wait-budget-ms 5000
         [ -z "$mosquitto21" ] || storm_row --clients "$clients" --idp-delay-ms "$delay" --mosquitto "$mosquitto21"
     done
     storm_row --clients "$burst_clients" --idp-delay-ms "$burst_delay"
-    storm_row --clients "$burst_clients" --idp-delay-ms "$burst_delay" --login-wait-budget-ms 250
+    storm_row --clients "$burst_clients" --idp-delay-ms "$burst_delay" --login-wait-budget-ms 5000
     [ -z "$mosquitto21" ] || storm_row --clients "$burst_clients" --idp-delay-ms "$burst_delay" --mosquitto "$mosquitto21"
     [ -n "$mosquitto21" ] || echo "(Mosquitto 2.1 could not be fetched: 2.1 rows skipped)"
     echo

@@ -24,6 +24,12 @@ pub const DEFAULT_CACHE_NEGATIVE_TTL_SECS: u64 = 10;
 pub const DEFAULT_CACHE_MAX_ENTRIES: u64 = 100_000;
 /// Default `oauth_http_timeout_ms`: total budget of one call to the authorization server.
 pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 2_000;
+/// Default `oauth_login_wait_budget_ms` (at most `oauth_http_timeout_ms`): how long a broker
+/// thread may wait for the authorization server in one pass of its event loop. Short, so that a
+/// flood of logins with unknown tokens cannot stall connected clients by seconds: a message
+/// waits about two budgets at most (benchmark C), and a refused device's reconnect is answered
+/// from the cache.
+pub const DEFAULT_LOGIN_WAIT_BUDGET_MS: u64 = 150;
 /// Default `oauth_stats_interval`: seconds between counter publications (0 = off).
 pub const DEFAULT_STATS_INTERVAL_SECS: u64 = 10;
 /// Default `oauth_revalidate_interval`: seconds between re-checks of live sessions' tokens.
@@ -210,7 +216,8 @@ pub struct Config {
     /// Total time budget of one HTTP call.
     pub http_timeout: Duration,
     /// How long a host's own thread may wait for the authorization server in one pass of its
-    /// event loop, all logins of the pass together (default: `http_timeout`).
+    /// event loop, all logins of the pass together (default: [`DEFAULT_LOGIN_WAIT_BUDGET_MS`],
+    /// at most `http_timeout`).
     pub login_wait_budget: Duration,
     /// PEM file with the only CA certificates trusted for HTTPS (default: system roots).
     pub ca_file: Option<PathBuf>,
@@ -574,11 +581,15 @@ impl Config {
                 )?,
             },
             http_timeout,
-            login_wait_budget: Duration::from_millis(given.number(
-                "oauth_login_wait_budget_ms",
-                u64::try_from(http_timeout.as_millis()).unwrap_or(MAX_HTTP_TIMEOUT_MS),
-                (0, MAX_HTTP_TIMEOUT_MS),
-            )?),
+            login_wait_budget: Duration::from_millis(
+                given.number(
+                    "oauth_login_wait_budget_ms",
+                    u64::try_from(http_timeout.as_millis())
+                        .unwrap_or(MAX_HTTP_TIMEOUT_MS)
+                        .min(DEFAULT_LOGIN_WAIT_BUDGET_MS),
+                    (0, MAX_HTTP_TIMEOUT_MS),
+                )?,
+            ),
             ca_file: given.path("oauth_ca_file")?,
             log_dest,
             stats_interval: Duration::from_secs(given.number(

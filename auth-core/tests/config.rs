@@ -46,7 +46,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.cache.negative_ttl, Duration::from_secs(10));
     assert_eq!(config.cache.max_entries, 100_000);
     assert_eq!(config.http_timeout, Duration::from_millis(2000));
-    assert_eq!(config.login_wait_budget, config.http_timeout);
+    assert_eq!(config.login_wait_budget, Duration::from_millis(150));
     assert_eq!(config.stats_interval, Duration::from_secs(10));
     assert_eq!(config.log_dest, LogDest::Host);
     assert_eq!(config.keys, None);
@@ -58,9 +58,13 @@ fn defaults_are_the_documented_ones() {
 }
 
 #[test]
-fn login_wait_budget_follows_the_http_timeout_unless_set() {
-    let follows = parse(&with_introspection(&[("oauth_http_timeout_ms", "750")])).unwrap();
-    assert_eq!(follows.login_wait_budget, Duration::from_millis(750));
+fn login_wait_budget_is_short_and_never_longer_than_the_http_timeout() {
+    let default = parse(&with_introspection(&[("oauth_http_timeout_ms", "750")])).unwrap();
+    assert_eq!(default.login_wait_budget, Duration::from_millis(150));
+    let capped = parse(&with_introspection(&[("oauth_http_timeout_ms", "100")])).unwrap();
+    assert_eq!(capped.login_wait_budget, Duration::from_millis(100));
+    let set = parse(&with_introspection(&[("oauth_login_wait_budget_ms", "5000")])).unwrap();
+    assert_eq!(set.login_wait_budget, Duration::from_millis(5000));
     let never = parse(&with_introspection(&[("oauth_login_wait_budget_ms", "0")])).unwrap();
     assert_eq!(never.login_wait_budget, Duration::ZERO);
 }

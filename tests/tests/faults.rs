@@ -64,7 +64,9 @@ fn jwt_options(jwks_url: &str) -> String {
 }
 
 /// Mosquitto with the plugin (`options`, a 1 s HTTP timeout) for logins with username
-/// [`TOKEN_USER`], and a password file holding [`OPERATOR`], who may use `ops/#`.
+/// [`TOKEN_USER`], and a password file holding [`OPERATOR`], who may use `ops/#`. A login may
+/// wait for the whole timeout (`oauth_login_wait_budget_ms`), so that each fault is reported
+/// by the login it met rather than by a background check.
 fn broker_with_operator(options: &str) -> Mosquitto {
     let config = MosquittoConfig::new();
     let passwd = config.password_file(&[OPERATOR]);
@@ -73,12 +75,13 @@ fn broker_with_operator(options: &str) -> Mosquitto {
         format!(
             "listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\n\
              plugin {}\nplugin_opt_oauth_token_username {TOKEN_USER}\n\
-             plugin_opt_oauth_http_timeout_ms {}\n{options}",
+             plugin_opt_oauth_http_timeout_ms {timeout}\nplugin_opt_oauth_login_wait_budget_ms {timeout}\n\
+             {options}",
             ports.main,
             passwd.display(),
             acl.display(),
             plugin_path().display(),
-            HTTP_TIMEOUT.as_millis(),
+            timeout = HTTP_TIMEOUT.as_millis(),
         )
     })
 }

@@ -163,8 +163,7 @@ pub(super) fn run(
                     .to_owned()
             })
             .unwrap_or_else(|| "?".into()),
-        wait_budget_ms
-            .map_or_else(|| "5000 (default: the timeout)".to_owned(), |ms| ms.to_string()),
+        wait_budget_ms.map_or_else(|| "150 (default)".to_owned(), |ms| ms.to_string()),
         refusals.load(Ordering::Relaxed),
         storm_time.as_secs_f64(),
         latencies.len(),
