@@ -664,12 +664,19 @@ impl Config {
         })
     }
 
-    /// True when a login with this username presents a token as its password: always, unless
-    /// `oauth_token_username` reserves one username for token logins.
-    pub fn is_token_login(&self, username: Option<&str>) -> bool {
+    /// True when a login with this username presents a token as its password. With
+    /// `oauth_token_username`, only logins with that username do. Without it, every login does
+    /// except those of a local user (in the broker's password or users file, `is_local_user`):
+    /// such a login is that user's, so its password never reaches the authorization server, and
+    /// a token holder cannot take a local user's name, which other mechanisms trust.
+    pub fn is_token_login(
+        &self,
+        username: Option<&str>,
+        is_local_user: impl FnOnce(&str) -> bool,
+    ) -> bool {
         match &self.token_username {
             Some(marker) => username == Some(marker.as_str()),
-            None => true,
+            None => username.is_none_or(|name| !is_local_user(name)),
         }
     }
 }

@@ -318,13 +318,17 @@ fn lists_accept_commas_and_spaces() {
 }
 
 #[test]
-fn token_username_marks_which_logins_carry_tokens() {
-    let all = parse(&INTROSPECTION).unwrap();
-    assert!(all.is_token_login(None) && all.is_token_login(Some("human")));
+fn token_username_or_the_local_users_decide_which_logins_carry_tokens() {
+    let local = |name: &str| name == "human";
+    let unmarked = parse(&INTROSPECTION).unwrap();
+    assert!(unmarked.is_token_login(None, local));
+    assert!(unmarked.is_token_login(Some("device"), local));
+    assert!(!unmarked.is_token_login(Some("human"), local), "a local user's login is theirs");
     let marked = parse(&with_introspection(&[("oauth_token_username", "oauth2")])).unwrap();
-    assert!(marked.is_token_login(Some("oauth2")));
-    assert!(!marked.is_token_login(Some("human")));
-    assert!(!marked.is_token_login(None));
+    assert!(marked.is_token_login(Some("oauth2"), local));
+    assert!(!marked.is_token_login(Some("human"), local));
+    assert!(!marked.is_token_login(Some("device"), local));
+    assert!(!marked.is_token_login(None, local));
 }
 
 #[test]

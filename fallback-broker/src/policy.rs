@@ -217,7 +217,8 @@ impl Policy {
     pub fn connect(&self, request: &ConnectRequest<'_>) -> Verdict {
         let client_id = request.client_id;
         let config = self.auth.config();
-        if config.is_token_login(request.username) {
+        let is_local_user = |name: &str| self.users_file.is_some() && self.users().contains(name);
+        if config.is_token_login(request.username, is_local_user) {
             match request.password.filter(|p| !p.is_empty()) {
                 None => {
                     Metrics::bump(&self.metrics().connects_deferred);
@@ -540,14 +541,16 @@ mod tests {
     }
 
     #[test]
-    fn users_file_passwords_are_tried_after_a_rejected_token() {
-        // Without token_username every password is first a token candidate (as with the
-        // plugin); one the core rejects goes on to the users file, like the plugin's DEFER.
+    fn users_file_users_never_log_in_with_a_token() {
+        // Without token_username a users-file user's login is theirs (as with the plugin's
+        // password_file): never a token candidate, so neither their password reaches the
+        // authorization server nor can a token holder take their name.
         let (policy, _dir) = make_policy("", "");
         let bob = accepted(policy.connect(&request(Some("bob"), Some(b"two words"), None)));
         assert!(matches!(bob.identity(), Identity::User { name, .. } if &**name == "bob"));
-        assert_eq!(policy.authenticator().metrics().snapshot().connects_denied, 1);
-        assert_eq!(policy.authenticator().metrics().snapshot().upstream_calls, 0);
+        let metrics = policy.authenticator().metrics().snapshot();
+        assert_eq!((metrics.connects_deferred, metrics.connects_denied), (1, 0));
+        assert_eq!(metrics.cache_misses, 0);
     }
 
     #[test]

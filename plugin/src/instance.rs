@@ -15,6 +15,7 @@ use oauth_core::{
 
 use crate::clients::{ClientEntry, ClientTable};
 use crate::clock;
+use crate::mixed_setup::LocalUsers;
 use crate::worker::{PendingLogin, Report, Worker};
 
 /// How often TICK does its housekeeping (kicks, revalidation, purge, counters), at most:
@@ -124,6 +125,8 @@ pub struct Instance<H: Host> {
     host: H,
     auth: Arc<Authenticator>,
     clients: RefCell<ClientTable>,
+    /// The broker's password-file users (see [`Config::is_token_login`]).
+    local_users: RefCell<LocalUsers>,
     /// (exp, client address) of every session opened, soonest first; stale items are skipped.
     expiries: RefCell<BinaryHeap<Reverse<(u64, usize)>>>,
     /// Clients found expired by an ACL check, to be kicked at the next safe moment.
@@ -177,6 +180,7 @@ impl<H: Host> Instance<H> {
             host,
             auth,
             clients: RefCell::new(ClientTable::default()),
+            local_users: RefCell::new(LocalUsers::default()),
             expiries: RefCell::new(BinaryHeap::new()),
             pending_kicks: RefCell::new(Vec::new()),
             expiry_kick_in_progress: Cell::new(None),
@@ -192,6 +196,18 @@ impl<H: Host> Instance<H> {
             last_stats: Cell::new(None),
             stats_topic_prefix,
         })
+    }
+
+    /// Sets the broker's password-file users, whose logins are never token logins without
+    /// `oauth_token_username`.
+    #[must_use]
+    pub fn with_local_users(self, users: LocalUsers) -> Self {
+        *self.local_users.borrow_mut() = users;
+        self
+    }
+
+    fn is_token_login(&self, username: Option<&str>) -> bool {
+        self.auth.config().is_token_login(username, |name| self.local_users.borrow().contains(name))
     }
 
     /// The authenticator (configuration, cache, counters).
@@ -237,7 +253,7 @@ impl<H: Host> Instance<H> {
         if !admitted {
             self.forget_client_object(login.address);
         }
-        if !self.auth.config().is_token_login(login.username) {
+        if !self.is_token_login(login.username) {
             return self.not_ours(login.address, login.client_id, "it is not a token login");
         }
         let (Some(client_id), Some(password)) =
@@ -486,14 +502,17 @@ impl<H: Host> Instance<H> {
             return LoginOutcome::only(AuthDecision::Deny);
         };
         let marker = config.token_username.as_deref();
-        if !reauth
-            && let (Some(marker), Some(presented)) = (marker, login.username)
-            && presented != marker
-        {
+        if !reauth && !self.is_token_login(login.username.or(marker)) {
             Metrics::bump(&self.metrics().connects_denied);
-            log::info!(
-                "client {client_id:?} enhanced authentication refused: token logins use the username {marker:?} (oauth_token_username), not {presented:?}"
-            );
+            let presented = login.username.unwrap_or_default();
+            match marker {
+                Some(marker) => log::info!(
+                    "client {client_id:?} enhanced authentication refused: token logins use the username {marker:?} (oauth_token_username), not {presented:?}"
+                ),
+                None => log::info!(
+                    "client {client_id:?} enhanced authentication refused: {presented:?} is a password_file user, not a token login"
+                ),
+            }
             return LoginOutcome::only(AuthDecision::Deny);
         }
         let username = if reauth { login.username } else { login.username.or(marker) };
@@ -862,6 +881,7 @@ impl<H: Host> Instance<H> {
     /// say "forget cached verdicts" (e.g. after revoking tokens). Sessions stay as they are.
     pub fn reload(&self) {
         self.auth.forget_all();
+        self.local_users.borrow_mut().reload();
         log::info!(
             "reload: token cache flushed; {} client session(s) kept",
             self.clients.borrow().len()

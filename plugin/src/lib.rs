@@ -70,7 +70,9 @@ pub(crate) fn start_instance(
         && !(broker_settings.password_file && config.token_username.is_none());
     let ordinal = INSTANCES_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
     let host = Broker { api, delayed_logins };
-    let instance = Instance::new(host, config, ordinal).map_err(refuse)?;
+    let local_users = mixed_setup::LocalUsers::load(broker_settings.password_files.clone());
+    let instance =
+        Instance::new(host, config, ordinal).map_err(refuse)?.with_local_users(local_users);
     log::info!(
         "plugin ready: {}{}",
         instance.describe(),

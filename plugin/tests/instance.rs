@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mosquitto_oauth::instance::{AclDecision, AuthDecision, Host, Instance, Login};
+use mosquitto_oauth::mixed_setup::LocalUsers;
 use mosquitto_oauth::worker::IDLE_EXIT;
 use oauth_core::{Access, Config};
 use serde_json::json;
@@ -945,4 +946,29 @@ fn login_recheck_of_a_connected_client_is_answered_from_its_session() {
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a/x"), AclDecision::Allow);
     // A different token on that client is a real login again.
     assert_eq!(plugin.login(&login(1, "dev1", Some(b"other"))).decision, AuthDecision::Delayed);
+}
+
+#[test]
+fn without_a_token_username_password_file_users_never_log_in_with_a_token() {
+    let host = FakeHost::default();
+    let passwd = std::env::temp_dir().join(format!("oauth-passwd-{}", std::process::id()));
+    std::fs::write(&passwd, "human:$7$101$salt$hash\n").unwrap();
+    let plugin = instance(&host, &[]).with_local_users(LocalUsers::load(vec![passwd.clone()]));
+    let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
+    let as_operator = Login { username: Some("human"), ..login(1, "dev1", Some(token.as_bytes())) };
+    // The operator's login: left to the password file, never validated as a token.
+    assert_eq!(plugin.login(&as_operator).decision, AuthDecision::Defer);
+    assert_eq!(plugin.authenticator().metrics().snapshot().cache_misses, 0);
+    assert_eq!(
+        plugin.extended_auth(&as_operator, Some("OAUTHBEARER"), token.as_bytes()).decision,
+        AuthDecision::Deny
+    );
+    let device = Login { username: Some("device"), ..as_operator };
+    assert_eq!(plugin.login(&device).decision, AuthDecision::Accept);
+    // Re-read on reload: a user added to the file is theirs from then on.
+    std::fs::write(&passwd, "human:$7$101$salt$hash\ndevice:$7$101$salt$hash\n").unwrap();
+    plugin.reload();
+    let again = Login { address: 2, ..device };
+    assert_eq!(plugin.login(&again).decision, AuthDecision::Defer);
+    std::fs::remove_file(passwd).unwrap();
 }

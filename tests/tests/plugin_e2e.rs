@@ -290,18 +290,18 @@ fn broker_with_an_operator(
 }
 
 /// Issue #15, case 1: a token that may only read connects with MQTT 5 enhanced authentication
-/// under the operator's username, with a will on `ops/commands`. With `token_username` the
-/// CONNECT is refused (a token login takes the marker username); without it, a failed
-/// re-authentication revokes the session, so its will is denied by the plugin instead of being
-/// left to the operator's ACL file.
+/// and a will on `ops/commands`. Under the operator's username the CONNECT is refused, with
+/// `token_username` (a token login takes the marker username) and without (the name is a
+/// password_file user's). Under another username, a failed re-authentication revokes the
+/// session, so the plugin denies its will instead of leaving it to the ACL file.
 #[test]
 fn a_token_client_can_borrow_neither_an_operators_username_nor_its_acl_file() {
     let idp = Idp::start();
     let reader = idp.opaque_token("device-1", &["mqtt:read:devices/d1/#"]);
-    for token_username in [false, true] {
+    for (token_username, username) in [(false, "device-1"), (false, "human"), (true, "human")] {
         let (broker, operator) = broker_with_an_operator(&idp, token_username);
         let mut connect = RawConnect::new(Protocol::V5, "attacker");
-        connect.username = Some(b"human".to_vec());
+        connect.username = Some(username.as_bytes().to_vec());
         connect.properties = Properties::new()
             .with(property::AUTHENTICATION_METHOD, PropertyValue::String("OAUTHBEARER".into()))
             .with(property::AUTHENTICATION_DATA, PropertyValue::Binary(reader.as_bytes().to_vec()));
@@ -313,6 +313,9 @@ fn a_token_client_can_borrow_neither_an_operators_username_nor_its_acl_file() {
                 "token logins use the username \"oauth2\" (oauth_token_username), not \"human\"",
                 WAIT,
             );
+        } else if username == "human" {
+            assert_eq!(attacker.outcome().code(), Some(0x87), "{:?}", attacker.outcome());
+            broker.expect_log("\"human\" is a password_file user, not a token login", WAIT);
         } else {
             assert!(attacker.outcome().is_accepted(), "{:?}", attacker.outcome());
             assert_eq!(attacker.publish_qos1("ops/commands", b"direct"), Some(0x87));
