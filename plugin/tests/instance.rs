@@ -623,27 +623,6 @@ fn delayed_login_answer_never_reaches_another_client_on_the_same_address() {
 }
 
 #[test]
-fn churn_of_100000_client_ids_is_bounded_by_the_addresses_mosquitto_reuses() {
-    let host = FakeHost::default();
-    let plugin = instance(&host, &[]);
-    let token = jwt(DEVICE_SCOPES, now() + 600, json!({}));
-    // Mosquitto's allocator hands a freed client object's address to the next client; 64
-    // addresses in turn stand for 64 connections at a time.
-    for n in 0..100_000usize {
-        let client_id = format!("dev-{n}");
-        let address = 0x1000 + (n % 64) * 0x400;
-        let v5 = Login {
-            outlives_connection: true,
-            ..login(address, &client_id, Some(token.as_bytes()))
-        };
-        assert_eq!(plugin.login(&v5).decision, AuthDecision::Accept);
-        plugin.disconnected(address, Some(&client_id));
-    }
-    plugin.tick(Instant::now() + Duration::from_secs(2));
-    assert_eq!(plugin.client_count(), 64);
-}
-
-#[test]
 fn background_thread_does_not_outlive_the_instance() {
     let host = FakeHost::default();
     let plugin = instance(&host, &[]);
