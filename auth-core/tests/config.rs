@@ -361,3 +361,31 @@ fn error_reports_its_key() {
     assert_eq!(err.key(), "oauth_leeway");
     assert_eq!(parse(&[]).unwrap_err().key(), "oauth_introspection_url");
 }
+
+#[test]
+fn start_up_warning_names_the_placeholders_no_claim_binds() {
+    let cases: [(&[(&str, &str)], &[&str], &[&str]); 4] = [
+        (&[], &["%c stands for any client id", "%u stands for any username"], &[]),
+        (
+            &[("oauth_token_username", "oauth2")],
+            &["%c stands for any client id", "%u stands for the oauth_token_username marker"],
+            &["any username"],
+        ),
+        (&[("oauth_client_id_claim", "sub")], &["%u stands for any username"], &["%c"]),
+        (&[("oauth_client_id_claim", "sub"), ("oauth_username_claim", "username")], &[], &[]),
+    ];
+    for (options, named, not_named) in cases {
+        let warning = parse(&with_introspection(options)).unwrap().unbound_identity_warning();
+        if named.is_empty() {
+            assert_eq!(warning, None, "{options:?}");
+            continue;
+        }
+        let warning = warning.unwrap_or_else(|| panic!("{options:?}: no warning"));
+        for part in named {
+            assert!(warning.contains(part), "{options:?}: {warning}");
+        }
+        for part in not_named {
+            assert!(!warning.contains(part), "{options:?}: {warning}");
+        }
+    }
+}
