@@ -364,7 +364,9 @@ fn error_reports_its_key() {
 
 #[test]
 fn start_up_warning_names_the_placeholders_no_claim_binds() {
-    let cases: [(&[(&str, &str)], &[&str], &[&str]); 4] = [
+    // (options, parts the warning names, parts it must not name)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a [&'a str]);
+    let cases: [Case<'_>; 4] = [
         (&[], &["%c stands for any client id", "%u stands for any username"], &[]),
         (
             &[("oauth_token_username", "oauth2")],

@@ -442,6 +442,22 @@ pub fn wills_are_checked_against_write_grants(launcher: &dyn Launcher) {
     assert!(watcher.expect_nothing(QUIET));
 }
 
+/// A users-file operator allowed everything.
+pub const OPERATOR: User<'static> =
+    User { name: "human", password: "human-pass", read: &["#"], write: &["#"] };
+
+/// [`OPERATOR`], connected with MQTT 5 and subscribed to `filter` at QoS 1.
+pub fn operator_watching(port: u16, filter: &str) -> MqttClient {
+    let operator = MqttClient::connect(
+        port,
+        Protocol::V5,
+        ConnectOptions::new("operator").credentials(OPERATOR.name, OPERATOR.password),
+    )
+    .unwrap();
+    assert_eq!(operator.subscribe(filter, 1), 0x01);
+    operator
+}
+
 /// How long the plugin used to keep a disconnected client's entry before it started answering
 /// DEFER (issue #15): the checks below come after it on purpose.
 const OLD_OFFLINE_GRACE: Duration = Duration::from_secs(60);
@@ -490,21 +506,9 @@ fn received_within(client: &MqttClient, window: Duration, ignored: &[&str]) -> V
 ///   was queued for it more than a minute after it left.
 pub fn what_the_broker_does_after_a_disconnect_follows_the_token(launcher: &dyn Launcher) {
     let idp = Idp::start();
-    let setup = Setup::new().user(User {
-        name: "human",
-        password: "human-pass",
-        read: &["#"],
-        write: &["#"],
-    });
-    let broker = launcher.start(&idp, &setup);
+    let broker = launcher.start(&idp, &Setup::new().user(OPERATOR));
     let port = broker.port();
-    let operator = MqttClient::connect(
-        port,
-        Protocol::V5,
-        ConnectOptions::new("operator").credentials("human", "human-pass"),
-    )
-    .unwrap();
-    assert_eq!(operator.subscribe("#", 1), 0x01);
+    let operator = operator_watching(port, "#");
 
     let reader = idp.opaque_token("device-1", &["mqtt:read:devices/d1/#"]);
     let mut attacker = v5_session_connect("attacker", "human", &reader, 300);

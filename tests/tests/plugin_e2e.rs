@@ -12,11 +12,11 @@ use std::time::Duration;
 use mosquitto_oauth_e2e::idp::{BROKER_CLIENT_ID, BROKER_CLIENT_SECRET, Idp};
 use mosquitto_oauth_e2e::mosquitto::{Mosquitto, MosquittoConfig, Ports, plugin_path};
 use mosquitto_oauth_e2e::mqtt::{
-    ConnectOptions, MqttClient, Properties, PropertyValue, Protocol, RawConnect, RawOutcome,
-    RawSession, Will, property,
+    MqttClient, Properties, PropertyValue, Protocol, RawConnect, RawOutcome, RawSession, Will,
+    property,
 };
 use mosquitto_oauth_e2e::scenarios::{
-    self, BrokerUnderTest, Launcher, QUIET, Setup, User, WAIT, WillCheck,
+    self, BrokerUnderTest, Launcher, OPERATOR, QUIET, Setup, WAIT, WillCheck, operator_watching,
 };
 
 /// Which plugin interface Mosquitto uses.
@@ -269,23 +269,12 @@ fn broker_with_an_operator(
     idp: &Idp,
     token_username: bool,
 ) -> (Box<dyn BrokerUnderTest>, MqttClient) {
-    let mut setup = Setup::new().user(User {
-        name: "human",
-        password: "human-pass",
-        read: &["#"],
-        write: &["#"],
-    });
+    let mut setup = Setup::new().user(OPERATOR);
     if token_username {
         setup = setup.option("token_username", "oauth2");
     }
     let broker = PLUGIN.start(idp, &setup);
-    let operator = MqttClient::connect(
-        broker.port(),
-        Protocol::V5,
-        ConnectOptions::new("operator").credentials("human", "human-pass"),
-    )
-    .unwrap();
-    assert_eq!(operator.subscribe("ops/#", 1), 0x01);
+    let operator = operator_watching(broker.port(), "ops/#");
     (broker, operator)
 }
 
