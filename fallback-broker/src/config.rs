@@ -371,9 +371,10 @@ impl BrokerConfig {
             && auth.token_username.is_none()
         {
             log::warn!(
-                "[users] is configured without auth.token_username: users-file passwords are \
-                 first tried as tokens at the authorization server; set auth.token_username \
-                 (e.g. \"oauth2\") to keep them local ({})",
+                "[users] is configured without auth.token_username: logins with a users-file \
+                 username stay local, but any other login's password (a mistyped username \
+                 included) is sent to the authorization server as a token; set \
+                 auth.token_username (e.g. \"oauth2\") to keep every password local ({})",
                 users.file.display()
             );
         }
