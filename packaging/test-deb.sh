@@ -71,19 +71,32 @@ in_container() { pm exec "$CONTAINER" bash -euo pipefail -c "$1"; }
 wait_for() { # wait_for <seconds> <command...>
     local deadline=$((SECONDS + $1)); shift
     until "$@" 2>/dev/null; do
-        [ $SECONDS -lt $deadline ] || fail "timed out waiting for: $*"
+        [ $SECONDS -lt $deadline ] || { note "timed out waiting for: $*"; return 1; }
         sleep 0.2
     done
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port_open() { bash -c "exec 3<>/dev/tcp/127.0.0.1/$1"; }
+# round_trip <port> <topic> <payload>: a token client subscribed to devices/deb/# receives what
+# another token client publishes (published again until it arrives: no log line tells when the
+# subscription is in place).
+round_trip() {
+    mosquitto_sub -p "$1" -i deb-sub -u oauth2 -P "$TOKEN" -t 'devices/deb/#' -C 1 -W 10 >"$WORK/sub.out" &
+    local sub=$! deadline=$((SECONDS + 10))
+    while kill -0 "$sub" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+        mosquitto_pub -p "$1" -i deb-pub -u oauth2 -P "$TOKEN" -t "$2" -m "$3" -q 1
+        sleep 0.2
+    done
+    wait "$sub" || fail "the token subscriber on port $1 received nothing"
+    [ "$(cat "$WORK/sub.out")" = "$3" ] || fail "the subscriber on port $1 got: $(cat "$WORK/sub.out")"
+}
 
 # ---------------------------------------------------------------------------------------------
 phase "Prerequisites (apt, npm)"
 [ "$(id -u)" -eq 0 ] || fail "run as root (debootstrap and podman storage need it)"
 missing=()
-for pair in podman:podman runc:runc debootstrap:debootstrap mosquitto_pub:mosquitto-clients \
-    curl:curl node:nodejs npm:npm; do
+for pair in podman:podman runc:runc catatonit:catatonit debootstrap:debootstrap \
+    mosquitto_pub:mosquitto-clients curl:curl node:nodejs npm:npm; do
     command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -106,11 +119,14 @@ phase "Clean bookworm container"
 # shellcheck source=mosquitto/debian-base.sh
 source mosquitto/debian-base.sh
 make_debian_base
-pm run -d --runtime runc --ulimit host --network host --name "$CONTAINER" "$BASE_DEBIAN" sleep infinity >/dev/null
+# --init: an init (catatonit) as PID 1 reaps the daemons the test stops.
+pm run -d --init --runtime runc --ulimit host --network host --name "$CONTAINER" "$BASE_DEBIAN" sleep infinity >/dev/null
 pm cp "$PLUGIN_DEB" "$CONTAINER:/tmp/"
 pm cp "$BROKER_DEB" "$CONTAINER:/tmp/"
 # The base image refuses service starts (policy-rc.d), as Debian's own container images do.
-in_container "apt-get update -qq" >"$WORK/apt-update.log" 2>&1 || { cat "$WORK/apt-update.log"; fail "apt-get update failed"; }
+# procps (pgrep, pkill) is the test's own tool, not a dependency of the packages.
+in_container "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends procps" \
+    >"$WORK/apt-update.log" 2>&1 || { cat "$WORK/apt-update.log"; fail "apt-get update failed"; }
 ok "container $CONTAINER from $BASE_DEBIAN"
 
 # ---------------------------------------------------------------------------------------------
@@ -145,20 +161,15 @@ sed -i -e 's|^listener 1883\$|listener $MQTT_PORT 127.0.0.1|' \
     /etc/mosquitto/mosquitto-oauth.conf
 ln -s ../mosquitto-oauth.conf /etc/mosquitto/conf.d/oauth.conf
 mkdir -m 740 -p /var/log/mosquitto /run/mosquitto && chown mosquitto /var/log/mosquitto /run/mosquitto
-mosquitto -c /etc/mosquitto/mosquitto.conf -d"
-wait_for 10 port_open "$MQTT_PORT"
+mosquitto -c /etc/mosquitto/mosquitto.conf -d 2>/dev/null"
+wait_for 10 port_open "$MQTT_PORT" || fail "Mosquitto did not start: $(in_container 'cat /var/log/mosquitto/mosquitto.log')"
 in_container "grep -q 'oauth: plugin ready' /var/log/mosquitto/mosquitto.log" || fail "plugin not loaded: $(in_container 'cat /var/log/mosquitto/mosquitto.log')"
 ok "Mosquitto $(in_container 'dpkg-query -W -f="\${Version}" mosquitto') with the plugin on 127.0.0.1:$MQTT_PORT"
 
 TOKEN=$(curl -sf -u device-1:device-1-secret -d grant_type=client_credentials \
     --data-urlencode "scope=mqtt:write:devices/deb/# mqtt:read:devices/deb/#" "$ISSUER/token" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-mosquitto_sub -p "$MQTT_PORT" -i deb-sub -u oauth2 -P "$TOKEN" -t 'devices/deb/#' -C 1 -W 10 >"$WORK/sub.out" &
-SUB=$!
-wait_for 10 in_container "grep -q 'deb-sub 0 devices/deb/#\|Sending SUBACK to deb-sub' /var/log/mosquitto/mosquitto.log"
-mosquitto_pub -p "$MQTT_PORT" -i deb-pub -u oauth2 -P "$TOKEN" -t devices/deb/temperature -m 21.5 -q 1
-wait "$SUB" || fail "the token subscriber received nothing"
-[ "$(cat "$WORK/sub.out")" = 21.5 ] || fail "subscriber got: $(cat "$WORK/sub.out")"
+round_trip "$MQTT_PORT" devices/deb/temperature 21.5
 ok "token publish and subscribe: devices/deb/temperature delivered"
 mosquitto_pub -V mqttv5 -p "$MQTT_PORT" -i deb-pub -u oauth2 -P "$TOKEN" -t devices/other/x -m 1 -q 1 >"$WORK/denied.out" 2>&1 || true
 in_container "grep -q 'denied Write on \"devices/other/x\" for \"deb-pub\": no matching grant' /var/log/mosquitto/mosquitto.log" \
@@ -177,7 +188,7 @@ systemd-analyze verify /lib/systemd/system/fallback-broker.service" >"$WORK/veri
 ok "systemd-analyze verify fallback-broker.service: no complaint"
 in_container "systemctl is-enabled fallback-broker.service" | grep -q enabled || fail "unit not enabled"
 ok "unit enabled at install (started at boot)"
-unconfigured=$(in_container "runuser -u fallback-broker -- /usr/bin/fallback-broker --config /etc/fallback-broker/fallback.toml 2>&1; echo exit=\$?" || true)
+unconfigured=$(in_container "runuser -u fallback-broker -- /usr/bin/fallback-broker --config /etc/fallback-broker/fallback.toml 2>&1 || echo exit=\$?")
 grep -q "auth.introspection_url is required" <<<"$unconfigured" && grep -q "exit=2" <<<"$unconfigured" \
     || fail "the unconfigured broker did not refuse to start: $unconfigured"
 ok "unconfigured, it refuses to start: $(head -1 <<<"$unconfigured")"
@@ -189,15 +200,15 @@ sed -i -e 's|^# introspection_url = .*|introspection_url = \"$ISSUER/token/intro
     -e 's|^# client_id = .*|client_id = \"mqtt-broker\"|' \
     -e 's|^# client_secret = .*|client_secret_file = \"/etc/fallback-broker/client-secret\"|' \
     -e 's|^bind = \"0.0.0.0:1883\"|bind = \"127.0.0.1:$BROKER_PORT\"|' /etc/fallback-broker/fallback.toml"
-pm exec -d "$CONTAINER" runuser -u fallback-broker -- /usr/bin/fallback-broker --config /etc/fallback-broker/fallback.toml
+pm exec -d "$CONTAINER" bash -c "runuser -u fallback-broker -- /usr/bin/fallback-broker \
+    --config /etc/fallback-broker/fallback.toml >/tmp/fallback-broker.log 2>&1" >/dev/null
 wait_for 15 port_open "$BROKER_PORT"
-mosquitto_sub -p "$BROKER_PORT" -i fb-sub -u oauth2 -P "$TOKEN" -t 'devices/deb/#' -C 1 -W 10 >"$WORK/fb-sub.out" &
-SUB=$!
-sleep 1 # the subscription has no log line to wait for in the fallback broker's default log level
-mosquitto_pub -p "$BROKER_PORT" -i fb-pub -u oauth2 -P "$TOKEN" -t devices/deb/fallback -m up -q 1
-wait "$SUB" || fail "the fallback broker's token subscriber received nothing"
-[ "$(cat "$WORK/fb-sub.out")" = up ] || fail "fallback subscriber got: $(cat "$WORK/fb-sub.out")"
-ok "fallback-broker as user fallback-broker on 127.0.0.1:$BROKER_PORT: token publish and subscribe"
+round_trip "$BROKER_PORT" devices/deb/fallback up
+# What `systemctl reload` does (the unit's ExecReload): SIGHUP to the main process.
+in_container "pkill -HUP -x fallback-broker"
+wait_for 10 in_container "grep -q 'reload: token cache flushed' /tmp/fallback-broker.log"
+round_trip "$BROKER_PORT" devices/deb/fallback still-up
+ok "fallback-broker as user fallback-broker on 127.0.0.1:$BROKER_PORT: token publish and subscribe, before and after a reload (SIGHUP)"
 in_container "pkill -x fallback-broker || true"
 
 # ---------------------------------------------------------------------------------------------
@@ -211,16 +222,21 @@ in_container "test ! -e /etc/mosquitto/conf.d/oauth.conf && test ! -L /etc/mosqu
 in_container "dpkg-query -W -f='\${db:Status-Abbrev}' mosquitto-oauth fallback-broker" | grep -q '^rc' || fail "packages not in state rc"
 ok "remove: programs gone, conffiles kept (state rc), snippet disabled ($(grep -c 'disabled /etc/mosquitto/conf.d/oauth.conf' "$WORK/remove.log") line told the user)"
 PLAIN_PORT=$(free_port)
-in_container "printf 'listener $PLAIN_PORT 127.0.0.1\nallow_anonymous true\n' > /etc/mosquitto/conf.d/test.conf; mosquitto -c /etc/mosquitto/mosquitto.conf -d"
+in_container "printf 'listener $PLAIN_PORT 127.0.0.1\nallow_anonymous true\n' > /etc/mosquitto/conf.d/test.conf; mosquitto -c /etc/mosquitto/mosquitto.conf -d 2>/dev/null"
 wait_for 10 port_open "$PLAIN_PORT"
 mosquitto_pub -p "$PLAIN_PORT" -t after/remove -m 1 || fail "Mosquitto does not work after the plugin's removal"
 ok "Mosquitto starts and serves without the plugin"
 in_container "pkill -x mosquitto; rm /etc/mosquitto/conf.d/test.conf"
 in_container "DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq mosquitto-oauth fallback-broker" >"$WORK/purge.log" 2>&1 \
     || { cat "$WORK/purge.log"; fail "apt purge failed"; }
-in_container "test ! -e /etc/mosquitto/mosquitto-oauth.conf && test ! -e /etc/fallback-broker && test ! -e /var/lib/fallback-broker \
-    && test ! -e /usr/share/doc/mosquitto-oauth && test ! -e /lib/systemd/system/fallback-broker.service \
-    && test ! -e /etc/systemd/system/multi-user.target.wants/fallback-broker.service" || fail "purge left files behind"
+# The client-secret files the test wrote itself are the administrator's: they stay, as dpkg
+# leaves files it did not install.
+left=$(in_container "for path in /etc/mosquitto/mosquitto-oauth.conf /etc/fallback-broker/fallback.toml \
+    /var/lib/fallback-broker /usr/share/doc/mosquitto-oauth /usr/share/doc/fallback-broker \
+    /usr/lib/systemd/system/fallback-broker.service \
+    /etc/systemd/system/multi-user.target.wants/fallback-broker.service; do
+    if [ -e \$path ] || [ -L \$path ]; then echo \$path; fi; done")
+[ -z "$left" ] || fail "purge left: $left"
 if in_container "dpkg-query -W mosquitto-oauth fallback-broker" >/dev/null 2>&1; then fail "dpkg still knows the packages"; fi
 in_container "test -f /etc/mosquitto/mosquitto.conf" || fail "purge touched Mosquitto's own configuration"
 ok "purge: conffiles, unit links, state directory gone; Mosquitto's own files untouched; the system user stays (Debian policy)"

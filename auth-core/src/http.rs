@@ -121,7 +121,16 @@ impl HttpClient {
     /// rather than failing the first login.
     pub(crate) fn set_up(&self) -> Result<(), ConfigError> {
         let client = self.build().map_err(|e| {
-            ConfigError::invalid("oauth_ca_file", format!("cannot set up the HTTPS client: {e}"))
+            let cause = error_chain(&e);
+            let problem = match self.shared.trust_only {
+                Some(_) => format!("cannot set up the HTTPS client: {cause}"),
+                // Seen in minimal containers: no CA bundle, so rustls has no root to trust.
+                None => format!(
+                    "cannot set up the HTTPS client with the system's trusted CA certificates \
+                     ({cause}): install them (Debian: ca-certificates) or name a PEM bundle here"
+                ),
+            };
+            ConfigError::invalid("oauth_ca_file", problem)
         })?;
         *self.shared.live.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(LiveClient { client, last_used: Instant::now() });
