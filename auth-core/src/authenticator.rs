@@ -398,6 +398,34 @@ mod tests {
     }
 
     #[test]
+    fn an_offline_clients_will_is_decided_as_of_when_it_left_its_deliveries_now() {
+        let session = Session {
+            grants: crate::Grants::from_scopes(["write:wills/#", "read:q/#"], "")
+                .resolve("c", None),
+            expires_at: Some(1000),
+            username: None,
+            token: AccessToken::new(&b"t"[..]).digest(),
+            source: TokenSource::Jwt,
+        };
+        // (access, topic, left_at, now, allowed)
+        let cases = [
+            (Access::Write, "wills/c", 900, 950, true),
+            (Access::Write, "wills/c", 900, 5000, true), // left in time, will sent after exp
+            (Access::Write, "wills/c", 1000, 1065, false), // left at exp (the expiry kick)
+            (Access::Write, "ops/x", 900, 950, false),
+            (Access::Read, "q/1", 900, 950, true),
+            (Access::Read, "q/1", 900, 1000, false), // queued delivery after exp
+        ];
+        for (access, topic, left_at, now, allowed) in cases {
+            assert_eq!(
+                session.allows_offline(access, topic, left_at, now),
+                allowed,
+                "{access:?} {topic} left {left_at} now {now}"
+            );
+        }
+    }
+
+    #[test]
     fn tokens_that_cannot_be_real_are_rejected_without_a_call() {
         let long = vec![b'a'; MAX_TOKEN_BYTES + 1];
         for (bytes, reason) in [

@@ -548,15 +548,13 @@ impl<H: Host> Instance<H> {
             }
             Err(error) => {
                 Metrics::bump(&self.metrics().connects_denied);
-                let mut clients = self.clients.borrow_mut();
                 if reauth {
                     log::info!(
                         "client {client_id:?} re-authentication refused: {error}; its session is revoked"
                     );
-                    clients.revoke(login.address, client_id);
+                    self.clients.borrow_mut().revoke(login.address, client_id);
                 } else {
                     log::info!("client {client_id:?} enhanced authentication refused: {error}");
-                    clients.reset(login.address);
                 }
                 LoginOutcome::only(AuthDecision::Deny)
             }
@@ -813,9 +811,10 @@ impl<H: Host> Instance<H> {
             .clients
             .borrow()
             .iter()
-            .filter_map(|(_, entry)| entry.token().filter(|_| !entry.is_revoked()))
-            .filter(|token| seen.insert(token.digest()))
-            .cloned()
+            .filter(|(_, entry)| !entry.is_revoked())
+            .filter_map(|(_, entry)| Some((entry.session().token_digest(), entry.token()?)))
+            .filter(|(digest, _)| seen.insert(*digest))
+            .map(|(_, token)| token.clone())
             .collect();
         if !tokens.is_empty() {
             self.revalidation_running.set(true);
