@@ -28,26 +28,9 @@ DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE_DEBIAN=localhost/mosquitto-oauth-base/debian:bookworm-slim
 RUN_ID=mosquitto-oauth-test-$$
 
-say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-note() { printf '   %s\n' "$*"; }
-fail() { printf '\n\033[31mFAIL: %s\033[0m\n' "$*" >&2; exit 1; }
-ok()   { printf '   \033[32mok\033[0m  %s\n' "$*"; }
-
-# ---------------------------------------------------------------------------------------------
-# Phases and clean-up
-
-PHASES=()
-PHASE=""
-PHASE_START=0
-TEST_START=$SECONDS
-phase() { # phase <name>: ends the current phase and starts the next
-    [ -z "$PHASE" ] || PHASES+=("$(printf '%-48s %5ss' "$PHASE" $((SECONDS - PHASE_START)))")
-    PHASE=$1
-    PHASE_START=$SECONDS
-    [ -z "$PHASE" ] || say "$PHASE"
-}
-
 WORK=$(mktemp -d "/tmp/$RUN_ID.XXXXXX")
+# shellcheck source=mosquitto/container-test-lib.sh
+source mosquitto/container-test-lib.sh
 PIDS=()
 CONTAINERS=()
 SECRETS=()
@@ -60,9 +43,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [ "${KEEP_WORK:-0}" = 1 ]; then note "kept $WORK"; else rm -rf "$WORK"; fi
-    printf '\n\033[1m== Timings\033[0m\n'
-    for line in "${PHASES[@]}"; do note "$line"; done
-    note "$(printf '%-48s %5ss' total $((SECONDS - TEST_START)))"
+    print_timings
     if [ "$rc" -eq 0 ]; then
         printf '\n\033[32mPASS\033[0m: image %s verified\n' "$IMAGE"
     else
@@ -73,31 +54,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Podman as it works on these machines (see ../shared/reference/containers.md): no raised
-# rlimits, cgroupfs, runc.
-printf '[containers]\ndefault_ulimits = []\n' >"$WORK/containers.conf"
-export CONTAINERS_CONF=$WORK/containers.conf
-pm() { podman --cgroup-manager=cgroupfs "$@"; }
 
 # ---------------------------------------------------------------------------------------------
 phase "Prerequisites (apt, npm)"
 
-[ "$(id -u)" -eq 0 ] || fail "run as root (debootstrap and podman storage need it)"
-missing=()
-for pair in podman:podman runc:runc debootstrap:debootstrap mosquitto_pub:mosquitto-clients \
-    curl:curl node:nodejs npm:npm; do
-    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    note "apt-get install ${missing[*]}"
-    apt-get update -qq
-    # With recommends, as tested: podman then brings netavark, catatonit, fuse-overlayfs.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" ca-certificates >/dev/null
-fi
+install_prerequisites podman:podman runc:runc debootstrap:debootstrap \
+    mosquitto_pub:mosquitto-clients curl:curl node:nodejs npm:npm
 command -v rustc >/dev/null || fail "rustc not found: the local Rust base image copies this machine's toolchain (install it with rustup)"
-if [ ! -d tests/idp/node_modules/oidc-provider ]; then
-    npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
-fi
 note "$(podman --version), $(rustc --version)"
 
 # ---------------------------------------------------------------------------------------------
@@ -105,7 +68,6 @@ phase "Base images (debootstrap, Rust toolchain)"
 
 RUST_VERSION=$(rustc --version | awk '{print $2}')
 BASE_RUST=localhost/mosquitto-oauth-base/rust:$RUST_VERSION-bookworm
-CACHE=/var/tmp/mosquitto-oauth-image
 if [ "${REBUILD_BASE:-0}" = 1 ]; then
     pm rmi -f "$BASE_RUST" "$BASE_DEBIAN" >/dev/null 2>&1 || true
 fi
@@ -113,8 +75,6 @@ fi
 if ! pm image exists "$BASE_DEBIAN"; then
     pm rmi -f "$BASE_RUST" >/dev/null 2>&1 || true # built on the previous Debian base
 fi
-# shellcheck source=mosquitto/debian-base.sh
-source mosquitto/debian-base.sh
 make_debian_base
 
 if pm image exists "$BASE_RUST"; then

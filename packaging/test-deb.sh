@@ -23,27 +23,12 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BASE_DEBIAN=localhost/mosquitto-oauth-base/debian:bookworm-slim
-CACHE=/var/tmp/mosquitto-oauth-image
 RUN_ID=mosquitto-oauth-deb-$$
 CONTAINER=$RUN_ID
 
-say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-note() { printf '   %s\n' "$*"; }
-fail() { printf '\n\033[31mFAIL: %s\033[0m\n' "$*" >&2; exit 1; }
-ok()   { printf '   \033[32mok\033[0m  %s\n' "$*"; }
-
-PHASES=()
-PHASE=""
-PHASE_START=0
-TEST_START=$SECONDS
-phase() {
-    [ -z "$PHASE" ] || PHASES+=("$(printf '%-44s %5ss' "$PHASE" $((SECONDS - PHASE_START)))")
-    PHASE=$1
-    PHASE_START=$SECONDS
-    [ -z "$PHASE" ] || say "$PHASE"
-}
-
 WORK=$(mktemp -d "/tmp/$RUN_ID.XXXXXX")
+# shellcheck source=mosquitto/container-test-lib.sh
+source mosquitto/container-test-lib.sh
 PIDS=()
 cleanup() {
     local rc=$?
@@ -53,19 +38,13 @@ cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     if [ "${KEEP_WORK:-0}" = 1 ]; then note "kept $WORK"; else rm -rf "$WORK"; fi
-    printf '\n\033[1m== Timings\033[0m\n'
-    for line in "${PHASES[@]}"; do note "$line"; done
-    note "$(printf '%-44s %5ss' total $((SECONDS - TEST_START)))"
+    print_timings
     if [ "$rc" -eq 0 ]; then printf '\n\033[32mPASS\033[0m: Debian packages verified\n'; else printf '\n\033[31mFAILED\033[0m (exit %s)\n' "$rc"; fi
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Podman as it works on these machines (see mosquitto/test-image.sh).
-printf '[containers]\ndefault_ulimits = []\n' >"$WORK/containers.conf"
-export CONTAINERS_CONF=$WORK/containers.conf
-pm() { podman --cgroup-manager=cgroupfs "$@"; }
 # Runs a shell command in the container.
 in_container() { pm exec "$CONTAINER" bash -euo pipefail -c "$1"; }
 wait_for() { # wait_for <seconds> <command...>
@@ -93,18 +72,8 @@ round_trip() {
 
 # ---------------------------------------------------------------------------------------------
 phase "Prerequisites (apt, npm)"
-[ "$(id -u)" -eq 0 ] || fail "run as root (debootstrap and podman storage need it)"
-missing=()
-for pair in podman:podman runc:runc catatonit:catatonit debootstrap:debootstrap \
-    mosquitto_pub:mosquitto-clients curl:curl node:nodejs npm:npm; do
-    command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    note "apt-get install ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" ca-certificates >/dev/null
-fi
-[ -d tests/idp/node_modules/oidc-provider ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+install_prerequisites podman:podman runc:runc catatonit:catatonit debootstrap:debootstrap \
+    mosquitto_pub:mosquitto-clients curl:curl node:nodejs npm:npm
 
 # ---------------------------------------------------------------------------------------------
 phase "Packages (packaging/build-deb.sh)"
@@ -116,8 +85,6 @@ ok "$(basename "$PLUGIN_DEB"), $(basename "$BROKER_DEB"); lintian clean"
 # ---------------------------------------------------------------------------------------------
 phase "Clean bookworm container"
 [ "${REBUILD_BASE:-0}" = 1 ] && pm rmi -f "$BASE_DEBIAN" >/dev/null 2>&1 || true
-# shellcheck source=mosquitto/debian-base.sh
-source mosquitto/debian-base.sh
 make_debian_base
 # --init: an init (catatonit) as PID 1 reaps the daemons the test stops.
 pm run -d --init --runtime runc --ulimit host --network host --name "$CONTAINER" "$BASE_DEBIAN" sleep infinity >/dev/null
