@@ -384,24 +384,7 @@ impl BrokerConfig {
 
     /// A one-line description for the startup log (no secrets).
     pub fn describe(&self) -> String {
-        let auth = &self.auth;
-        let mut parts = vec![format!("mode {:?}", auth.mode).to_lowercase()];
-        if let Some(introspection) = &auth.introspection {
-            parts.push(format!("introspection {}", introspection.url));
-        }
-        match &auth.keys {
-            Some(oauth_core::config::KeySource::Url(url)) => parts.push(format!("jwks {url}")),
-            Some(oauth_core::config::KeySource::File(path)) => {
-                parts.push(format!("jwks file {}", path.display()))
-            }
-            Some(oauth_core::config::KeySource::Discovery(issuer)) => {
-                parts.push(format!("jwks via discovery at {issuer}"))
-            }
-            None => {}
-        }
-        if let Some(marker) = &auth.token_username {
-            parts.push(format!("token logins use username {marker:?}"));
-        }
+        let mut parts = oauth_core::report::validation_setup(&self.auth);
         if let Some(users) = &self.users {
             parts.push(format!("users file {}", users.file.display()));
         }
@@ -409,7 +392,7 @@ impl BrokerConfig {
             "anonymous {}",
             if self.allow_anonymous { "allowed" } else { "refused" }
         ));
-        match auth.revalidate_interval.as_secs() {
+        match self.auth.revalidate_interval.as_secs() {
             0 => parts.push("no revalidation".to_owned()),
             n => parts.push(format!("revalidation every {n} s")),
         }

@@ -20,7 +20,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use oauth_core::{
     Access, AccessToken, AuthError, Authenticator, Grants, Metrics, Session, SessionGrants,
-    TokenSource, now_epoch,
+    now_epoch, report,
 };
 
 use crate::config::BrokerConfig;
@@ -280,14 +280,6 @@ impl Policy {
         let token = AccessToken::new(password);
         match self.auth.login(&token, client_id, request.username) {
             Ok(session) => {
-                let source = match session.source() {
-                    TokenSource::Introspection => "introspection",
-                    TokenSource::Jwt => "local JWT check",
-                };
-                let expiry = session
-                    .expires_at()
-                    .map(|exp| format!(", expires in {} s", exp.saturating_sub(now_epoch())))
-                    .unwrap_or_default();
                 let principal = Principal::new(client_id, Identity::Token { session, token });
                 if let Some(topic) = request.will_topic
                     && !self.acl(&principal, Access::Write, topic)
@@ -298,25 +290,18 @@ impl Policy {
                 }
                 Metrics::bump(&self.metrics().connects_accepted);
                 if let Identity::Token { session, .. } = principal.identity() {
-                    let grants = session.grants();
-                    log::info!(
-                        "client {client_id:?} accepted: token verified by {source}, {} write and {} read grant(s){expiry}",
-                        grants.write_filters().len(),
-                        grants.read_filters().len(),
-                    );
+                    log::info!("{}", report::token_accepted(client_id, session, now_epoch()));
                 }
                 Some(Verdict::Accept(Arc::new(principal)))
             }
             Err(AuthError::Rejected(reason)) => {
                 Metrics::bump(&self.metrics().connects_denied);
-                log::info!(
-                    "client {client_id:?} presented an unacceptable token ({reason}); leaving the login to other mechanisms"
-                );
+                log::info!("{}", report::token_unacceptable(client_id, &reason));
                 None
             }
             Err(AuthError::Unavailable(problem)) => {
                 Metrics::bump(&self.metrics().connects_denied);
-                log::warn!("client {client_id:?} refused: {problem}");
+                log::warn!("{}", report::token_unchecked(client_id, &problem));
                 Some(Verdict::NotAuthorized)
             }
         }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use oauth_core::{
     Access, AccessToken, AuthError, Authenticator, Config, ConfigError, Metrics, Session,
-    TokenDigest, TokenInfo, TokenSource, UpstreamError, now_epoch,
+    TokenDigest, TokenInfo, UpstreamError, now_epoch, report,
 };
 
 use crate::clients::{ClientEntry, ClientTable};
@@ -221,24 +221,7 @@ impl<H: Host> Instance<H> {
 
     /// A one-line description of the configuration for the startup log (no secrets).
     pub fn describe(&self) -> String {
-        use oauth_core::config::KeySource;
-        let config = self.auth.config();
-        let mut parts = vec![format!("mode {:?}", config.mode).to_lowercase()];
-        if let Some(introspection) = &config.introspection {
-            parts.push(format!("introspection {}", introspection.url));
-        }
-        match &config.keys {
-            Some(KeySource::Url(url)) => parts.push(format!("jwks {url}")),
-            Some(KeySource::File(path)) => parts.push(format!("jwks file {}", path.display())),
-            Some(KeySource::Discovery(issuer)) => {
-                parts.push(format!("jwks via discovery at {issuer}"));
-            }
-            None => {}
-        }
-        if let Some(marker) = &config.token_username {
-            parts.push(format!("token logins use username {marker:?}"));
-        }
-        parts.join(", ")
+        report::validation_setup(self.auth.config()).join(", ")
     }
 
     /// Decides a username/password login.
@@ -443,14 +426,12 @@ impl<H: Host> Instance<H> {
                     );
                 }
                 Metrics::bump(&self.metrics().connects_denied);
-                log::info!(
-                    "client {client_id:?} presented an unacceptable token ({reason}); leaving the login to other mechanisms"
-                );
+                log::info!("{}", report::token_unacceptable(client_id, &reason));
                 LoginOutcome::only(AuthDecision::Defer)
             }
             Err(AuthError::Unavailable(problem)) => {
                 Metrics::bump(&self.metrics().connects_denied);
-                log::warn!("client {client_id:?} refused: {problem}");
+                log::warn!("{}", report::token_unchecked(client_id, &problem));
                 LoginOutcome::only(AuthDecision::Deny)
             }
         }
@@ -570,20 +551,7 @@ impl<H: Host> Instance<H> {
         outlives_connection: bool,
     ) -> LoginOutcome {
         Metrics::bump(&self.metrics().connects_accepted);
-        let grants = session.grants();
-        log::info!(
-            "client {client_id:?} accepted: token verified by {}, {} write and {} read grant(s){}",
-            match session.source() {
-                TokenSource::Introspection => "introspection",
-                TokenSource::Jwt => "local JWT check",
-            },
-            grants.write_filters().len(),
-            grants.read_filters().len(),
-            session
-                .expires_at()
-                .map(|exp| format!(", expires in {} s", exp.saturating_sub(now_epoch())))
-                .unwrap_or_default()
-        );
+        log::info!("{}", report::token_accepted(client_id, &session, now_epoch()));
         if let Some(exp) = session.expires_at() {
             self.expiries.borrow_mut().push(Reverse((exp, address)));
         }

@@ -84,16 +84,6 @@ impl LocalUsers {
     pub fn contains(&self, username: &str) -> bool {
         self.names.contains(username)
     }
-
-    /// Number of users known.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    /// True when no user is known.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
 }
 
 /// The usernames of a `mosquitto_passwd` file: `name:hash` lines; blank lines and `#` comments
