@@ -12,7 +12,7 @@ use jsonwebtoken::Algorithm;
 
 use crate::secret::Secret;
 
-/// Default `oauth_leeway`: clock skew tolerated on `exp`/`nbf`, in seconds.
+/// Default `oauth_leeway`: seconds a token's `nbf` may lie ahead of our clock (`exp` is strict).
 pub const DEFAULT_LEEWAY_SECS: u64 = 30;
 /// Default `oauth_scope_prefix`.
 pub const DEFAULT_SCOPE_PREFIX: &str = "mqtt:";
@@ -199,7 +199,7 @@ pub struct Config {
     pub audiences: Vec<String>,
     /// Algorithms accepted for local JWT verification.
     pub algorithms: Vec<Algorithm>,
-    /// Clock skew tolerated on `exp` and `nbf`.
+    /// How far a token's `nbf` may lie ahead of our clock (server clock skew); `exp` is strict.
     pub leeway: Duration,
     /// Prefix of topic scopes (`<prefix>read:<filter>`, `<prefix>write:<filter>`).
     pub scope_prefix: String,

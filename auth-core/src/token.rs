@@ -152,9 +152,12 @@ pub(crate) fn check_claims(
     let strict = source == TokenSource::Jwt;
     let leeway = config.leeway.as_secs();
 
+    // `exp` is strict: the broker ends a session at `exp` to the second (expiry kick, cache
+    // lifetime, ACL checks), so a leeway here would only admit a client to kick it at once.
+    // The leeway covers a server clock running ahead of ours, which shows on `nbf`.
     let expires_at = numeric_date(claims, "exp")?;
     match expires_at {
-        Some(exp) if now >= exp.saturating_add(leeway) => return Err(Rejection::Expired),
+        Some(exp) if now >= exp => return Err(Rejection::Expired),
         None if strict => return Err(Rejection::MissingClaim("exp".into())),
         _ => {}
     }
@@ -223,14 +226,15 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
 
     #[test]
-    fn expiry_is_checked_with_the_configured_leeway() {
+    fn expiry_is_strict_whatever_the_leeway() {
         let cfg = config(&[("oauth_leeway", "30")]);
         let at = |exp: u64| {
             check_claims(&object(serde_json::json!({"exp": exp})), &cfg, TokenSource::Jwt, NOW)
         };
         assert!(at(NOW + 1).is_ok());
-        assert!(at(NOW - 29).is_ok());
-        assert_eq!(at(NOW - 30), Err(Rejection::Expired));
+        assert_eq!(at(NOW), Err(Rejection::Expired));
+        assert_eq!(at(NOW - 1), Err(Rejection::Expired));
+        assert_eq!(at(NOW - 29), Err(Rejection::Expired));
         let fractional = object(serde_json::json!({"exp": (NOW + 10) as f64 + 0.5}));
         assert_eq!(
             check_claims(&fractional, &cfg, TokenSource::Jwt, NOW).map(|t| t.expires_at),
