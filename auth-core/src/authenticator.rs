@@ -227,7 +227,7 @@ impl Authenticator {
         username: Option<&str>,
     ) -> Result<Session, AuthError> {
         let info = self.validate(token)?;
-        self.session_for(&info, token, client_id, username)
+        self.session_for(&info, token, client_id, username, now_epoch())
     }
 
     /// True when validating this token may call the authorization server: it would be
@@ -257,6 +257,7 @@ impl Authenticator {
         token: &AccessToken,
         client_id: &str,
         username: Option<&str>,
+        now: u64,
     ) -> Result<Session, AuthError> {
         if let (Some(claim), Some(bound)) = (&self.config.client_id_claim, &info.bound_client_id)
             && **bound != *client_id
@@ -271,7 +272,7 @@ impl Authenticator {
             token: token.digest(),
             source: info.source,
         };
-        if session.is_expired(now_epoch()) {
+        if session.is_expired(now) {
             return Err(Rejection::Expired.into());
         }
         Ok(session)
@@ -333,6 +334,17 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session as a validation would open it (for the core's own tests).
+    #[cfg(test)]
+    pub(crate) fn new(
+        grants: SessionGrants,
+        expires_at: Option<u64>,
+        token: TokenDigest,
+        source: TokenSource,
+    ) -> Self {
+        Self { grants, expires_at, username: None, token, source }
+    }
+
     /// Decides one ACL check at time `now` (epoch seconds): nothing is allowed once the token
     /// has expired.
     #[inline]

@@ -17,6 +17,7 @@ mod http;
 mod introspect;
 mod jwt;
 pub mod metrics;
+pub mod policy;
 pub mod report;
 pub mod secret;
 pub mod token;

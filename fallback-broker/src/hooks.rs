@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use oauth_core::{Access, AccessToken, AuthError, TokenDigest, now_epoch};
+use oauth_core::{Access, Rejection, TokenDigest, now_epoch, policy};
 use rmqtt::codec::v5::{self as codec_v5, DisconnectReasonCode, SubscribeAckReason};
 use rmqtt::context::ServerContext;
 use rmqtt::hook::{Handler, HookResult, Parameter, Priority, ReturnType, Type};
@@ -33,7 +33,7 @@ use rmqtt::types::{
     PublishAclResult, Reason, SubscribeAclResult, Tx,
 };
 
-use crate::policy::{ConnectRequest, Identity, Policy, Principal, Verdict};
+use crate::policy::{ConnectRequest, Policy, Principal, Verdict};
 
 /// Key of the principal in a session's `extra_attrs`.
 const PRINCIPAL_KEY: &str = "oauth.principal";
@@ -170,12 +170,12 @@ impl OAuthHooks {
             return;
         };
         session.extra_attrs.write().await.insert(PRINCIPAL_KEY.into(), Arc::clone(&principal));
-        if !principal.is_token() {
+        let Some(expires_at) = principal.token_client().map(|c| c.session().expires_at()) else {
             return;
-        }
+        };
         let tx = session_tx(session).await;
         let config = self.shared.policy.authenticator().config();
-        let expiry = match (&tx, principal.expires_at()) {
+        let expiry = match (&tx, expires_at) {
             (Some(tx), Some(exp)) if config.disconnect_on_expiry => {
                 let hooks = self.clone();
                 let (id, principal, tx) = (session.id.clone(), Arc::clone(&principal), tx.clone());
@@ -186,10 +186,7 @@ impl OAuthHooks {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     if !tx.is_closed() {
-                        log::info!(
-                            "disconnecting client {:?}: its token has expired",
-                            principal.client_id()
-                        );
+                        policy::log_token_expired(principal.client_id());
                         close(&tx, "token expired");
                     }
                     hooks.forget_watch(&id);
@@ -220,48 +217,57 @@ impl OAuthHooks {
         }
     }
 
+    /// One round of the core's revalidation (on a blocking thread: it calls the authorization
+    /// server), over the distinct tokens of the connected token clients.
     async fn revalidation_round(&self) {
-        let mut tokens: HashMap<TokenDigest, (AccessToken, Vec<Id>)> = HashMap::new();
-        {
+        let tokens = {
             let mut watches = lock(&self.shared.watches);
             // Sessions that ended without a DISCONNECT hook (failed CONNACK) are dropped here.
             watches.retain(|_, watch| watch.tx.as_ref().is_some_and(|tx| !tx.is_closed()));
-            for (id, watch) in watches.iter() {
-                if let Identity::Token { session, token } = watch.principal.identity() {
-                    tokens
-                        .entry(session.token_digest())
-                        .or_insert_with(|| (token.clone(), Vec::new()))
-                        .1
-                        .push(id.clone());
-                }
-            }
+            policy::revalidation_tokens(
+                watches.values().filter_map(|watch| watch.principal.token_client()),
+            )
+        };
+        if tokens.is_empty() {
+            return;
         }
-        for (token, ids) in tokens.into_values() {
-            let auth = Arc::clone(self.shared.policy.authenticator());
-            let answer = tokio::task::spawn_blocking(move || auth.revalidate(&token)).await;
-            match answer {
-                Ok(Ok(_)) => {}
-                Ok(Err(AuthError::Rejected(reason))) => {
-                    for id in ids {
-                        let Some(watch) = lock(&self.shared.watches).remove(&id) else { continue };
-                        watch.principal.revoke();
-                        log::info!(
-                            "disconnecting client {:?}: token no longer valid ({reason})",
-                            watch.principal.client_id()
-                        );
-                        if let Some(tx) = &watch.tx {
-                            close(tx, "token no longer valid");
-                        }
-                        if let Some(task) = watch.expiry {
-                            task.abort();
-                        }
-                    }
-                }
-                Ok(Err(AuthError::Unavailable(problem))) => {
-                    log::warn!("revalidation: {problem}; connected clients kept");
-                    return;
-                }
-                Err(panicked) => log::error!("revalidation failed: {panicked}"),
+        let hooks = self.clone();
+        let auth = Arc::clone(self.shared.policy.authenticator());
+        let round = tokio::task::spawn_blocking(move || {
+            policy::run_revalidation_round(
+                &auth,
+                &tokens,
+                || true,
+                |digest, reason| hooks.disconnect_token(digest, &reason),
+            )
+        })
+        .await;
+        if let Err(panicked) = round {
+            log::error!("revalidation failed: {panicked}");
+        }
+    }
+
+    /// Revokes and disconnects every connected client of a token found no longer valid.
+    fn disconnect_token(&self, digest: TokenDigest, reason: &Rejection) {
+        let mut watches = lock(&self.shared.watches);
+        let ids: Vec<Id> = watches
+            .iter()
+            .filter(|(_, watch)| {
+                watch.principal.token_client().is_some_and(|c| c.session().token_digest() == digest)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            let Some(watch) = watches.remove(&id) else { continue };
+            if let Some(client) = watch.principal.token_client() {
+                client.revoke();
+                policy::log_token_invalid(client.client_id(), reason);
+            }
+            if let Some(tx) = &watch.tx {
+                close(tx, "token no longer valid");
+            }
+            if let Some(task) = watch.expiry {
+                task.abort();
             }
         }
     }

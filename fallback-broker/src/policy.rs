@@ -1,11 +1,11 @@
 //! The broker's decisions, free of the engine: who may connect, and what a connected client may
-//! do. They mirror the Mosquitto plugin (`plugin/src/instance.rs`) plus what Mosquitto itself
-//! would do with `password_file`, `acl_file` and `allow_anonymous`:
+//! do. Token logins and token clients' ACL checks are the core's session policy
+//! ([`oauth_core::policy`]), the same code the Mosquitto plugin runs; this module adds what
+//! Mosquitto itself would do with `password_file`, `acl_file` and `allow_anonymous`:
 //!
 //! 1. A token login (every login, or only those with `auth.token_username`) with a password is
-//!    checked by the core. A valid token connects; an authorization server that cannot answer
-//!    refuses the client (fail closed); a rejected token is left to the next mechanism, like the
-//!    plugin's DEFER.
+//!    decided by the core's policy: accepted, refused (server unavailable, will not writable), or
+//!    left to the next mechanism (token rejected), like the plugin's DEFER.
 //! 2. A username and password are checked against the users file.
 //! 3. A client without username and password is anonymous: refused unless allowed.
 //! 4. A will whose topic the client may not write refuses the connection.
@@ -15,13 +15,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use oauth_core::{
-    Access, AccessToken, AuthError, Authenticator, Grants, Metrics, Session, SessionGrants,
-    now_epoch, report,
-};
+use oauth_core::policy::{self, AclVerdict, Denial, LoginAttempt, LoginDecision, TokenClient};
+use oauth_core::{Access, AccessToken, Authenticator, Grants, Metrics, SessionGrants, now_epoch};
 
 use crate::config::BrokerConfig;
 use crate::passwd::UsersFile;
@@ -54,13 +51,8 @@ pub enum Verdict {
 /// How a connected client authenticated.
 #[derive(Debug)]
 pub enum Identity {
-    /// With an access token; its session holds the grants and `exp`.
-    Token {
-        /// The core's session.
-        session: Session,
-        /// The token, kept for revalidation (redacted in debug output).
-        token: AccessToken,
-    },
+    /// With an access token: the core's client record (grants, `exp`, token, revoked mark).
+    Token(TokenClient),
     /// As a users-file user.
     User {
         /// The username.
@@ -80,26 +72,20 @@ pub enum Identity {
 pub struct Principal {
     client_id: Box<str>,
     identity: Identity,
-    revoked: AtomicBool,
-    /// Epoch second at which the client's connection ended; 0 while connected.
-    left_at: AtomicU64,
 }
 
 impl Principal {
     /// A principal (also for tests of the engine glue).
     pub fn new(client_id: &str, identity: Identity) -> Self {
-        Self {
-            client_id: client_id.into(),
-            identity,
-            revoked: AtomicBool::new(false),
-            left_at: AtomicU64::new(0),
-        }
+        Self { client_id: client_id.into(), identity }
     }
 
-    /// Records that the client's connection ended at `now` (epoch seconds): its session, will
-    /// and queued messages are decided as the core decides for offline clients.
+    /// Records that the client's connection ended at `now` (epoch seconds): a token client's
+    /// will and queued messages are decided as the core decides for offline clients.
     pub fn left(&self, now: u64) {
-        let _ = self.left_at.compare_exchange(0, now.max(1), Ordering::Relaxed, Ordering::Relaxed);
+        if let Identity::Token(client) = &self.identity {
+            client.left(now);
+        }
     }
 
     /// The MQTT client id it connected with.
@@ -112,52 +98,21 @@ impl Principal {
         &self.identity
     }
 
-    /// True for token logins.
-    pub fn is_token(&self) -> bool {
-        matches!(self.identity, Identity::Token { .. })
-    }
-
-    /// `exp` of the token (token logins only).
-    pub fn expires_at(&self) -> Option<u64> {
+    /// The core's record, for token logins.
+    pub fn token_client(&self) -> Option<&TokenClient> {
         match &self.identity {
-            Identity::Token { session, .. } => session.expires_at(),
+            Identity::Token(client) => Some(client),
             _ => None,
         }
     }
 
-    /// Marks the token as no longer valid (found inactive on revalidation): everything is
-    /// denied from now on.
-    pub fn revoke(&self) {
-        self.revoked.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether [`revoke`](Self::revoke) was called.
-    pub fn is_revoked(&self) -> bool {
-        self.revoked.load(Ordering::Relaxed)
-    }
-
     /// The bare ACL decision at `now` (epoch seconds), without counting or logging.
     pub fn allows(&self, access: Access, topic: &str, now: u64) -> bool {
-        if self.is_revoked() {
-            return false;
-        }
         match &self.identity {
-            Identity::Token { session, .. } => match self.left_at.load(Ordering::Relaxed) {
-                0 => session.allows(access, topic, now),
-                left_at => session.allows_offline(access, topic, left_at, now),
-            },
+            Identity::Token(client) => client.allows(access, topic, now),
             Identity::User { grants, .. } | Identity::Anonymous { grants } => {
                 grants.allows(access, topic)
             }
-        }
-    }
-
-    /// Why an ACL check at `now` was denied, for the log.
-    fn denial_reason(&self, now: u64) -> &'static str {
-        match &self.identity {
-            _ if self.is_revoked() => "token revoked",
-            Identity::Token { session, .. } if session.is_expired(now) => "token expired",
-            _ => "no matching grant",
         }
     }
 }
@@ -216,24 +171,33 @@ impl Policy {
     /// Decides a CONNECT. Blocking: may call the authorization server.
     pub fn connect(&self, request: &ConnectRequest<'_>) -> Verdict {
         let client_id = request.client_id;
-        let config = self.auth.config();
+        let attempt = LoginAttempt {
+            client_id,
+            username: request.username,
+            will_topic: request.will_topic,
+            admitted: false,
+            exclusive: false,
+        };
         let is_local_user = |name: &str| self.users_file.is_some() && self.users().contains(name);
-        if config.is_token_login(request.username, is_local_user) {
-            match request.password.filter(|p| !p.is_empty()) {
-                None => {
-                    Metrics::bump(&self.metrics().connects_deferred);
-                    log::debug!(
-                        "client {client_id:?}: no password, leaving the login to other mechanisms"
-                    );
-                }
-                Some(password) => {
-                    if let Some(verdict) = self.token_login(request, password) {
-                        return verdict;
-                    }
-                }
+        let token_login = self.auth.config().is_token_login(request.username, is_local_user);
+        let decision = match request.password.filter(|p| !p.is_empty()) {
+            Some(password) if token_login => {
+                let token = AccessToken::new(password);
+                let outcome = self.auth.validate(&token);
+                policy::decide_token_login(&self.auth, &attempt, token, outcome, now_epoch())
             }
-        } else {
-            Metrics::bump(&self.metrics().connects_deferred);
+            None if token_login => policy::decide_not_ours(&attempt, "no password", self.metrics()),
+            _ => policy::decide_not_ours(&attempt, "not a token login", self.metrics()),
+        };
+        match decision {
+            LoginDecision::Accept(client) => {
+                return Verdict::Accept(Arc::new(Principal::new(
+                    client_id,
+                    Identity::Token(client),
+                )));
+            }
+            LoginDecision::Defer => {}
+            LoginDecision::Deny | LoginDecision::DenyAndRevoke => return Verdict::NotAuthorized,
         }
 
         match (request.username, request.password) {
@@ -274,39 +238,6 @@ impl Policy {
         }
     }
 
-    /// The token path: `Some` when decided, `None` to try the next mechanism.
-    fn token_login(&self, request: &ConnectRequest<'_>, password: &[u8]) -> Option<Verdict> {
-        let client_id = request.client_id;
-        let token = AccessToken::new(password);
-        match self.auth.login(&token, client_id, request.username) {
-            Ok(session) => {
-                let principal = Principal::new(client_id, Identity::Token { session, token });
-                if let Some(topic) = request.will_topic
-                    && !self.acl(&principal, Access::Write, topic)
-                {
-                    Metrics::bump(&self.metrics().connects_denied);
-                    log::info!("client {client_id:?} refused: its will topic is not writable");
-                    return Some(Verdict::NotAuthorized);
-                }
-                Metrics::bump(&self.metrics().connects_accepted);
-                if let Identity::Token { session, .. } = principal.identity() {
-                    log::info!("{}", report::token_accepted(client_id, session, now_epoch()));
-                }
-                Some(Verdict::Accept(Arc::new(principal)))
-            }
-            Err(AuthError::Rejected(reason)) => {
-                Metrics::bump(&self.metrics().connects_denied);
-                log::info!("{}", report::token_unacceptable(client_id, &reason));
-                None
-            }
-            Err(AuthError::Unavailable(problem)) => {
-                Metrics::bump(&self.metrics().connects_denied);
-                log::warn!("{}", report::token_unchecked(client_id, &problem));
-                Some(Verdict::NotAuthorized)
-            }
-        }
-    }
-
     /// Accepts a users-file or anonymous principal unless its will is not writable.
     fn admit(
         &self,
@@ -325,26 +256,22 @@ impl Policy {
         Verdict::Accept(Arc::new(principal))
     }
 
-    /// Decides one ACL check now: counts it (token clients, like the plugin) and logs denials.
+    /// Decides one ACL check now: token clients by the core's policy (counted, like the
+    /// plugin's), users-file and anonymous clients by their configured grants.
     pub fn acl(&self, principal: &Principal, access: Access, topic: &str) -> bool {
         let now = now_epoch();
-        let allowed = principal.allows(access, topic, now);
-        if principal.is_token() {
-            Metrics::bump(if allowed {
-                &self.metrics().acl_allowed
-            } else {
-                &self.metrics().acl_denied
-            });
-        }
-        if !allowed {
-            let why = principal.denial_reason(now);
-            let client = principal.client_id();
-            match access {
-                Access::Read => log::debug!("denied delivery of {topic:?} to {client:?}: {why}"),
-                _ => log::info!("denied {access:?} on {topic:?} for {client:?}: {why}"),
+        match principal.identity() {
+            Identity::Token(client) => {
+                client.check(access, topic, now, self.metrics()) == AclVerdict::Allow
+            }
+            Identity::User { grants, .. } | Identity::Anonymous { grants } => {
+                let allowed = grants.allows(access, topic);
+                if !allowed {
+                    policy::log_acl_denial(principal.client_id(), access, topic, Denial::NoGrant);
+                }
+                allowed
             }
         }
-        allowed
     }
 
     /// SIGHUP: forget cached token verdicts (e.g. after revocations) and re-read the users file
@@ -433,7 +360,7 @@ mod tests {
     fn users_file_users_get_their_configured_grants() {
         let (policy, _dir) = make_policy("token_username = \"oauth2\"", "");
         let alice = accepted(policy.connect(&request(Some("alice"), Some(b"secret"), None)));
-        assert!(!alice.is_token());
+        assert!(alice.token_client().is_none());
         let now = now_epoch();
         assert!(alice.allows(Access::Subscribe, "ops/#", now));
         assert!(alice.allows(Access::Read, "clients/c1/x", now));
@@ -536,15 +463,5 @@ mod tests {
         let metrics = policy.authenticator().metrics().snapshot();
         assert_eq!((metrics.connects_deferred, metrics.connects_denied), (1, 0));
         assert_eq!(metrics.cache_misses, 0);
-    }
-
-    #[test]
-    fn revoked_principals_may_do_nothing() {
-        let grants = Grants::from_scopes(["read:#", "write:#"], "").resolve("c", None);
-        let principal = Principal::new("c", Identity::Anonymous { grants });
-        assert!(principal.allows(Access::Write, "a", now_epoch()));
-        principal.revoke();
-        assert!(!principal.allows(Access::Write, "a", now_epoch()));
-        assert_eq!(principal.denial_reason(now_epoch()), "token revoked");
     }
 }

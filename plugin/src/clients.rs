@@ -24,92 +24,39 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use oauth_core::{Access, AccessToken, Session, TokenDigest};
+use oauth_core::TokenDigest;
+use oauth_core::policy::TokenClient;
 
-/// One client we authenticated.
+/// One client we authenticated: the core's record of it, and what Mosquitto's object
+/// lifecycle adds.
 #[derive(Debug)]
 pub struct ClientEntry {
-    client_id: Box<str>,
-    session: Session,
-    /// Kept for revalidation (re-introspection) while online; dropped at DISCONNECT, since only
-    /// online sessions are revalidated. Never logged.
-    token: Option<AccessToken>,
+    client: TokenClient,
     /// Mosquitto may act for this client after its connection ends, beyond the will check it
     /// makes at once: a durable session, or an MQTT 5 client (whose Session Expiry and Will
     /// Delay the plugin cannot read).
     outlives_connection: bool,
-    /// Epoch second at which the client went offline (DISCONNECT, or a newer connection of its
-    /// client id took over).
-    left_at: Option<u64>,
     /// A DISCONNECT event was seen for this object.
     disconnect_seen: bool,
-    /// Set when the token was found no longer valid (revalidation, a failed re-authentication):
-    /// every check is denied, the will and the READ checks of queued messages included.
-    revoked: bool,
 }
 
 impl ClientEntry {
     /// A freshly authenticated, online client.
-    pub fn new(
-        client_id: &str,
-        session: Session,
-        token: AccessToken,
-        outlives_connection: bool,
-    ) -> Self {
-        Self {
-            client_id: client_id.into(),
-            session,
-            token: Some(token),
-            outlives_connection,
-            left_at: None,
-            disconnect_seen: false,
-            revoked: false,
-        }
+    pub fn new(client: TokenClient, outlives_connection: bool) -> Self {
+        Self { client, outlives_connection, disconnect_seen: false }
     }
 
-    /// Marks the token as no longer valid.
-    pub fn revoke(&mut self) {
-        self.revoked = true;
-    }
-
-    /// True once the token was found no longer valid.
-    pub fn is_revoked(&self) -> bool {
-        self.revoked
-    }
-
-    /// The token the session was opened with, while the client is online.
-    pub fn token(&self) -> Option<&AccessToken> {
-        self.token.as_ref()
-    }
-
-    /// The client's grants and expiry.
-    pub fn session(&self) -> &Session {
-        &self.session
-    }
-
-    /// The MQTT client id.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-
-    /// False once DISCONNECT was seen or a newer connection of the id took over.
-    pub fn is_online(&self) -> bool {
-        self.left_at.is_none()
-    }
-
-    /// Whether the grants allow `access` on `topic` at epoch second `now` (for an offline
-    /// client, see [`Session::allows_offline`]).
+    /// The core's record: grants, expiry, token, revoked mark, when it left.
     #[inline]
-    pub fn allows(&self, access: Access, topic: &str, now: u64) -> bool {
-        match self.left_at {
-            None => self.session.allows(access, topic, now),
-            Some(left_at) => self.session.allows_offline(access, topic, left_at, now),
-        }
+    pub fn client(&self) -> &TokenClient {
+        &self.client
     }
 
+    /// Offline from `now` (DISCONNECT, or a newer connection of its client id took over). The
+    /// token goes: only online sessions are revalidated.
     fn go_offline(&mut self, now: u64) {
-        self.left_at.get_or_insert(now);
-        self.token = None;
+        self.client.left(now);
+        self.client.release_token();
     }
 
     /// True when Mosquitto can no longer act for this object (see the module's ownership rule).
@@ -152,7 +99,7 @@ impl ClientTable {
     /// it, so the one the entry was for has been freed.
     pub fn reset(&mut self, address: usize) {
         if let Some(old) = self.entries.remove(&address) {
-            self.forget_latest(&old.client_id, address);
+            self.forget_latest(old.client.client_id(), address);
         }
     }
 
@@ -165,7 +112,7 @@ impl ClientTable {
     /// Stores a newly authenticated client. An older entry of the same client id (the
     /// connection being taken over) goes offline; it stays until its object is known to be gone.
     pub fn insert(&mut self, address: usize, entry: ClientEntry, now: u64) {
-        if let Some(previous) = self.latest.insert(entry.client_id.clone(), address)
+        if let Some(previous) = self.latest.insert(entry.client.client_id().into(), address)
             && previous != address
             && let Some(old) = self.entries.get_mut(&previous)
         {
@@ -178,7 +125,7 @@ impl ClientTable {
     #[inline]
     pub fn get(&self, address: usize, client_id: Option<&str>) -> Option<&ClientEntry> {
         let entry = self.entries.get(&address)?;
-        (Some(&*entry.client_id) == client_id).then_some(entry)
+        (Some(entry.client.client_id()) == client_id).then_some(entry)
     }
 
     /// The entry of this online client object: the one at `address` with this client id that
@@ -192,7 +139,8 @@ impl ClientTable {
     /// connection of that id: the only kind of client worth kicking.
     pub fn current_at(&self, address: usize) -> Option<&ClientEntry> {
         let entry = self.entries.get(&address)?;
-        (entry.is_online() && self.latest.get(&entry.client_id) == Some(&address)).then_some(entry)
+        (entry.client.is_online() && self.latest.get(entry.client.client_id()) == Some(&address))
+            .then_some(entry)
     }
 
     /// Records a DISCONNECT: the entry stays for wills and queued messages. Mosquitto 2.0
@@ -200,7 +148,7 @@ impl ClientTable {
     /// applies to whatever entry is at the address.
     pub fn disconnected(&mut self, address: usize, client_id: Option<&str>, now: u64) {
         if let Some(entry) = self.entries.get_mut(&address)
-            && (client_id.is_none() || Some(&*entry.client_id) == client_id)
+            && (client_id.is_none() || Some(entry.client.client_id()) == client_id)
         {
             entry.go_offline(now);
             entry.disconnect_seen = true;
@@ -210,9 +158,9 @@ impl ClientTable {
     /// Marks the entry of this client object revoked (a failed re-authentication).
     pub fn revoke(&mut self, address: usize, client_id: &str) {
         if let Some(entry) = self.entries.get_mut(&address)
-            && *entry.client_id == *client_id
+            && entry.client.client_id() == client_id
         {
-            entry.revoke();
+            entry.client.revoke();
         }
     }
 
@@ -222,8 +170,8 @@ impl ClientTable {
         let latest = &mut self.latest;
         self.entries.retain(|address, entry| {
             let keep = !entry.is_finished();
-            if !keep && latest.get(&entry.client_id) == Some(address) {
-                latest.remove(&entry.client_id);
+            if !keep && latest.get(entry.client.client_id()) == Some(address) {
+                latest.remove(entry.client.client_id());
             }
             keep
         });
@@ -244,10 +192,12 @@ impl ClientTable {
     pub fn revoke_token(&mut self, digest: &TokenDigest) -> Vec<Box<str>> {
         let mut current = Vec::new();
         for (address, entry) in &mut self.entries {
-            if entry.session.token_digest() == *digest {
-                entry.revoke();
-                if entry.is_online() && self.latest.get(&entry.client_id) == Some(address) {
-                    current.push(entry.client_id.clone());
+            if entry.client.session().token_digest() == *digest {
+                entry.client.revoke();
+                if entry.client.is_online()
+                    && self.latest.get(entry.client.client_id()) == Some(address)
+                {
+                    current.push(entry.client.client_id().into());
                 }
             }
         }

@@ -8,9 +8,10 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use oauth_core::policy::{self, AclVerdict, LoginAttempt, LoginDecision};
 use oauth_core::{
-    Access, AccessToken, AuthError, Authenticator, Config, ConfigError, Metrics, Session,
-    TokenDigest, TokenInfo, UpstreamError, now_epoch, report,
+    Access, AccessToken, AuthError, Authenticator, Config, ConfigError, Metrics, TokenDigest,
+    TokenInfo, UpstreamError, report,
 };
 
 use crate::clients::{ClientEntry, ClientTable};
@@ -237,12 +238,12 @@ impl<H: Host> Instance<H> {
             self.forget_client_object(login.address);
         }
         if !self.is_token_login(login.username) {
-            return self.not_ours(login.address, login.client_id, "it is not a token login");
+            return self.not_ours(login, admitted, "it is not a token login");
         }
         let (Some(client_id), Some(password)) =
             (login.client_id, login.password.filter(|p| !p.is_empty()))
         else {
-            return self.not_ours(login.address, login.client_id, "it carries no token");
+            return self.not_ours(login, admitted, "it carries no token");
         };
         let token = AccessToken::new(password);
         // Any login of this id makes an older delayed login of the same id stale: Mosquitto 2.1
@@ -301,24 +302,47 @@ impl<H: Host> Instance<H> {
         }
     }
 
-    /// A login this plugin does not accept. A client object it admitted earlier is refused and
-    /// its entry revoked (everything denied, its will included): handing it to another mechanism
-    /// would let that one decide by a username nobody verified. Any other is left to Mosquitto's
-    /// other mechanisms.
-    fn not_ours(&self, address: usize, client_id: Option<&str>, why: &str) -> LoginOutcome {
-        let mut clients = self.clients.borrow_mut();
-        if let Some(client_id) = client_id
-            && clients.live(address, Some(client_id)).is_some()
-        {
-            clients.revoke(address, client_id);
-            Metrics::bump(&self.metrics().connects_denied);
-            log::info!(
-                "client {client_id:?} refused and its session revoked: it was admitted with a token, and {why}"
-            );
-            return LoginOutcome::only(AuthDecision::Deny);
+    /// A login this plugin does not accept: the policy leaves it to Mosquitto's other
+    /// mechanisms, unless the client object was admitted with a token (then it is refused and
+    /// its entry revoked: another mechanism would decide by a username nobody verified).
+    fn not_ours(&self, login: &Login<'_>, admitted: bool, why: &str) -> LoginOutcome {
+        let attempt = LoginAttempt {
+            client_id: login.client_id.unwrap_or_default(),
+            username: login.username,
+            will_topic: None,
+            admitted,
+            exclusive: false,
+        };
+        let decision = policy::decide_not_ours(&attempt, why, self.metrics());
+        self.carry_out(login.address, &attempt, login.outlives_connection, decision)
+    }
+
+    /// Carries out the policy's login decision on the client table.
+    fn carry_out(
+        &self,
+        address: usize,
+        attempt: &LoginAttempt<'_>,
+        outlives_connection: bool,
+        decision: LoginDecision,
+    ) -> LoginOutcome {
+        match decision {
+            LoginDecision::Accept(client) => {
+                let session = client.session();
+                if let Some(exp) = session.expires_at() {
+                    self.expiries.borrow_mut().push(Reverse((exp, address)));
+                }
+                let username = session.username().map(str::to_owned);
+                let entry = ClientEntry::new(client, outlives_connection);
+                self.clients.borrow_mut().insert(address, entry, clock::epoch_seconds());
+                LoginOutcome { decision: AuthDecision::Accept, username }
+            }
+            LoginDecision::Defer => LoginOutcome::only(AuthDecision::Defer),
+            LoginDecision::Deny => LoginOutcome::only(AuthDecision::Deny),
+            LoginDecision::DenyAndRevoke => {
+                self.clients.borrow_mut().revoke(address, attempt.client_id);
+                LoginOutcome::only(AuthDecision::Deny)
+            }
         }
-        Metrics::bump(&self.metrics().connects_deferred);
-        LoginOutcome::only(AuthDecision::Defer)
     }
 
     /// Validates a login's token on the broker thread, within the pass's waiting budget: once
@@ -411,30 +435,16 @@ impl<H: Host> Instance<H> {
         outlives_connection: bool,
         outcome: Result<TokenInfo, AuthError>,
     ) -> LoginOutcome {
-        let session =
-            outcome.and_then(|info| self.auth.session_for(&info, &token, client_id, username));
-        match session {
-            Ok(session) => {
-                self.open_session(address, client_id, session, token, outlives_connection)
-            }
-            Err(AuthError::Rejected(reason)) => {
-                if self.clients.borrow().live(address, Some(client_id)).is_some() {
-                    return self.not_ours(
-                        address,
-                        Some(client_id),
-                        &format!("its token is unacceptable ({reason})"),
-                    );
-                }
-                Metrics::bump(&self.metrics().connects_denied);
-                log::info!("{}", report::token_unacceptable(client_id, &reason));
-                LoginOutcome::only(AuthDecision::Defer)
-            }
-            Err(AuthError::Unavailable(problem)) => {
-                Metrics::bump(&self.metrics().connects_denied);
-                log::warn!("{}", report::token_unchecked(client_id, &problem));
-                LoginOutcome::only(AuthDecision::Deny)
-            }
-        }
+        let attempt = LoginAttempt {
+            client_id,
+            username,
+            will_topic: None,
+            admitted: self.clients.borrow().live(address, Some(client_id)).is_some(),
+            exclusive: false,
+        };
+        let now = clock::epoch_seconds();
+        let decision = policy::decide_token_login(&self.auth, &attempt, token, outcome, now);
+        self.carry_out(address, &attempt, outlives_connection, decision)
     }
 
     /// Mosquitto 2.1 re-runs the login check of every connected client on SIGHUP. A client
@@ -444,12 +454,9 @@ impl<H: Host> Instance<H> {
     fn is_recheck_of_live_session(&self, login: &Login<'_>) -> bool {
         let clients = self.clients.borrow();
         let Some(entry) = clients.live(login.address, login.client_id) else { return false };
-        entry.is_online()
-            && !entry.is_revoked()
-            && !entry.session().is_expired(now_epoch())
-            && login
-                .password
-                .is_some_and(|p| AccessToken::new(p).digest() == entry.session().token_digest())
+        login.password.is_some_and(|password| {
+            entry.client().is_kept_by_recheck(&AccessToken::new(password), clock::epoch_seconds())
+        })
     }
 
     /// MQTT 5 enhanced authentication (CONNECT with an Authentication Method, or AUTH 0x19
@@ -473,11 +480,7 @@ impl<H: Host> Instance<H> {
         }
         let config = self.auth.config();
         if method != Some(config.auth_method.as_str()) {
-            return self.not_ours(
-                login.address,
-                login.client_id,
-                "it changed its authentication method",
-            );
+            return self.not_ours(login, reauth, "it changed its authentication method");
         }
         let Some(client_id) = login.client_id else {
             return LoginOutcome::only(AuthDecision::Deny);
@@ -508,57 +511,27 @@ impl<H: Host> Instance<H> {
                 None => return LoginOutcome::only(AuthDecision::Deny),
             }
         };
-        let session =
-            outcome.and_then(|info| self.auth.session_for(&info, &token, client_id, username));
-        match session {
-            Ok(session) => {
-                if reauth {
-                    log::info!("client {client_id:?} re-authenticated with a new token");
-                }
-                let mut outcome = self.open_session(
-                    login.address,
-                    client_id,
-                    session,
-                    token,
-                    login.outlives_connection,
-                );
-                if outcome.username.is_none() && login.username.is_none() {
-                    outcome.username = marker.map(str::to_owned);
-                }
-                outcome
-            }
-            Err(error) => {
-                Metrics::bump(&self.metrics().connects_denied);
-                if reauth {
-                    log::info!(
-                        "client {client_id:?} re-authentication refused: {error}; its session is revoked"
-                    );
-                    self.clients.borrow_mut().revoke(login.address, client_id);
-                } else {
-                    log::info!("client {client_id:?} enhanced authentication refused: {error}");
-                }
-                LoginOutcome::only(AuthDecision::Deny)
-            }
+        let attempt = LoginAttempt {
+            client_id,
+            username,
+            will_topic: None,
+            admitted: reauth,
+            exclusive: true,
+        };
+        let now = clock::epoch_seconds();
+        let decision = policy::decide_token_login(&self.auth, &attempt, token, outcome, now);
+        if reauth && matches!(decision, LoginDecision::Accept(_)) {
+            log::info!("client {client_id:?} re-authenticated with a new token");
         }
-    }
-
-    fn open_session(
-        &self,
-        address: usize,
-        client_id: &str,
-        session: Session,
-        token: AccessToken,
-        outlives_connection: bool,
-    ) -> LoginOutcome {
-        Metrics::bump(&self.metrics().connects_accepted);
-        log::info!("{}", report::token_accepted(client_id, &session, now_epoch()));
-        if let Some(exp) = session.expires_at() {
-            self.expiries.borrow_mut().push(Reverse((exp, address)));
+        let mut outcome =
+            self.carry_out(login.address, &attempt, login.outlives_connection, decision);
+        if outcome.decision == AuthDecision::Accept
+            && outcome.username.is_none()
+            && login.username.is_none()
+        {
+            outcome.username = marker.map(str::to_owned);
         }
-        let username = session.username().map(str::to_owned);
-        let entry = ClientEntry::new(client_id, session, token, outlives_connection);
-        self.clients.borrow_mut().insert(address, entry, clock::epoch_seconds());
-        LoginOutcome { decision: AuthDecision::Accept, username }
+        outcome
     }
 
     /// Decides an ACL check for the client at `address`.
@@ -574,44 +547,31 @@ impl<H: Host> Instance<H> {
         let Some(entry) = clients.get(address, client_id) else {
             return AclDecision::Defer;
         };
-        if entry.is_revoked() {
-            Metrics::bump(&self.metrics().acl_denied);
-            log::debug!(
-                "denied {access:?} on {topic:?} for {:?}: token revoked",
-                entry.client_id()
-            );
-            return AclDecision::Deny;
-        }
-        if access == Access::Subscribe && self.expiry_kick_in_progress.get() == Some(address) {
+        let client = entry.client();
+        if access == Access::Subscribe
+            && self.expiry_kick_in_progress.get() == Some(address)
+            && !client.is_revoked()
+        {
             // Kicking a durable session makes Mosquitto re-check its subscriptions and drop
             // the denied ones, so a device renewing its token would find its session without
             // subscriptions. The kick ends the connection, not the session: subscriptions
             // stay as granted, and every message is still read-checked against the token of
             // the session's next connection (an expired one reads nothing meanwhile).
-            return if entry.session().grants().allows(access, topic) {
+            return if client.session().grants().allows(access, topic) {
                 AclDecision::Allow
             } else {
                 AclDecision::Deny
             };
         }
-        let now = clock::epoch_seconds();
-        if entry.allows(access, topic, now) {
-            Metrics::bump(&self.metrics().acl_allowed);
-            return AclDecision::Allow;
-        }
-        Metrics::bump(&self.metrics().acl_denied);
-        let expired = entry.session().is_expired(now);
-        if expired && entry.is_online() && self.auth.config().disconnect_on_expiry {
-            self.pending_kicks.borrow_mut().push(address);
-        }
-        let why = if expired { "token expired" } else { "no matching grant" };
-        match access {
-            Access::Read => {
-                log::debug!("denied delivery of {topic:?} to {:?}: {why}", entry.client_id());
+        match client.check(access, topic, clock::epoch_seconds(), self.metrics()) {
+            AclVerdict::Allow => AclDecision::Allow,
+            AclVerdict::Deny { expired_online } => {
+                if expired_online && self.auth.config().disconnect_on_expiry {
+                    self.pending_kicks.borrow_mut().push(address);
+                }
+                AclDecision::Deny
             }
-            _ => log::info!("denied {access:?} on {topic:?} for {:?}: {why}", entry.client_id()),
         }
-        AclDecision::Deny
     }
 
     /// Records a DISCONNECT. A login still delayed for this client object is voided: its answer
@@ -682,15 +642,17 @@ impl<H: Host> Instance<H> {
             return;
         }
         let pending = std::mem::take(&mut *self.pending_kicks.borrow_mut());
-        let now = now_epoch();
+        let now = clock::epoch_seconds();
         let mut kicked = HashSet::new();
         for address in pending {
             let client_id = match self.clients.borrow().current_at(address) {
-                Some(entry) if entry.session().is_expired(now) => entry.client_id().to_owned(),
+                Some(entry) if entry.client().session().is_expired(now) => {
+                    entry.client().client_id().to_owned()
+                }
                 _ => continue,
             };
             if kicked.insert(address) {
-                log::info!("disconnecting client {client_id:?}: its token has expired");
+                policy::log_token_expired(&client_id);
                 self.expiry_kick_in_progress.set(Some(address));
                 self.host.kick(&client_id);
                 self.expiry_kick_in_progress.set(None);
@@ -751,9 +713,7 @@ impl<H: Host> Instance<H> {
                     // messages queued for it.
                     let victims = self.clients.borrow_mut().revoke_token(&digest);
                     for client_id in victims {
-                        log::info!(
-                            "disconnecting client {client_id:?}: token no longer valid ({reason})"
-                        );
+                        policy::log_token_invalid(&client_id, &reason);
                         self.host.kick(&client_id);
                     }
                 }
@@ -774,16 +734,8 @@ impl<H: Host> Instance<H> {
             return;
         }
         self.revalidation_due.set(now + interval);
-        let mut seen = HashSet::new();
-        let tokens: Vec<AccessToken> = self
-            .clients
-            .borrow()
-            .iter()
-            .filter(|(_, entry)| !entry.is_revoked())
-            .filter_map(|(_, entry)| Some((entry.session().token_digest(), entry.token()?)))
-            .filter(|(digest, _)| seen.insert(*digest))
-            .map(|(_, token)| token.clone())
-            .collect();
+        let tokens =
+            policy::revalidation_tokens(self.clients.borrow().iter().map(|(_, e)| e.client()));
         if !tokens.is_empty() {
             self.revalidation_running.set(true);
             self.worker.revalidate(tokens);
@@ -812,11 +764,11 @@ impl<H: Host> Instance<H> {
         // long as its reconnects. Rebuilt from the online clients once mostly stale, the queue
         // is bounded by the clients connected.
         let mut expiries = self.expiries.borrow_mut();
-        let online = || clients.iter().filter(|(_, entry)| entry.is_online());
+        let online = || clients.iter().filter(|(_, entry)| entry.client().is_online());
         if expiries.len() > 2 * online().count() + 64 {
             *expiries = online()
                 .filter_map(|(address, entry)| {
-                    Some(Reverse((entry.session().expires_at()?, address)))
+                    Some(Reverse((entry.client().session().expires_at()?, address)))
                 })
                 .collect();
         }

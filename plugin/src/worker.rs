@@ -16,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use oauth_core::policy;
 use oauth_core::{
     AccessToken, AuthError, Authenticator, Rejection, TokenDigest, TokenInfo, UpstreamError,
 };
@@ -281,23 +282,14 @@ fn maintain(shared: &Shared, job: Job, report: &Reporter) {
             }
         }
         Job::Revalidate(tokens) => {
-            if let Err(problem) = auth.refresh_keys() {
-                log::warn!("JWKS refresh before revalidation failed: {problem}");
-            }
-            for token in tokens {
-                if shared.stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                match auth.revalidate(&token) {
-                    Ok(_) => {}
-                    Err(AuthError::Rejected(reason)) => {
-                        report.send(Report::Invalid(token.digest(), reason));
-                    }
-                    Err(AuthError::Unavailable(problem)) => {
-                        log::warn!("revalidation skipped a session: {problem}");
-                    }
-                }
-            }
+            policy::run_revalidation_round(
+                auth,
+                &tokens,
+                || !shared.stop.load(Ordering::Relaxed),
+                |digest, reason| {
+                    report.send(Report::Invalid(digest, reason));
+                },
+            );
             report.send(Report::RoundDone);
         }
     }
