@@ -244,7 +244,7 @@ pub fn decide_token_login(
         Ok(session) => {
             let client = TokenClient::new(client_id, session, token);
             if let Some(topic) = attempt.will_topic
-                && !client.allows(Access::Write, topic, now)
+                && client.check(Access::Write, topic, now, metrics) != AclVerdict::Allow
             {
                 Metrics::bump(&metrics.connects_denied);
                 log::info!("client {client_id:?} refused: its will topic is not writable");
