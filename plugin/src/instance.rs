@@ -3,18 +3,17 @@
 //! these calls, so everything here is tested behind a fake host.
 
 use std::cell::{Cell, RefCell};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oauth_core::policy::{self, AclVerdict, LoginAttempt, LoginDecision};
+use oauth_core::policy::{self, Answer, LoginAttempt, LoginDecision};
 use oauth_core::{
     Access, AccessToken, AuthError, Authenticator, Config, ConfigError, Metrics, TokenDigest,
     TokenInfo, UpstreamError, report,
 };
 
-use crate::clients::{ClientEntry, ClientTable};
+use crate::clients::ClientTable;
 use crate::clock;
 use crate::mixed_setup::LocalUsers;
 use crate::worker::{PendingLogin, Report, Worker};
@@ -125,13 +124,11 @@ pub fn bearer_token(data: &[u8]) -> &[u8] {
 pub struct Instance<H: Host> {
     host: H,
     auth: Arc<Authenticator>,
+    /// Admitted clients, their expiry queue and due disconnections. Never borrowed across a
+    /// call into Mosquitto: a kick re-enters [`Self::acl_check`].
     clients: RefCell<ClientTable>,
     /// The broker's password-file users (see [`Config::is_token_login`]).
     local_users: RefCell<LocalUsers>,
-    /// (exp, client address) of every session opened, soonest first; stale items are skipped.
-    expiries: RefCell<BinaryHeap<Reverse<(u64, usize)>>>,
-    /// Clients found expired by an ACL check, to be kicked at the next safe moment.
-    pending_kicks: RefCell<Vec<usize>>,
     /// The client being kicked because its token expired, while Mosquitto runs the kick.
     expiry_kick_in_progress: Cell<Option<usize>>,
     /// Client id -> generation and client address of its outstanding delayed login.
@@ -177,13 +174,11 @@ impl<H: Host> Instance<H> {
         };
         let now = Instant::now();
         Ok(Self {
+            clients: RefCell::new(ClientTable::new(auth.config().disconnect_on_expiry)),
             revalidation_due: Cell::new(now + auth.config().revalidate_interval),
             host,
             auth,
-            clients: RefCell::new(ClientTable::default()),
             local_users: RefCell::new(LocalUsers::default()),
-            expiries: RefCell::new(BinaryHeap::new()),
-            pending_kicks: RefCell::new(Vec::new()),
             expiry_kick_in_progress: Cell::new(None),
             delayed_logins: RefCell::new(HashMap::new()),
             next_generation: Cell::new(0),
@@ -291,7 +286,7 @@ impl<H: Host> Instance<H> {
     /// so Mosquitto freed the old one. A delayed login of the old object is voided with it, so
     /// that its late answer cannot reach the new one.
     fn forget_client_object(&self, address: usize) {
-        self.clients.borrow_mut().reset(address);
+        self.clients.borrow_mut().forget_key(address);
         self.void_delayed_logins_at(address);
     }
 
@@ -327,13 +322,9 @@ impl<H: Host> Instance<H> {
     ) -> LoginOutcome {
         match decision {
             LoginDecision::Accept(client) => {
-                let session = client.session();
-                if let Some(exp) = session.expires_at() {
-                    self.expiries.borrow_mut().push(Reverse((exp, address)));
-                }
-                let username = session.username().map(str::to_owned);
-                let entry = ClientEntry::new(client, outlives_connection);
-                self.clients.borrow_mut().insert(address, entry, clock::epoch_seconds());
+                let username = client.session().username().map(str::to_owned);
+                let now = clock::epoch_seconds();
+                self.clients.borrow_mut().admit(address, client, outlives_connection, now);
                 LoginOutcome { decision: AuthDecision::Accept, username }
             }
             LoginDecision::Defer => LoginOutcome::only(AuthDecision::Defer),
@@ -543,34 +534,39 @@ impl<H: Host> Instance<H> {
         access: Access,
         topic: &str,
     ) -> AclDecision {
-        let clients = self.clients.borrow();
-        let Some(entry) = clients.get(address, client_id) else {
-            return AclDecision::Defer;
-        };
-        let client = entry.client();
-        if access == Access::Subscribe
-            && self.expiry_kick_in_progress.get() == Some(address)
-            && !client.is_revoked()
-        {
-            // Kicking a durable session makes Mosquitto re-check its subscriptions and drop
-            // the denied ones, so a device renewing its token would find its session without
-            // subscriptions. The kick ends the connection, not the session: subscriptions
-            // stay as granted, and every message is still read-checked against the token of
-            // the session's next connection (an expired one reads nothing meanwhile).
-            return if client.session().grants().allows(access, topic) {
-                AclDecision::Allow
-            } else {
-                AclDecision::Deny
-            };
+        if access == Access::Subscribe && self.expiry_kick_in_progress.get() == Some(address) {
+            return self.subscription_kept_across_expiry_kick(address, client_id, topic);
         }
-        match client.check(access, topic, clock::epoch_seconds(), self.metrics()) {
-            AclVerdict::Allow => AclDecision::Allow,
-            AclVerdict::Deny { expired_online } => {
-                if expired_online && self.auth.config().disconnect_on_expiry {
-                    self.pending_kicks.borrow_mut().push(address);
-                }
-                AclDecision::Deny
+        let now = clock::epoch_seconds();
+        match self.clients.borrow_mut().acl(address, client_id, access, topic, now, self.metrics())
+        {
+            Answer::Allow => AclDecision::Allow,
+            Answer::Deny => AclDecision::Deny,
+            Answer::NotOurs => AclDecision::Defer,
+        }
+    }
+
+    /// Kicking a durable session makes Mosquitto re-check its subscriptions and drop the denied
+    /// ones, so a device renewing its token would find its session without subscriptions. The
+    /// kick ends the connection, not the session: subscriptions stay as granted, and every
+    /// message is still read-checked against the token of the session's next connection (an
+    /// expired one reads nothing meanwhile).
+    fn subscription_kept_across_expiry_kick(
+        &self,
+        address: usize,
+        client_id: Option<&str>,
+        topic: &str,
+    ) -> AclDecision {
+        let clients = self.clients.borrow();
+        match clients.get(address, client_id).map(|entry| entry.client()) {
+            Some(client)
+                if !client.is_revoked()
+                    && client.session().grants().allows(Access::Subscribe, topic) =>
+            {
+                AclDecision::Allow
             }
+            Some(_) => AclDecision::Deny,
+            None => AclDecision::Defer,
         }
     }
 
@@ -604,10 +600,6 @@ impl<H: Host> Instance<H> {
     /// Periodic work on the main thread: disconnect expired and revoked sessions, start
     /// revalidation rounds, purge stale entries, publish counters.
     pub fn tick(&self, now: Instant) {
-        let now_epoch = clock::epoch_seconds();
-        if self.auth.config().disconnect_on_expiry {
-            self.queue_expired(now_epoch);
-        }
         self.run_pending_kicks();
         self.collect_reports();
         self.start_revalidation(now);
@@ -623,40 +615,16 @@ impl<H: Host> Instance<H> {
         }
     }
 
-    /// Moves sessions whose `exp` has passed from the expiry queue to the kick list.
-    fn queue_expired(&self, now: u64) {
-        let mut expiries = self.expiries.borrow_mut();
-        let mut pending = self.pending_kicks.borrow_mut();
-        while let Some(Reverse((exp, address))) = expiries.peek().copied() {
-            if exp > now {
-                break;
-            }
-            expiries.pop();
-            pending.push(address);
-        }
-    }
-
-    /// Kicks queued clients that are still the current, online, expired connection of their id.
+    /// Disconnects the clients whose token expired (the expiry queue, and those ACL checks
+    /// found expired), with the registry's borrow released: Mosquitto re-checks the client's
+    /// subscriptions during the kick.
     fn run_pending_kicks(&self) {
-        if self.pending_kicks.borrow().is_empty() {
-            return;
-        }
-        let pending = std::mem::take(&mut *self.pending_kicks.borrow_mut());
-        let now = clock::epoch_seconds();
-        let mut kicked = HashSet::new();
-        for address in pending {
-            let client_id = match self.clients.borrow().current_at(address) {
-                Some(entry) if entry.client().session().is_expired(now) => {
-                    entry.client().client_id().to_owned()
-                }
-                _ => continue,
-            };
-            if kicked.insert(address) {
-                policy::log_token_expired(&client_id);
-                self.expiry_kick_in_progress.set(Some(address));
-                self.host.kick(&client_id);
-                self.expiry_kick_in_progress.set(None);
-            }
+        let due = self.clients.borrow_mut().due_kicks(clock::epoch_seconds());
+        for (address, client_id) in due {
+            policy::log_token_expired(&client_id);
+            self.expiry_kick_in_progress.set(Some(address));
+            self.host.kick(&client_id);
+            self.expiry_kick_in_progress.set(None);
         }
     }
 
@@ -712,7 +680,7 @@ impl<H: Host> Instance<H> {
                     // subscription re-check of the kick (a durable session loses them) and
                     // messages queued for it.
                     let victims = self.clients.borrow_mut().revoke_token(&digest);
-                    for client_id in victims {
+                    for (_, client_id) in victims {
                         policy::log_token_invalid(&client_id, &reason);
                         self.host.kick(&client_id);
                     }
@@ -734,8 +702,7 @@ impl<H: Host> Instance<H> {
             return;
         }
         self.revalidation_due.set(now + interval);
-        let tokens =
-            policy::revalidation_tokens(self.clients.borrow().iter().map(|(_, e)| e.client()));
+        let tokens = self.clients.borrow().revalidation_tokens();
         if !tokens.is_empty() {
             self.revalidation_running.set(true);
             self.worker.revalidate(tokens);
@@ -757,21 +724,7 @@ impl<H: Host> Instance<H> {
         if self.auth.release_idle_http(HTTP_IDLE_RELEASE) {
             log::debug!("HTTP client let go after {HTTP_IDLE_RELEASE:?} unused");
         }
-        let mut clients = self.clients.borrow_mut();
-        clients.purge();
-        // Every login queues its expiry, and a queued expiry otherwise leaves only when its
-        // time comes: a device reconnecting all hour with one token would leave a trail as
-        // long as its reconnects. Rebuilt from the online clients once mostly stale, the queue
-        // is bounded by the clients connected.
-        let mut expiries = self.expiries.borrow_mut();
-        let online = || clients.iter().filter(|(_, entry)| entry.client().is_online());
-        if expiries.len() > 2 * online().count() + 64 {
-            *expiries = online()
-                .filter_map(|(address, entry)| {
-                    Some(Reverse((entry.client().session().expires_at()?, address)))
-                })
-                .collect();
-        }
+        self.clients.borrow_mut().purge();
     }
 
     /// Background threads currently running (for diagnostics and tests): none while there is
@@ -793,7 +746,7 @@ impl<H: Host> Instance<H> {
 
     /// Expiries waiting in the queue of the expiry kicks (for diagnostics and tests).
     pub fn queued_expiries(&self) -> usize {
-        self.expiries.borrow().len()
+        self.clients.borrow().queued_expiries()
     }
 
     /// SIGHUP: Mosquitto does not re-read plugin options, but a reload is the operator's way to

@@ -10,6 +10,10 @@
 //! [`run_revalidation_round`], which calls the authorization server through the
 //! [`Authenticator`] and is run by each host on a background thread.
 
+mod registry;
+
+pub use registry::{Answer, Entry, Registry};
+
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
