@@ -6,6 +6,7 @@ use crate::ffi::bindings::{
     mosq_err_t_MOSQ_ERR_ACL_DENIED, mosq_err_t_MOSQ_ERR_AUTH, mosq_err_t_MOSQ_ERR_INVAL,
     mosq_err_t_MOSQ_ERR_PLUGIN_DEFER, mosq_err_t_MOSQ_ERR_SUCCESS, mosq_err_t_MOSQ_ERR_UNKNOWN,
 };
+use crate::ffi::bindings_2_1::mosq_err_t_MOSQ_ERR_AUTH_DELAYED;
 use crate::instance::{AclDecision, AuthDecision};
 
 /// Success.
@@ -18,7 +19,7 @@ pub(crate) const INVALID_CONFIG: c_int = mosq_err_t_MOSQ_ERR_INVAL as c_int;
 pub(crate) const UNKNOWN: c_int = mosq_err_t_MOSQ_ERR_UNKNOWN as c_int;
 
 /// `MOSQ_ERR_AUTH_DELAYED` of Mosquitto 2.1 (not in 2.0's headers): "answer follows".
-pub(crate) const AUTH_DELAYED: c_int = -5;
+pub(crate) const AUTH_DELAYED: c_int = mosq_err_t_MOSQ_ERR_AUTH_DELAYED as c_int;
 
 /// Login: accept, defer, or refuse (CONNACK 0x05 on 3.1.1, 0x87 on 5). Never a code that
 /// would close the socket without a CONNACK.

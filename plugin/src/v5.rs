@@ -8,8 +8,8 @@ use oauth_core::Access;
 
 use crate::codes;
 use crate::ffi::{
-    self, BrokerApi, GenericCallback, bindings, mosquitto_evt_acl_check, mosquitto_evt_basic_auth,
-    mosquitto_evt_disconnect, mosquitto_evt_extended_auth, mosquitto_evt_tick, mosquitto_opt,
+    self, BrokerApi, GenericCallback, bindings, bindings_2_1, mosquitto_evt_acl_check,
+    mosquitto_evt_basic_auth, mosquitto_evt_disconnect, mosquitto_evt_extended_auth, mosquitto_opt,
     mosquitto_plugin_id_t,
 };
 use crate::host::Broker;
@@ -26,9 +26,14 @@ pub(crate) struct V5Plugin {
 }
 
 /// Mosquitto 2.1's `MOSQ_EVT_CLIENT_OFFLINE`: a durable session's client went away (2.1 sends
-/// DISCONNECT only for sessions that end). Its event struct has the DISCONNECT layout
-/// (`future`, `client`, `reason`, `future2[4]`), so the same callback serves both.
-const MOSQ_EVT_CLIENT_OFFLINE: c_int = 28;
+/// DISCONNECT only for sessions that end). [`on_disconnect`] serves both.
+const CLIENT_OFFLINE: (u32, GenericCallback) =
+    (bindings_2_1::mosquitto_plugin_event_MOSQ_EVT_CLIENT_OFFLINE, on_disconnect);
+
+// Why: `on_disconnect` reads CLIENT_OFFLINE's `mosquitto_evt_client_offline` through the 2.0
+// `mosquitto_evt_disconnect` it is declared with, so `client` must lie where it looks (ffi.rs
+// proves the same of 2.1's own `mosquitto_evt_disconnect`).
+ffi::same_fields!(mosquitto_evt_disconnect, bindings_2_1::mosquitto_evt_client_offline: client);
 
 /// Events we register for, with their callbacks.
 const EVENTS: [(u32, GenericCallback); 6] = [
@@ -125,12 +130,13 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
             }
         }
         if api.complete_basic_auth.is_some() {
+            let (event, callback) = CLIENT_OFFLINE;
             // SAFETY: as for the registrations above; this event exists on 2.1 only.
             let code = unsafe {
                 register(
                     identifier,
-                    MOSQ_EVT_CLIENT_OFFLINE,
-                    Some(on_disconnect),
+                    event as c_int,
+                    Some(callback),
                     std::ptr::null(),
                     plugin.cast(),
                 )
@@ -164,12 +170,7 @@ pub unsafe extern "C" fn mosquitto_plugin_cleanup(
         unsafe { unregister(&plugin, &EVENTS) };
         if plugin.client_offline {
             // SAFETY: as above.
-            unsafe {
-                unregister(
-                    &plugin,
-                    &[(MOSQ_EVT_CLIENT_OFFLINE as u32, on_disconnect as GenericCallback)],
-                )
-            };
+            unsafe { unregister(&plugin, &[CLIENT_OFFLINE]) };
         }
         log::info!("plugin stopped");
         codes::SUCCESS
@@ -349,12 +350,14 @@ unsafe extern "C" fn on_tick(
         let Some(plugin) = (unsafe { plugin(userdata) }) else { return codes::SUCCESS };
         plugin.instance.on_tick();
         if plugin.api.complete_basic_auth.is_some()
-            && let Some(mut event) = NonNull::new(event_data.cast::<mosquitto_evt_tick>())
+            && let Some(mut event) =
+                NonNull::new(event_data.cast::<bindings_2_1::mosquitto_evt_tick>())
         {
-            // SAFETY: for TICK, event_data is a mosquitto_evt_tick valid for the call. On 2.1
-            // the field at this offset is `next_ms`: ask to be called again within 100 ms so
-            // expiry kicks and delayed logins are not left waiting on an idle broker.
-            unsafe { event.as_mut().next_ns = TICK_INTERVAL_MS };
+            // SAFETY: for TICK, event_data is the broker's mosquitto_evt_tick, valid and ours to
+            // write for the call; `complete_basic_auth` is present, so the broker is 2.1 and the
+            // struct is 2.1's. Ask to be called again within 100 ms so that expiry kicks and
+            // delayed logins are not left waiting on an idle broker.
+            unsafe { event.as_mut().next_ms = TICK_INTERVAL_MS };
         }
         codes::SUCCESS
     })
