@@ -44,6 +44,11 @@ pub trait Host {
     fn supports_delayed_login(&self) -> bool;
     /// Completes a login answered with [`AuthDecision::Delayed`] (called from TICK).
     fn complete_login(&self, client_id: &str, decision: AuthDecision);
+    /// The time every decision about admitted clients is taken at, in seconds since the epoch
+    /// (tests set it; the broker's is the kernel's coarse clock, see `clock`).
+    fn epoch_seconds(&self) -> u64 {
+        clock::epoch_seconds()
+    }
 }
 
 /// Answer to a login attempt.
@@ -323,7 +328,7 @@ impl<H: Host> Instance<H> {
         match decision {
             LoginDecision::Accept(client) => {
                 let username = client.session().username().map(str::to_owned);
-                let now = clock::epoch_seconds();
+                let now = self.host.epoch_seconds();
                 self.clients.borrow_mut().admit(address, client, outlives_connection, now);
                 LoginOutcome { decision: AuthDecision::Accept, username }
             }
@@ -433,7 +438,7 @@ impl<H: Host> Instance<H> {
             admitted: self.clients.borrow().live(address, Some(client_id)).is_some(),
             exclusive: false,
         };
-        let now = clock::epoch_seconds();
+        let now = self.host.epoch_seconds();
         let decision = policy::decide_token_login(&self.auth, &attempt, token, outcome, now);
         self.carry_out(address, &attempt, outlives_connection, decision)
     }
@@ -446,7 +451,9 @@ impl<H: Host> Instance<H> {
         let clients = self.clients.borrow();
         let Some(entry) = clients.live(login.address, login.client_id) else { return false };
         login.password.is_some_and(|password| {
-            entry.client().is_kept_by_recheck(&AccessToken::new(password), clock::epoch_seconds())
+            entry
+                .client()
+                .is_kept_by_recheck(&AccessToken::new(password), self.host.epoch_seconds())
         })
     }
 
@@ -509,7 +516,7 @@ impl<H: Host> Instance<H> {
             admitted: reauth,
             exclusive: true,
         };
-        let now = clock::epoch_seconds();
+        let now = self.host.epoch_seconds();
         let decision = policy::decide_token_login(&self.auth, &attempt, token, outcome, now);
         if reauth && matches!(decision, LoginDecision::Accept(_)) {
             log::info!("client {client_id:?} re-authenticated with a new token");
@@ -537,7 +544,7 @@ impl<H: Host> Instance<H> {
         if access == Access::Subscribe && self.expiry_kick_in_progress.get() == Some(address) {
             return self.subscription_kept_across_expiry_kick(address, client_id, topic);
         }
-        let now = clock::epoch_seconds();
+        let now = self.host.epoch_seconds();
         match self.clients.borrow_mut().acl(address, client_id, access, topic, now, self.metrics())
         {
             Answer::Allow => AclDecision::Allow,
@@ -573,7 +580,7 @@ impl<H: Host> Instance<H> {
     /// Records a DISCONNECT. A login still delayed for this client object is voided: its answer
     /// must not reach another client that gets the same address.
     pub fn disconnected(&self, address: usize, client_id: Option<&str>) {
-        self.clients.borrow_mut().disconnected(address, client_id, clock::epoch_seconds());
+        self.clients.borrow_mut().disconnected(address, client_id, self.host.epoch_seconds());
         self.void_delayed_logins_at(address);
     }
 
@@ -619,7 +626,7 @@ impl<H: Host> Instance<H> {
     /// found expired), with the registry's borrow released: Mosquitto re-checks the client's
     /// subscriptions during the kick.
     fn run_pending_kicks(&self) {
-        let due = self.clients.borrow_mut().due_kicks(clock::epoch_seconds());
+        let due = self.clients.borrow_mut().due_kicks(self.host.epoch_seconds());
         for (address, client_id) in due {
             policy::log_token_expired(&client_id);
             self.expiry_kick_in_progress.set(Some(address));

@@ -3,7 +3,7 @@
 //! credentials) and the decisions for each kind of login.
 #![allow(clippy::unwrap_used)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,16 @@ struct FakeHost {
     kicked: RefCell<Vec<String>>,
     delayed: bool,
     completed: RefCell<Vec<(String, AuthDecision)>>,
+    /// The plugin's clock once a test has set it; the real one before.
+    clock: Cell<Option<u64>>,
+}
+
+impl FakeHost {
+    /// Moves the plugin's clock to `exp`, the first second in which a token with that `exp`
+    /// has expired.
+    fn move_clock_to(&self, exp: u64) {
+        self.clock.set(Some(exp));
+    }
 }
 
 impl Host for &FakeHost {
@@ -39,6 +49,10 @@ impl Host for &FakeHost {
 
     fn complete_login(&self, client_id: &str, decision: AuthDecision) {
         self.completed.borrow_mut().push((client_id.to_owned(), decision));
+    }
+
+    fn epoch_seconds(&self) -> u64 {
+        self.clock.get().unwrap_or_else(now)
     }
 }
 
@@ -85,15 +99,6 @@ const DEVICE_SCOPES: &str = "mqtt:write:devices/%c/# mqtt:read:devices/%c/cmd mq
 /// on a loaded machine (`now() + 1` may be a millisecond away).
 fn soon() -> u64 {
     now() + 2
-}
-
-/// Sleeps until `exp` has passed for the plugin too: it reads the coarse clock, which may lag
-/// the precise one by a scheduler tick (at most 10 ms).
-fn wait_until_past(exp: u64) {
-    while now() < exp {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(20));
 }
 
 #[test]
@@ -291,7 +296,7 @@ fn expired_token_denies_every_check() {
         plugin.login(&login(1, "dev1", Some(token.as_bytes()))).decision,
         AuthDecision::Accept
     );
-    wait_until_past(exp);
+    host.move_clock_to(exp);
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a"), AclDecision::Deny);
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Read, "a"), AclDecision::Deny);
 }
@@ -384,7 +389,7 @@ fn expired_session_is_kicked_on_tick_but_not_a_newer_connection_of_the_same_id()
     plugin.login(&login(3, "dev2", Some(renewed.as_bytes())));
     plugin.tick(Instant::now());
     assert!(host.kicked.borrow().is_empty(), "nothing has expired yet");
-    wait_until_past(exp);
+    host.move_clock_to(exp);
     plugin.tick(Instant::now());
     assert_eq!(*host.kicked.borrow(), ["dev1"]);
     plugin.tick(Instant::now());
@@ -397,7 +402,7 @@ fn expiry_kick_can_be_disabled() {
     let plugin = instance(&host, &[("oauth_disconnect_on_expiry", "false")]);
     let exp = soon();
     plugin.login(&login(1, "dev1", Some(jwt("mqtt:write:#", exp, json!({})).as_bytes())));
-    wait_until_past(exp);
+    host.move_clock_to(exp);
     plugin.tick(Instant::now());
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a"), AclDecision::Deny);
     plugin.tick(Instant::now());
@@ -410,7 +415,7 @@ fn expiry_found_by_an_acl_check_is_kicked_at_the_next_login() {
     let plugin = instance(&host, &[]);
     let exp = soon();
     plugin.login(&login(1, "dev1", Some(jwt("mqtt:write:#", exp, json!({})).as_bytes())));
-    wait_until_past(exp);
+    host.move_clock_to(exp);
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "a"), AclDecision::Deny);
     assert!(host.kicked.borrow().is_empty(), "never kicked from inside an ACL check");
     plugin.login(&login(2, "someone-else", None));
@@ -523,7 +528,7 @@ fn mqtt5_sessions_stay_owned_after_disconnect_until_their_address_is_reused() {
         AclDecision::Allow
     );
     assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Read, "ops/x"), AclDecision::Deny);
-    wait_until_past(exp);
+    host.move_clock_to(exp);
     plugin.tick(Instant::now() + Duration::from_secs(7200));
     // Expired: everything denied, nothing deferred.
     assert_eq!(
@@ -550,7 +555,7 @@ fn a_will_is_decided_by_the_grants_as_they_were_when_the_client_left() {
     plugin.login(&left_in_time);
     plugin.login(&kicked);
     plugin.disconnected(1, Some("dev1"));
-    wait_until_past(exp);
+    host.move_clock_to(exp);
     plugin.tick(Instant::now());
     assert_eq!(*host.kicked.borrow(), ["dev2"]);
     plugin.disconnected(2, Some("dev2"));
