@@ -262,7 +262,7 @@ impl Policy {
         let now = now_epoch();
         match principal.identity() {
             Identity::Token(client) => {
-                client.check(access, topic, now, self.metrics()) == AclVerdict::Allow
+                client.check(access, topic, now, &mut self.metrics()) == AclVerdict::Allow
             }
             Identity::User { grants, .. } | Identity::Anonymous { grants } => {
                 let allowed = grants.allows(access, topic);

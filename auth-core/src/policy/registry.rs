@@ -32,7 +32,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
 
-use super::{AclVerdict, TokenClient};
+use super::{AclTally, AclVerdict, TokenClient};
 use crate::{Access, AccessToken, Metrics, TokenDigest};
 
 /// One admitted client object: the core's record and what the host's lifecycle adds.
@@ -87,6 +87,8 @@ pub struct Registry<K, S = std::collections::hash_map::RandomState> {
     expiries: BinaryHeap<Reverse<(u64, K)>>,
     /// Keys an ACL check found expired while online, to disconnect at the next safe moment.
     pending_kicks: Vec<K>,
+    /// ACL decisions since the last [`Registry::fold_counts`].
+    tally: AclTally,
     disconnect_on_expiry: bool,
 }
 
@@ -103,6 +105,7 @@ where
             latest: HashMap::new(),
             expiries: BinaryHeap::new(),
             pending_kicks: Vec::new(),
+            tally: AclTally::default(),
             disconnect_on_expiry,
         }
     }
@@ -139,8 +142,14 @@ where
     /// The entry for this key, if it belongs to this client id.
     #[inline]
     pub fn get(&self, key: K, client_id: Option<&str>) -> Option<&Entry> {
+        self.get_by(key, |id| Some(id) == client_id)
+    }
+
+    /// The entry for this key, if `is_client` recognises its client id.
+    #[inline]
+    pub fn get_by(&self, key: K, is_client: impl FnOnce(&str) -> bool) -> Option<&Entry> {
         let entry = self.entries.get(&key)?;
-        (Some(entry.client.client_id()) == client_id).then_some(entry)
+        is_client(entry.client.client_id()).then_some(entry)
     }
 
     /// The entry of this client object while its connection lasts (no DISCONNECT seen): a
@@ -155,23 +164,23 @@ where
         entry.client.is_online() && self.latest.get(entry.client.client_id()) == Some(&key)
     }
 
-    /// Decides an ACL check of the client at `key` at `now` (counted, denials logged). An
-    /// expired online client found this way is due for disconnection ([`Self::due_kicks`]).
+    /// Decides an ACL check of the client at `key` at `now`, if the entry there is the one of
+    /// the client `is_client` recognises by its id (counted, see [`Self::fold_counts`];
+    /// denials logged). An expired online client found this way is due for disconnection
+    /// ([`Self::due_kicks`]).
     #[inline]
     pub fn acl(
         &mut self,
         key: K,
-        client_id: Option<&str>,
+        is_client: impl FnOnce(&str) -> bool,
         access: Access,
         topic: &str,
         now: u64,
-        metrics: &Metrics,
     ) -> Answer {
-        let Some(entry) = self.entries.get(&key) else { return Answer::NotOurs };
-        if Some(entry.client.client_id()) != client_id {
+        let Some(entry) = self.entries.get(&key).filter(|e| is_client(e.client.client_id())) else {
             return Answer::NotOurs;
-        }
-        match entry.client.check(access, topic, now, metrics) {
+        };
+        match entry.client.check(access, topic, now, &mut self.tally) {
             AclVerdict::Allow => Answer::Allow,
             AclVerdict::Deny { expired_online } => {
                 if expired_online && self.disconnect_on_expiry {
@@ -180,6 +189,12 @@ where
                 Answer::Deny
             }
         }
+    }
+
+    /// Adds the ACL decisions counted since the last call to `metrics` (call it before the
+    /// counters are read).
+    pub fn fold_counts(&mut self, metrics: &Metrics) {
+        self.tally.fold_into(metrics);
     }
 
     /// Records the end of a connection at `now`: the entry stays for wills and queued
@@ -319,7 +334,7 @@ mod tests {
         topic: &str,
         now: u64,
     ) -> Answer {
-        registry.acl(key, Some(id), Access::Write, topic, now, &Metrics::default())
+        registry.acl(key, |stored| stored == id, Access::Write, topic, now)
     }
 
     #[test]
@@ -338,10 +353,10 @@ mod tests {
             Answer::NotOurs,
             "same id, other key"
         );
-        assert_eq!(
-            registry.acl(1, None, Access::Write, "data/x", 10, &Metrics::default()),
-            Answer::NotOurs
-        );
+        let metrics = Metrics::default();
+        registry.fold_counts(&metrics);
+        let counted = metrics.snapshot();
+        assert_eq!((counted.acl_allowed, counted.acl_denied), (1, 1), "not ours is not counted");
     }
 
     #[test]
