@@ -175,6 +175,22 @@ impl BrokerApi {
         unsafe { borrow_str((self.client_id)(client)) }
     }
 
+    /// True when the client's id is exactly `expected`; false for a NULL client or no id. The
+    /// id is compared in place, neither measured nor validated first: this runs twice per
+    /// message, and only equal bytes can match a (valid UTF-8) stored id anyway.
+    ///
+    /// # Safety
+    /// `client` is NULL or a client object alive for the current callback.
+    #[inline]
+    pub(crate) unsafe fn client_id_is(&self, client: *const mosquitto, expected: &str) -> bool {
+        if client.is_null() {
+            return false;
+        }
+        // SAFETY: `client_id` is `mosquitto_client_id` on a live client: NULL or a
+        // NUL-terminated string that lives as long as the client.
+        unsafe { c_str_is((self.client_id)(client), expected) }
+    }
+
     /// True when Mosquitto may act for the client after its connection ends, beyond the will
     /// check it makes at once: a durable session (clean session / clean start false), or an
     /// MQTT 5 client, whose Session Expiry and Will Delay Interval no broker function returns.
@@ -216,6 +232,28 @@ pub(crate) unsafe fn borrow_str<'a>(ptr: *const c_char) -> Option<&'a str> {
     }
     // SAFETY: non-NULL and NUL-terminated per this function's contract.
     unsafe { CStr::from_ptr(ptr) }.to_str().ok()
+}
+
+/// True when the C string at `ptr` is exactly `expected`, reading only as far as needed; false
+/// for NULL and for an `expected` holding a NUL (no C string can equal it).
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string valid for the call.
+#[inline]
+pub(crate) unsafe fn c_str_is(ptr: *const c_char, expected: &str) -> bool {
+    if ptr.is_null() {
+        return false;
+    }
+    for (index, wanted) in expected.bytes().enumerate() {
+        // SAFETY: every byte before `index` was equal to a byte of `expected` and compared
+        // non-NUL (a NUL stops the loop below), so the string has not ended before `index`.
+        let byte = unsafe { ptr.add(index).cast::<u8>().read() };
+        if byte != wanted || byte == 0 {
+            return false;
+        }
+    }
+    // SAFETY: as above, the string has not ended before `expected.len()`.
+    unsafe { ptr.add(expected.len()).cast::<u8>().read() == 0 }
 }
 
 /// Borrows a C string's bytes (binary-safe up to the first NUL); `None` for NULL.
@@ -335,3 +373,31 @@ same_fields!(
     bindings_2_1::mosquitto_evt_acl_check: client, topic, access
 );
 same_fields!(mosquitto_evt_disconnect, bindings_2_1::mosquitto_evt_disconnect: client);
+
+#[cfg(test)]
+mod tests {
+    use super::c_str_is;
+
+    #[test]
+    fn a_c_string_equals_only_the_same_bytes_to_its_end() {
+        let cases: [(&std::ffi::CStr, &str, bool); 7] = [
+            (c"device-1", "device-1", true),
+            (c"", "", true),
+            (c"device-1", "device-10", false),
+            (c"device-10", "device-1", false),
+            (c"device-2", "device-1", false),
+            (c"", "a", false),
+            (c"a", "a\0", false),
+        ];
+        for (c_string, expected, equal) in cases {
+            // SAFETY: a NUL-terminated literal.
+            assert_eq!(
+                unsafe { c_str_is(c_string.as_ptr(), expected) },
+                equal,
+                "{c_string:?} {expected:?}"
+            );
+        }
+        // SAFETY: NULL is allowed.
+        assert!(!unsafe { c_str_is(std::ptr::null(), "") });
+    }
+}

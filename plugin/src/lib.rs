@@ -31,6 +31,7 @@ static INSTANCES_STARTED: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs a callback body, turning a panic into `on_panic` so that nothing unwinds into C
 /// (which would abort the broker).
+#[inline(always)]
 pub(crate) fn guard(on_panic: c_int, body: impl FnOnce() -> c_int) -> c_int {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
         log::error!("internal error (panic) in a callback; answering {on_panic} (fail closed)");

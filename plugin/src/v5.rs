@@ -202,6 +202,7 @@ unsafe fn plugin<'a>(userdata: *mut c_void) -> Option<&'a V5Plugin> {
 /// # Safety
 /// `userdata` is the `V5Plugin` registered with the callback, alive until cleanup; `event_data`
 /// is NULL or points to the `E` Mosquitto passes for the registered event, valid for the call.
+#[inline(always)]
 unsafe fn with_event<E>(
     userdata: *mut c_void,
     event_data: *mut c_void,
@@ -318,8 +319,8 @@ unsafe extern "C" fn on_acl_check(
         };
         // SAFETY: event.client is the client being checked (possibly a stack-built fake for
         // retained-source checks: only its id is read, within the call).
-        let id = unsafe { plugin.api.client_id_of(event.client) };
-        codes::acl(plugin.instance.acl_check(event.client as usize, id, access, topic))
+        let is_client = |id: &str| unsafe { plugin.api.client_id_is(event.client, id) };
+        codes::acl(plugin.instance.acl_check_by(event.client as usize, is_client, access, topic))
     };
     // SAFETY: registered for ACL_CHECK with a V5Plugin as userdata.
     unsafe { with_event(userdata, event_data, codes::ACL_FAILED, body) }
