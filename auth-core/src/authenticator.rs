@@ -99,6 +99,7 @@ impl Authenticator {
         let jwt = match (&config.keys, config.mode) {
             (Some(source), Mode::Auto | Mode::Jwt) => Some(JwtVerifier::new(
                 source,
+                &config.spelling.of("jwks_file"),
                 config.algorithms.clone(),
                 http.clone(),
                 Arc::clone(&metrics),

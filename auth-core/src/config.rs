@@ -1,14 +1,20 @@
-//! Typed configuration built from the `(key, value)` pairs a host passes in.
+//! Typed configuration, deserialized the same way by both hosts.
 //!
-//! Mosquitto hands plugins its `auth_opt_*`/`plugin_opt_*` lines with the prefix removed, so the
-//! keys here are `oauth_*`, plus gomozzie's `openam_*` names as aliases. Keys without either
-//! prefix belong to other plugins and are ignored. Anything wrong is a [`ConfigError`] that names
-//! the option.
+//! A host hands over its options as `(name, value)` entries ([`OptionValue`]: Mosquitto's are all
+//! text, a TOML section's are typed); serde maps them onto the core's options (gomozzie's
+//! `openam_*` names are aliases, an unknown name is refused with a suggestion, the same option
+//! twice is refused), then [`Config::from_options`] validates them. Every error names the option
+//! the way its host spells it ([`Spelling`]: `oauth_leeway` for the plugin, `auth.leeway` for the
+//! fallback broker). Options only one host has (the plugin's log destination, the fallback
+//! broker's anonymous access, ...) live in that host's own struct, deserialized by
+//! [`deserialize_options`] from the entries left over.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
+use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::secret::Secret;
 
@@ -24,18 +30,8 @@ pub const DEFAULT_CACHE_NEGATIVE_TTL_SECS: u64 = 10;
 pub const DEFAULT_CACHE_MAX_ENTRIES: u64 = 100_000;
 /// Default `oauth_http_timeout_ms`: total budget of one call to the authorization server.
 pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 2_000;
-/// Default `oauth_login_wait_budget_ms` (at most `oauth_http_timeout_ms`): how long a broker
-/// thread may wait for the authorization server in one pass of its event loop. Short, so that a
-/// flood of logins with unknown tokens cannot stall connected clients by seconds: a message
-/// waits about two budgets at most (benchmark C), and a refused device's reconnect is answered
-/// from the cache.
-pub const DEFAULT_LOGIN_WAIT_BUDGET_MS: u64 = 150;
-/// Default `oauth_stats_interval`: seconds between counter publications (0 = off).
-pub const DEFAULT_STATS_INTERVAL_SECS: u64 = 10;
 /// Default `oauth_revalidate_interval`: seconds between re-checks of live sessions' tokens.
 pub const DEFAULT_REVALIDATE_INTERVAL_SECS: u64 = 60;
-/// Default `oauth_auth_method`: MQTT 5 Authentication Method whose data is the access token.
-pub const DEFAULT_AUTH_METHOD: &str = "OAUTHBEARER";
 /// Default `oauth_algorithms`: every asymmetric algorithm; symmetric ones are never accepted.
 pub const DEFAULT_ALGORITHMS: &[Algorithm] = &[
     Algorithm::RS256,
@@ -50,15 +46,16 @@ pub const DEFAULT_ALGORITHMS: &[Algorithm] = &[
 ];
 
 const MAX_LEEWAY_SECS: u64 = 3_600;
-const MAX_HTTP_TIMEOUT_MS: u64 = 60_000;
+/// Largest `oauth_http_timeout_ms`.
+pub const MAX_HTTP_TIMEOUT_MS: u64 = 60_000;
 
-/// A configuration problem, always naming the option it is about.
+/// A configuration problem, always naming the option it is about, spelled as its host spells it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    /// An `oauth_*`/`openam_*` key this version does not know.
+    /// An option this version does not know.
     #[error("unknown option {key}{hint}")]
     Unknown {
-        /// The key as given.
+        /// The option as given.
         key: String,
         /// " (did you mean ...?)" or empty.
         hint: String,
@@ -66,34 +63,32 @@ pub enum ConfigError {
     /// A value that cannot be used.
     #[error("option {key}: {problem}")]
     Invalid {
-        /// The key as given.
+        /// The option.
         key: String,
         /// What is wrong, and what is expected.
         problem: String,
     },
-    /// The same setting given twice (possibly through an alias).
-    #[error("option {key} is given twice (also as {first})")]
+    /// The same setting given twice (possibly once through an alias).
+    #[error("option {key} is given more than once (under its name or an alias)")]
     Duplicate {
-        /// The second occurrence.
+        /// The option.
         key: String,
-        /// The first occurrence.
-        first: String,
     },
     /// A setting required by the others is missing.
     #[error("option {key} is required: {reason}")]
     Missing {
-        /// The missing key.
-        key: &'static str,
+        /// The missing option.
+        key: String,
         /// Why it is needed.
-        reason: &'static str,
+        reason: String,
     },
     /// Two settings that cannot be used together.
     #[error("options {first} and {second} cannot be used together")]
     Conflict {
-        /// One key.
-        first: &'static str,
-        /// The other key.
-        second: &'static str,
+        /// One option.
+        first: String,
+        /// The other option.
+        second: String,
     },
 }
 
@@ -101,16 +96,254 @@ impl ConfigError {
     /// The option the error is about.
     pub fn key(&self) -> &str {
         match self {
-            Self::Unknown { key, .. } | Self::Invalid { key, .. } | Self::Duplicate { key, .. } => {
-                key
-            }
-            Self::Missing { key, .. } | Self::Conflict { first: key, .. } => key,
+            Self::Unknown { key, .. }
+            | Self::Invalid { key, .. }
+            | Self::Duplicate { key }
+            | Self::Missing { key, .. }
+            | Self::Conflict { first: key, .. } => key,
         }
     }
 
-    pub(crate) fn invalid(key: &str, problem: impl Into<String>) -> Self {
+    /// A value problem of the option spelled `key`.
+    pub fn invalid(key: &str, problem: impl Into<String>) -> Self {
         Self::Invalid { key: key.to_owned(), problem: problem.into() }
     }
+}
+
+/// How a host spells the options in its configuration file and in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spelling {
+    prefix: &'static str,
+}
+
+impl Spelling {
+    /// Mosquitto's plugin options: `oauth_<name>` (`plugin_opt_oauth_<name>` in the file).
+    pub const PLUGIN: Self = Self { prefix: "oauth_" };
+
+    /// Options of a TOML section: `<section>.<name>`; `prefix` is the section with its dot.
+    pub const fn section(prefix: &'static str) -> Self {
+        Self { prefix }
+    }
+
+    /// The option `name` as the host spells it; gomozzie's `openam_*` names stay as they are.
+    pub fn of(self, name: &str) -> String {
+        if name.starts_with("openam_") { name.to_owned() } else { format!("{}{name}", self.prefix) }
+    }
+}
+
+impl Default for Spelling {
+    fn default() -> Self {
+        Self::PLUGIN
+    }
+}
+
+/// An option's value as a host hands it over: Mosquitto's options are all text, a TOML
+/// section's keep their type. Each option accepts the forms that make sense for it ("30" or 30
+/// for a number, "a b" or ["a", "b"] for a list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionValue {
+    /// Text.
+    Text(String),
+    /// A whole number.
+    Integer(i64),
+    /// true or false.
+    Flag(bool),
+    /// A list of strings.
+    List(Vec<String>),
+}
+
+impl OptionValue {
+    /// The value as the problem part of a message shows it.
+    fn shown(&self) -> String {
+        match self {
+            Self::Text(text) => format!("{text:?}"),
+            Self::Integer(n) => n.to_string(),
+            Self::Flag(flag) => flag.to_string(),
+            Self::List(_) => "a list".to_owned(),
+        }
+    }
+
+    /// Text, a number or a flag as text; `None` for a list.
+    fn as_text(&self) -> Option<String> {
+        match self {
+            Self::Text(text) => Some(text.trim().to_owned()),
+            Self::Integer(n) => Some(n.to_string()),
+            Self::Flag(flag) => Some(flag.to_string()),
+            Self::List(_) => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OptionValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(OptionValueVisitor)
+    }
+}
+
+struct OptionValueVisitor;
+
+impl<'de> Visitor<'de> for OptionValueVisitor {
+    type Value = OptionValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("text, a number, true or false, or a list of strings")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<OptionValue, E> {
+        Ok(OptionValue::Text(value.to_owned()))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<OptionValue, E> {
+        Ok(OptionValue::Integer(value))
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<OptionValue, E> {
+        Ok(OptionValue::Flag(value))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OptionValue, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<String>()? {
+            items.push(item);
+        }
+        Ok(OptionValue::List(items))
+    }
+}
+
+/// Hands an [`OptionValue`] to serde as what it is.
+#[derive(Debug)]
+pub struct OptionValueDeserializer<E> {
+    value: OptionValue,
+    error: std::marker::PhantomData<E>,
+}
+
+impl<'de, E: de::Error> IntoDeserializer<'de, E> for OptionValue {
+    type Deserializer = OptionValueDeserializer<E>;
+
+    fn into_deserializer(self) -> Self::Deserializer {
+        OptionValueDeserializer { value: self, error: std::marker::PhantomData }
+    }
+}
+
+impl<'de, E: de::Error> Deserializer<'de> for OptionValueDeserializer<E> {
+    type Error = E;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, E> {
+        match self.value {
+            OptionValue::Text(text) => visitor.visit_string(text),
+            OptionValue::Integer(n) => visitor.visit_i64(n),
+            OptionValue::Flag(flag) => visitor.visit_bool(flag),
+            OptionValue::List(items) => {
+                visitor.visit_seq(de::value::SeqDeserializer::new(items.into_iter()))
+            }
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, E> {
+        visitor.visit_some(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
+        ignored_any
+    }
+}
+
+/// What serde reports while mapping entries onto a struct, before it is spelled for the host.
+#[derive(Debug)]
+enum MappingError {
+    Unknown { name: String, expected: &'static [&'static str] },
+    Duplicate(&'static str),
+    Other(String),
+}
+
+impl std::fmt::Display for MappingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for MappingError {}
+
+impl de::Error for MappingError {
+    fn custom<T: std::fmt::Display>(message: T) -> Self {
+        Self::Other(message.to_string())
+    }
+
+    fn unknown_field(name: &str, expected: &'static [&'static str]) -> Self {
+        Self::Unknown { name: name.to_owned(), expected }
+    }
+
+    fn duplicate_field(name: &'static str) -> Self {
+        Self::Duplicate(name)
+    }
+}
+
+/// Maps `entries` onto `T` (a struct of `Option<OptionValue>` fields that refuses unknown
+/// fields), spelling errors for the host; `also_known` are the host's other option names, for
+/// the "did you mean" hint.
+pub fn deserialize_options<T: DeserializeOwned>(
+    entries: Vec<(String, OptionValue)>,
+    spelling: Spelling,
+    also_known: &[&str],
+) -> Result<T, ConfigError> {
+    let map = de::value::MapDeserializer::<_, MappingError>::new(entries.into_iter());
+    T::deserialize(map).map_err(|error| match error {
+        MappingError::Unknown { name, expected } => ConfigError::Unknown {
+            hint: suggest(&name, expected.iter().chain(also_known), spelling),
+            key: spelling.of(&name),
+        },
+        MappingError::Duplicate(name) => ConfigError::Duplicate { key: spelling.of(name) },
+        MappingError::Other(problem) => {
+            ConfigError::Invalid { key: "configuration".into(), problem }
+        }
+    })
+}
+
+/// The option names (aliases included) a struct deserialized by [`deserialize_options`] knows,
+/// so that a host can split its entries between the core and itself.
+pub fn option_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Names;
+    impl<'de> Deserializer<'de> for Names {
+        type Error = MappingError;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, MappingError> {
+            Err(MappingError::Other("not a struct".into()))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, MappingError> {
+            Err(MappingError::Unknown { name: String::new(), expected: fields })
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    match T::deserialize(Names) {
+        Err(MappingError::Unknown { expected, .. }) => expected,
+        _ => &[],
+    }
+}
+
+/// The entries of Mosquitto's `(key, value)` option pairs that belong to this plugin
+/// (`oauth_*`, gomozzie's `openam_*`), with the `oauth_` prefix taken off; other plugins' options
+/// are left out.
+pub fn plugin_entries<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<(String, OptionValue)> {
+    pairs
+        .into_iter()
+        .filter(|(key, _)| is_own_key(key))
+        .map(|(key, value)| {
+            let name = key.strip_prefix("oauth_").unwrap_or(key);
+            (name.to_owned(), OptionValue::Text(value.to_owned()))
+        })
+        .collect()
 }
 
 /// How tokens are validated (`oauth_mode`).
@@ -133,20 +366,6 @@ pub enum ClientAuth {
     Basic,
     /// Credentials in the form body (`client_secret_post`).
     Post,
-}
-
-/// Where log lines go (`oauth_log_dest`, gomozzie's `openam_log_dest`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum LogDest {
-    /// The host's own log (Mosquitto's `log_dest`).
-    #[default]
-    Host,
-    /// Nowhere.
-    None,
-    /// Standard output.
-    Stdout,
-    /// Appended to this file.
-    File(PathBuf),
 }
 
 /// The introspection endpoint and our credentials for it.
@@ -215,135 +434,186 @@ pub struct Config {
     pub cache: CacheSettings,
     /// Total time budget of one HTTP call.
     pub http_timeout: Duration,
-    /// How long a host's own thread may wait for the authorization server in one pass of its
-    /// event loop, all logins of the pass together (default: [`DEFAULT_LOGIN_WAIT_BUDGET_MS`],
-    /// at most `http_timeout`).
-    pub login_wait_budget: Duration,
     /// PEM file with the only CA certificates trusted for HTTPS (default: system roots).
     pub ca_file: Option<PathBuf>,
-    /// Log destination.
-    pub log_dest: LogDest,
-    /// Seconds between counter publications; zero disables them.
-    pub stats_interval: Duration,
     /// Disconnect clients when their token expires.
     pub disconnect_on_expiry: bool,
     /// Interval for re-checking live sessions' tokens (revocation); zero disables it.
     pub revalidate_interval: Duration,
-    /// MQTT 5 Authentication Method carrying the token.
-    pub auth_method: String,
+    /// How the host spells the options, for errors found after parsing (unreadable key files).
+    pub spelling: Spelling,
 }
 
-/// Every option this version understands, as (canonical key, aliases).
-const OPTIONS: &[(&str, &[&str])] = &[
-    ("oauth_mode", &[]),
-    ("oauth_introspection_url", &["openam_endpoint"]),
-    ("oauth_client_id", &["openam_client_id"]),
-    ("oauth_client_secret", &["openam_client_secret"]),
-    ("oauth_client_secret_file", &[]),
-    ("oauth_client_auth", &[]),
-    ("oauth_issuer", &[]),
-    ("oauth_jwks_url", &[]),
-    ("oauth_jwks_file", &[]),
-    ("oauth_audience", &[]),
-    ("oauth_algorithms", &[]),
-    ("oauth_leeway", &[]),
-    ("oauth_scope_prefix", &[]),
-    ("oauth_required_scopes", &[]),
-    ("oauth_token_username", &[]),
-    ("oauth_client_id_claim", &[]),
-    ("oauth_username_claim", &[]),
-    ("oauth_cache_ttl", &[]),
-    ("oauth_cache_negative_ttl", &[]),
-    ("oauth_cache_max_entries", &[]),
-    ("oauth_http_timeout_ms", &[]),
-    ("oauth_login_wait_budget_ms", &[]),
-    ("oauth_ca_file", &[]),
-    ("oauth_log_dest", &["openam_log_dest"]),
-    ("oauth_stats_interval", &[]),
-    ("oauth_disconnect_on_expiry", &[]),
-    ("oauth_revalidate_interval", &[]),
-    ("oauth_auth_method", &[]),
-];
+/// The core's options as a host hands them over, before validation (names without the
+/// plugin's `oauth_` prefix; gomozzie's names as aliases).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    mode: Option<OptionValue>,
+    #[serde(alias = "openam_endpoint")]
+    introspection_url: Option<OptionValue>,
+    #[serde(alias = "openam_client_id")]
+    client_id: Option<OptionValue>,
+    #[serde(alias = "openam_client_secret")]
+    client_secret: Option<OptionValue>,
+    client_secret_file: Option<OptionValue>,
+    client_auth: Option<OptionValue>,
+    issuer: Option<OptionValue>,
+    jwks_url: Option<OptionValue>,
+    jwks_file: Option<OptionValue>,
+    audience: Option<OptionValue>,
+    algorithms: Option<OptionValue>,
+    leeway: Option<OptionValue>,
+    scope_prefix: Option<OptionValue>,
+    required_scopes: Option<OptionValue>,
+    token_username: Option<OptionValue>,
+    client_id_claim: Option<OptionValue>,
+    username_claim: Option<OptionValue>,
+    cache_ttl: Option<OptionValue>,
+    cache_negative_ttl: Option<OptionValue>,
+    cache_max_entries: Option<OptionValue>,
+    http_timeout_ms: Option<OptionValue>,
+    ca_file: Option<OptionValue>,
+    disconnect_on_expiry: Option<OptionValue>,
+    revalidate_interval: Option<OptionValue>,
+}
 
-/// True for keys this crate owns (`oauth_*` and gomozzie's `openam_*`).
+/// True for keys this crate owns among Mosquitto's options (`oauth_*` and gomozzie's
+/// `openam_*`).
 pub fn is_own_key(key: &str) -> bool {
     key.starts_with("oauth_") || key.starts_with("openam_")
 }
 
-/// The options as given, one slot per canonical key, remembering which spelling was used.
-struct Given<'a> {
-    slots: Vec<Option<(&'a str, &'a str)>>,
+/// The option names the core knows (aliases included), for hosts splitting their entries.
+pub fn core_option_names() -> &'static [&'static str] {
+    option_names::<Options>()
 }
 
-impl<'a> Given<'a> {
-    fn collect(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ConfigError> {
-        let mut slots: Vec<Option<(&'a str, &'a str)>> = vec![None; OPTIONS.len()];
-        for (key, value) in pairs {
-            if !is_own_key(key) {
-                continue;
+/// Reads option values into types, naming the option as the host spells it in every error.
+#[derive(Debug, Clone, Copy)]
+pub struct Reader<'a> {
+    spelling: Spelling,
+    base_dir: &'a Path,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader for a host's `spelling`; relative paths are taken from `base_dir`.
+    pub fn new(spelling: Spelling, base_dir: &'a Path) -> Self {
+        Self { spelling, base_dir }
+    }
+
+    /// The option `name` as the host spells it.
+    pub fn key(&self, name: &str) -> String {
+        self.spelling.of(name)
+    }
+
+    /// Non-empty text.
+    pub fn text(
+        &self,
+        name: &str,
+        value: Option<&OptionValue>,
+    ) -> Result<Option<String>, ConfigError> {
+        let Some(value) = value else { return Ok(None) };
+        match value.as_text() {
+            Some(text) if text.is_empty() => {
+                Err(ConfigError::invalid(&self.key(name), "must not be empty"))
             }
-            let index = OPTIONS
-                .iter()
-                .position(|(canonical, aliases)| *canonical == key || aliases.contains(&key))
-                .ok_or_else(|| ConfigError::Unknown { key: key.to_owned(), hint: suggest(key) })?;
-            if let Some((first, _)) = slots[index] {
-                return Err(ConfigError::Duplicate {
-                    key: key.to_owned(),
-                    first: first.to_owned(),
-                });
+            Some(text) => Ok(Some(text)),
+            None => {
+                Err(ConfigError::invalid(&self.key(name), "expected a single value, got a list"))
             }
-            slots[index] = Some((key, value.trim()));
-        }
-        Ok(Self { slots })
-    }
-
-    /// (key as given, value) of a canonical option.
-    fn get(&self, canonical: &str) -> Option<(&'a str, &'a str)> {
-        let index = OPTIONS.iter().position(|(c, _)| *c == canonical)?;
-        self.slots[index]
-    }
-
-    fn text(&self, canonical: &str) -> Result<Option<String>, ConfigError> {
-        match self.get(canonical) {
-            Some((key, "")) => Err(ConfigError::invalid(key, "must not be empty")),
-            Some((_, value)) => Ok(Some(value.to_owned())),
-            None => Ok(None),
         }
     }
 
-    fn number(&self, canonical: &str, default: u64, range: (u64, u64)) -> Result<u64, ConfigError> {
-        let Some((key, value)) = self.get(canonical) else { return Ok(default) };
-        match value.parse::<u64>() {
-            Ok(n) if (range.0..=range.1).contains(&n) => Ok(n),
+    /// A whole number within `range`, `default` when absent.
+    pub fn number(
+        &self,
+        name: &str,
+        value: Option<&OptionValue>,
+        default: u64,
+        range: (u64, u64),
+    ) -> Result<u64, ConfigError> {
+        let Some(value) = value else { return Ok(default) };
+        let number = match value {
+            OptionValue::Integer(n) => u64::try_from(*n).ok(),
+            OptionValue::Text(text) => text.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match number {
+            Some(n) if (range.0..=range.1).contains(&n) => Ok(n),
             _ => Err(ConfigError::invalid(
-                key,
-                format!("expected a whole number from {} to {}, got {value:?}", range.0, range.1),
+                &self.key(name),
+                format!(
+                    "expected a whole number from {} to {}, got {}",
+                    range.0,
+                    range.1,
+                    value.shown()
+                ),
             )),
         }
     }
 
-    fn flag(&self, canonical: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(canonical) {
-            None => Ok(default),
-            Some((_, "true" | "yes" | "on" | "1")) => Ok(true),
-            Some((_, "false" | "no" | "off" | "0")) => Ok(false),
-            Some((key, other)) => {
-                Err(ConfigError::invalid(key, format!("expected true or false, got {other:?}")))
-            }
+    /// true or false (also yes/no, on/off, 1/0 as text), `default` when absent.
+    pub fn flag(
+        &self,
+        name: &str,
+        value: Option<&OptionValue>,
+        default: bool,
+    ) -> Result<bool, ConfigError> {
+        let Some(value) = value else { return Ok(default) };
+        match value {
+            OptionValue::Flag(flag) => Ok(*flag),
+            OptionValue::Text(text) => match text.trim() {
+                "true" | "yes" | "on" | "1" => Ok(true),
+                "false" | "no" | "off" | "0" => Ok(false),
+                _ => Err(self.not_a_flag(name, value)),
+            },
+            _ => Err(self.not_a_flag(name, value)),
         }
     }
 
-    fn list(&self, canonical: &str) -> Vec<String> {
-        self.get(canonical).map(|(_, value)| split_list(value)).unwrap_or_default()
+    fn not_a_flag(&self, name: &str, value: &OptionValue) -> ConfigError {
+        ConfigError::invalid(
+            &self.key(name),
+            format!("expected true or false, got {}", value.shown()),
+        )
     }
 
-    fn url(&self, canonical: &str) -> Result<Option<String>, ConfigError> {
-        let Some((key, value)) = self.get(canonical) else { return Ok(None) };
-        validate_url(key, value).map(Some)
+    /// A list: given as a list, or as text separated by commas or spaces.
+    pub fn list(
+        &self,
+        name: &str,
+        value: Option<&OptionValue>,
+    ) -> Result<Vec<String>, ConfigError> {
+        match value {
+            None => Ok(Vec::new()),
+            Some(OptionValue::List(items)) => {
+                Ok(items.iter().flat_map(|item| split_list(item)).collect())
+            }
+            Some(other) => match other.as_text() {
+                Some(text) => Ok(split_list(&text)),
+                None => Err(ConfigError::invalid(&self.key(name), "expected a list")),
+            },
+        }
     }
 
-    fn path(&self, canonical: &str) -> Result<Option<PathBuf>, ConfigError> {
-        Ok(self.text(canonical)?.map(PathBuf::from))
+    /// An http(s) URL.
+    pub fn url(
+        &self,
+        name: &str,
+        value: Option<&OptionValue>,
+    ) -> Result<Option<String>, ConfigError> {
+        let Some(text) = self.text(name, value)? else { return Ok(None) };
+        validate_url(&self.key(name), &text, self.spelling).map(Some)
+    }
+
+    /// A path, relative to the host's configuration directory unless absolute.
+    pub fn path(
+        &self,
+        name: &str,
+        value: Option<&OptionValue>,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(self.text(name, value)?.map(|path| self.base_dir.join(path)))
     }
 }
 
@@ -351,7 +621,7 @@ fn split_list(value: &str) -> Vec<String> {
     value.split([',', ' ', '\t']).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-fn validate_url(key: &str, value: &str) -> Result<String, ConfigError> {
+fn validate_url(key: &str, value: &str, spelling: Spelling) -> Result<String, ConfigError> {
     let url = reqwest::Url::parse(value)
         .map_err(|e| ConfigError::invalid(key, format!("{value:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -360,7 +630,11 @@ fn validate_url(key: &str, value: &str) -> Result<String, ConfigError> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ConfigError::invalid(
             key,
-            "must not carry credentials; use oauth_client_id and oauth_client_secret",
+            format!(
+                "must not carry credentials; use {} and {}",
+                spelling.of("client_id"),
+                spelling.of("client_secret")
+            ),
         ));
     }
     if url.scheme() == "http" && !is_loopback(&url) {
@@ -380,9 +654,9 @@ fn is_loopback(url: &reqwest::Url) -> bool {
     }
 }
 
-fn parse_algorithms(key: &str, value: &str) -> Result<Vec<Algorithm>, ConfigError> {
+fn parse_algorithms(key: &str, names: &[String]) -> Result<Vec<Algorithm>, ConfigError> {
     let mut algorithms = Vec::new();
-    for name in split_list(value) {
+    for name in names {
         let algorithm = match name.as_str() {
             "HS256" | "HS384" | "HS512" => {
                 return Err(ConfigError::invalid(
@@ -410,19 +684,6 @@ fn parse_algorithms(key: &str, value: &str) -> Result<Vec<Algorithm>, ConfigErro
     Ok(algorithms)
 }
 
-fn parse_log_dest(key: &str, value: &str) -> Result<LogDest, ConfigError> {
-    match value.split_once(char::is_whitespace) {
-        None if value == "none" => Ok(LogDest::None),
-        None if value == "stdout" => Ok(LogDest::Stdout),
-        None if value == "host" || value == "mosquitto" => Ok(LogDest::Host),
-        Some(("file", path)) if !path.trim().is_empty() => Ok(LogDest::File(path.trim().into())),
-        _ => Err(ConfigError::invalid(
-            key,
-            format!("expected none, stdout, host or \"file <path>\", got {value:?}"),
-        )),
-    }
-}
-
 fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
     let content = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))?;
@@ -433,15 +694,15 @@ fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
     Ok(Secret::new(secret))
 }
 
-/// " (did you mean X?)" for a key within two edits of a known one.
-fn suggest(key: &str) -> String {
-    OPTIONS
-        .iter()
-        .flat_map(|(canonical, aliases)| std::iter::once(canonical).chain(aliases.iter()))
-        .map(|known| (edit_distance(key, known), known))
+/// " (did you mean X?)" for a name within two edits of a known one (a name written with the
+/// plugin's `oauth_` prefix where the host has none counts as its bare name).
+fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a &'a str>, spelling: Spelling) -> String {
+    let bare = name.strip_prefix("oauth_").unwrap_or(name);
+    known
+        .map(|known| (edit_distance(bare, known).min(edit_distance(name, known)), *known))
         .filter(|(distance, _)| *distance <= 2)
         .min()
-        .map(|(_, known)| format!(" (did you mean {known}?)"))
+        .map(|(_, known)| format!(" (did you mean {}?)", spelling.of(known)))
         .unwrap_or_default()
 }
 
@@ -461,41 +722,63 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 impl Config {
-    /// Builds and validates the configuration from `(key, value)` pairs.
+    /// Builds and validates the configuration from Mosquitto-style `(key, value)` pairs
+    /// (`oauth_*` and `openam_*` keys; others belong to other plugins and are ignored). Every
+    /// own key must be a core option: a host with options of its own splits them off first
+    /// (see [`deserialize_options`]).
     pub fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Self, ConfigError> {
-        let given = Given::collect(pairs)?;
+        Self::from_options(plugin_entries(pairs), Spelling::PLUGIN, Path::new(""), &[])
+    }
 
-        let mode = match given.get("oauth_mode") {
-            None | Some((_, "auto")) => Mode::Auto,
-            Some((_, "introspect")) => Mode::Introspect,
-            Some((_, "jwt")) => Mode::Jwt,
-            Some((key, other)) => {
+    /// Builds and validates the configuration from a host's entries (option names without the
+    /// plugin's prefix), naming options in errors as `spelling` does; relative paths are taken
+    /// from `base_dir`; `also_known` are the host's own option names (for "did you mean").
+    pub fn from_options(
+        entries: Vec<(String, OptionValue)>,
+        spelling: Spelling,
+        base_dir: &Path,
+        also_known: &[&str],
+    ) -> Result<Self, ConfigError> {
+        let given: Options = deserialize_options(entries, spelling, also_known)?;
+        let read = Reader::new(spelling, base_dir);
+        let key = |name: &str| spelling.of(name);
+
+        let mode = match read.text("mode", given.mode.as_ref())?.as_deref() {
+            None | Some("auto") => Mode::Auto,
+            Some("introspect") => Mode::Introspect,
+            Some("jwt") => Mode::Jwt,
+            Some(other) => {
                 return Err(ConfigError::invalid(
-                    key,
+                    &key("mode"),
                     format!("expected auto, introspect or jwt, got {other:?}"),
                 ));
             }
         };
-        let client_auth = match given.get("oauth_client_auth") {
-            None | Some((_, "basic")) => ClientAuth::Basic,
-            Some((_, "post")) => ClientAuth::Post,
-            Some((key, other)) => {
+        let client_auth = match read.text("client_auth", given.client_auth.as_ref())?.as_deref() {
+            None | Some("basic") => ClientAuth::Basic,
+            Some("post") => ClientAuth::Post,
+            Some(other) => {
                 return Err(ConfigError::invalid(
-                    key,
+                    &key("client_auth"),
                     format!("expected basic or post, got {other:?}"),
                 ));
             }
         };
 
-        let introspection = Self::introspection(&given, client_auth)?;
-        let issuer = given.url("oauth_issuer")?.map(|url| url.trim_end_matches('/').to_owned());
-        let keys = match (given.url("oauth_jwks_url")?, given.path("oauth_jwks_file")?) {
+        let introspection = Self::introspection(&given, &read, client_auth)?;
+        let issuer = read
+            .url("issuer", given.issuer.as_ref())?
+            .map(|url| url.trim_end_matches('/').to_owned());
+        let keys = match (
+            read.url("jwks_url", given.jwks_url.as_ref())?,
+            read.path("jwks_file", given.jwks_file.as_ref())?,
+        ) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::Conflict {
-                    first: "oauth_jwks_url",
-                    second: "oauth_jwks_file",
+                    first: key("jwks_url"),
+                    second: key("jwks_file"),
                 });
             }
             (Some(url), None) => Some(KeySource::Url(url)),
@@ -506,44 +789,52 @@ impl Config {
         match mode {
             Mode::Introspect if introspection.is_none() => {
                 return Err(ConfigError::Missing {
-                    key: "oauth_introspection_url",
-                    reason: "oauth_mode introspect needs the introspection endpoint",
+                    key: key("introspection_url"),
+                    reason: format!("{} introspect needs the introspection endpoint", key("mode")),
                 });
             }
             Mode::Jwt if keys.is_none() => {
                 return Err(ConfigError::Missing {
-                    key: "oauth_jwks_url",
-                    reason: "oauth_mode jwt needs keys: oauth_jwks_url, oauth_jwks_file or oauth_issuer (discovery)",
+                    key: key("jwks_url"),
+                    reason: format!(
+                        "{} jwt needs keys: {}, {} or {} (discovery)",
+                        key("mode"),
+                        key("jwks_url"),
+                        key("jwks_file"),
+                        key("issuer")
+                    ),
                 });
             }
             Mode::Auto if introspection.is_none() && keys.is_none() => {
                 return Err(ConfigError::Missing {
-                    key: "oauth_introspection_url",
-                    reason: "set an introspection endpoint or JWT keys (oauth_jwks_url, oauth_jwks_file, oauth_issuer)",
+                    key: key("introspection_url"),
+                    reason: format!(
+                        "set an introspection endpoint or JWT keys ({}, {}, {})",
+                        key("jwks_url"),
+                        key("jwks_file"),
+                        key("issuer")
+                    ),
                 });
             }
             _ => {}
         }
 
-        let algorithms = match given.get("oauth_algorithms") {
-            Some((key, value)) => parse_algorithms(key, value)?,
-            None => DEFAULT_ALGORITHMS.to_vec(),
+        let algorithms = match read.list("algorithms", given.algorithms.as_ref())? {
+            names if given.algorithms.is_some() => parse_algorithms(&key("algorithms"), &names)?,
+            _ => DEFAULT_ALGORITHMS.to_vec(),
         };
-        let scope_prefix = match given.get("oauth_scope_prefix") {
-            Some((key, value)) if value.contains(char::is_whitespace) || value.is_empty() => {
-                return Err(ConfigError::invalid(key, "must be a non-empty word without spaces"));
+        let scope_prefix = match read.text("scope_prefix", given.scope_prefix.as_ref()) {
+            Ok(Some(value)) if !value.contains(char::is_whitespace) => value,
+            Ok(None) => DEFAULT_SCOPE_PREFIX.to_owned(),
+            _ => {
+                return Err(ConfigError::invalid(
+                    &key("scope_prefix"),
+                    "must be a non-empty word without spaces",
+                ));
             }
-            Some((_, value)) => value.to_owned(),
-            None => DEFAULT_SCOPE_PREFIX.to_owned(),
         };
-        let http_timeout = Duration::from_millis(given.number(
-            "oauth_http_timeout_ms",
-            DEFAULT_HTTP_TIMEOUT_MS,
-            (1, MAX_HTTP_TIMEOUT_MS),
-        )?);
-        let log_dest = match given.get("oauth_log_dest") {
-            Some((key, value)) => parse_log_dest(key, value)?,
-            None => LogDest::Host,
+        let seconds = |name: &str, value: &Option<OptionValue>, default: u64, range: (u64, u64)| {
+            read.number(name, value.as_ref(), default, range).map(Duration::from_secs)
         };
 
         Ok(Self {
@@ -551,92 +842,87 @@ impl Config {
             introspection,
             keys,
             issuer,
-            audiences: given.list("oauth_audience"),
+            audiences: read.list("audience", given.audience.as_ref())?,
             algorithms,
-            leeway: Duration::from_secs(given.number(
-                "oauth_leeway",
-                DEFAULT_LEEWAY_SECS,
-                (0, MAX_LEEWAY_SECS),
-            )?),
+            leeway: seconds("leeway", &given.leeway, DEFAULT_LEEWAY_SECS, (0, MAX_LEEWAY_SECS))?,
             scope_prefix,
-            required_scopes: given.list("oauth_required_scopes"),
-            token_username: given.text("oauth_token_username")?,
-            client_id_claim: given.text("oauth_client_id_claim")?,
-            username_claim: given.text("oauth_username_claim")?,
+            required_scopes: read.list("required_scopes", given.required_scopes.as_ref())?,
+            token_username: read.text("token_username", given.token_username.as_ref())?,
+            client_id_claim: read.text("client_id_claim", given.client_id_claim.as_ref())?,
+            username_claim: read.text("username_claim", given.username_claim.as_ref())?,
             cache: CacheSettings {
-                ttl: Duration::from_secs(given.number(
-                    "oauth_cache_ttl",
-                    DEFAULT_CACHE_TTL_SECS,
-                    (0, 86_400),
-                )?),
-                negative_ttl: Duration::from_secs(given.number(
-                    "oauth_cache_negative_ttl",
+                ttl: seconds("cache_ttl", &given.cache_ttl, DEFAULT_CACHE_TTL_SECS, (0, 86_400))?,
+                negative_ttl: seconds(
+                    "cache_negative_ttl",
+                    &given.cache_negative_ttl,
                     DEFAULT_CACHE_NEGATIVE_TTL_SECS,
                     (0, 3_600),
-                )?),
-                max_entries: given.number(
-                    "oauth_cache_max_entries",
+                )?,
+                max_entries: read.number(
+                    "cache_max_entries",
+                    given.cache_max_entries.as_ref(),
                     DEFAULT_CACHE_MAX_ENTRIES,
                     (1, 100_000_000),
                 )?,
             },
-            http_timeout,
-            login_wait_budget: Duration::from_millis(
-                given.number(
-                    "oauth_login_wait_budget_ms",
-                    u64::try_from(http_timeout.as_millis())
-                        .unwrap_or(MAX_HTTP_TIMEOUT_MS)
-                        .min(DEFAULT_LOGIN_WAIT_BUDGET_MS),
-                    (0, MAX_HTTP_TIMEOUT_MS),
-                )?,
-            ),
-            ca_file: given.path("oauth_ca_file")?,
-            log_dest,
-            stats_interval: Duration::from_secs(given.number(
-                "oauth_stats_interval",
-                DEFAULT_STATS_INTERVAL_SECS,
-                (0, 86_400),
+            http_timeout: Duration::from_millis(read.number(
+                "http_timeout_ms",
+                given.http_timeout_ms.as_ref(),
+                DEFAULT_HTTP_TIMEOUT_MS,
+                (1, MAX_HTTP_TIMEOUT_MS),
             )?),
-            disconnect_on_expiry: given.flag("oauth_disconnect_on_expiry", true)?,
-            revalidate_interval: Duration::from_secs(given.number(
-                "oauth_revalidate_interval",
+            ca_file: read.path("ca_file", given.ca_file.as_ref())?,
+            disconnect_on_expiry: read.flag(
+                "disconnect_on_expiry",
+                given.disconnect_on_expiry.as_ref(),
+                true,
+            )?,
+            revalidate_interval: seconds(
+                "revalidate_interval",
+                &given.revalidate_interval,
                 DEFAULT_REVALIDATE_INTERVAL_SECS,
                 (0, 86_400),
-            )?),
-            auth_method: given
-                .text("oauth_auth_method")?
-                .unwrap_or_else(|| DEFAULT_AUTH_METHOD.to_owned()),
+            )?,
+            spelling,
         })
     }
 
     fn introspection(
-        given: &Given<'_>,
+        given: &Options,
+        read: &Reader<'_>,
         client_auth: ClientAuth,
     ) -> Result<Option<IntrospectionSettings>, ConfigError> {
-        let secret = match (given.get("oauth_client_secret"), given.get("oauth_client_secret_file"))
-        {
+        let key = |name: &str| read.key(name);
+        let secret = match (&given.client_secret, &given.client_secret_file) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::Conflict {
-                    first: "oauth_client_secret",
-                    second: "oauth_client_secret_file",
+                    first: key("client_secret"),
+                    second: key("client_secret_file"),
                 });
             }
-            (Some((key, "")), None) => return Err(ConfigError::invalid(key, "must not be empty")),
-            (Some((_, value)), None) => Some(Secret::new(value)),
-            (None, Some((key, path))) => Some(read_secret_file(key, Path::new(path))?),
+            (Some(value), None) => {
+                read.text("client_secret", Some(value))?.map(|secret| Secret::new(&secret))
+            }
+            (None, Some(value)) => match read.path("client_secret_file", Some(value))? {
+                Some(path) => Some(read_secret_file(&key("client_secret_file"), &path)?),
+                None => None,
+            },
             (None, None) => None,
         };
-        let client_id = given.text("oauth_client_id")?;
-        let Some(url) = given.url("oauth_introspection_url")? else {
+        let client_id = read.text("client_id", given.client_id.as_ref())?;
+        let Some(url) = read.url("introspection_url", given.introspection_url.as_ref())? else {
             return Ok(None);
         };
-        let client_id = client_id.ok_or(ConfigError::Missing {
-            key: "oauth_client_id",
-            reason: "the introspection endpoint needs our client credentials",
+        let client_id = client_id.ok_or_else(|| ConfigError::Missing {
+            key: key("client_id"),
+            reason: "the introspection endpoint needs our client credentials".into(),
         })?;
-        let client_secret = secret.ok_or(ConfigError::Missing {
-            key: "oauth_client_secret",
-            reason: "the introspection endpoint needs our client credentials (or use oauth_client_secret_file)",
+        let client_secret = secret.ok_or_else(|| ConfigError::Missing {
+            key: key("client_secret"),
+            reason: format!(
+                "the introspection endpoint needs our client credentials (or use {})",
+                key("client_secret_file")
+            ),
         })?;
         Ok(Some(IntrospectionSettings { url, client_id, client_secret, client_auth }))
     }

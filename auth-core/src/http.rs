@@ -73,6 +73,8 @@ pub(crate) type JsonObject = serde_json::Map<String, serde_json::Value>;
 pub(crate) struct HttpClient {
     shared: Arc<Connections>,
     timeout: Duration,
+    /// The CA option as the host spells it, for set-up errors.
+    ca_file_option: String,
 }
 
 #[derive(Debug)]
@@ -92,7 +94,7 @@ impl HttpClient {
         let trust_only = match &config.ca_file {
             None => None,
             Some(path) => {
-                let key = "oauth_ca_file";
+                let key = &config.spelling.of("ca_file");
                 let pem = std::fs::read(path).map_err(|e| {
                     ConfigError::invalid(key, format!("cannot read {}: {e}", path.display()))
                 })?;
@@ -114,6 +116,7 @@ impl HttpClient {
         Ok(Self {
             shared: Arc::new(Connections { trust_only, live: Mutex::new(None) }),
             timeout: config.http_timeout,
+            ca_file_option: config.spelling.of("ca_file"),
         })
     }
 
@@ -130,7 +133,7 @@ impl HttpClient {
                      ({cause}): install them (Debian: ca-certificates) or name a PEM bundle here"
                 ),
             };
-            ConfigError::invalid("oauth_ca_file", problem)
+            ConfigError::invalid(&self.ca_file_option, problem)
         })?;
         *self.shared.live.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(LiveClient { client, last_used: Instant::now() });

@@ -141,16 +141,17 @@ impl std::fmt::Debug for JwtVerifier {
 }
 
 impl JwtVerifier {
-    /// A verifier for the configured source. A JWKS file is read now (errors name
-    /// `oauth_jwks_file`); remote keys are fetched on first use.
+    /// A verifier for the configured source. A JWKS file is read now (errors name the option
+    /// `jwks_file_option`, as the host spells it); remote keys are fetched on first use.
     pub(crate) fn new(
         source: &KeySource,
+        jwks_file_option: &str,
         algorithms: Vec<Algorithm>,
         http: HttpClient,
         metrics: Arc<Metrics>,
     ) -> Result<Self, ConfigError> {
         let (keys, fetch) = match source {
-            KeySource::File(path) => (load_file(path)?, Fetch::Fixed),
+            KeySource::File(path) => (load_file(path, jwks_file_option)?, Fetch::Fixed),
             remote => (KeySet::default(), Fetch::Remote { source: remote.clone(), http, metrics }),
         };
         Ok(Self {
@@ -373,8 +374,7 @@ fn discover_jwks_uri(http: &HttpClient, issuer: &str) -> Result<String, Upstream
         .ok_or_else(|| UpstreamError::Malformed("discovery document has no jwks_uri".into()))
 }
 
-fn load_file(path: &Path) -> Result<KeySet, ConfigError> {
-    let key = "oauth_jwks_file";
+fn load_file(path: &Path, key: &str) -> Result<KeySet, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))?;
     let document: JsonObject = serde_json::from_str(&text).map_err(|e| {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use oauth_core::config::{ClientAuth, KeySource, LogDest, Mode};
+use oauth_core::config::{ClientAuth, KeySource, Mode};
 use oauth_core::{Config, ConfigError};
 
 const INTROSPECTION: [(&str, &str); 3] = [
@@ -46,27 +46,11 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.cache.negative_ttl, Duration::from_secs(10));
     assert_eq!(config.cache.max_entries, 100_000);
     assert_eq!(config.http_timeout, Duration::from_millis(2000));
-    assert_eq!(config.login_wait_budget, Duration::from_millis(150));
-    assert_eq!(config.stats_interval, Duration::from_secs(10));
-    assert_eq!(config.log_dest, LogDest::Host);
     assert_eq!(config.keys, None);
     assert!(config.required_scopes.is_empty() && config.audiences.is_empty());
     assert_eq!(config.algorithms, oauth_core::config::DEFAULT_ALGORITHMS);
     assert!(config.disconnect_on_expiry);
     assert_eq!(config.revalidate_interval, Duration::from_secs(60));
-    assert_eq!(config.auth_method, "OAUTHBEARER");
-}
-
-#[test]
-fn login_wait_budget_is_short_and_never_longer_than_the_http_timeout() {
-    let default = parse(&with_introspection(&[("oauth_http_timeout_ms", "750")])).unwrap();
-    assert_eq!(default.login_wait_budget, Duration::from_millis(150));
-    let capped = parse(&with_introspection(&[("oauth_http_timeout_ms", "100")])).unwrap();
-    assert_eq!(capped.login_wait_budget, Duration::from_millis(100));
-    let set = parse(&with_introspection(&[("oauth_login_wait_budget_ms", "5000")])).unwrap();
-    assert_eq!(set.login_wait_budget, Duration::from_millis(5000));
-    let never = parse(&with_introspection(&[("oauth_login_wait_budget_ms", "0")])).unwrap();
-    assert_eq!(never.login_wait_budget, Duration::ZERO);
 }
 
 #[test]
@@ -75,21 +59,12 @@ fn gomozzie_options_work_unchanged() {
         ("openam_endpoint", "https://am.example.com/openam/oauth2/introspect?realm=/edge"),
         ("openam_client_id", "mqtt_oidc_client"),
         ("openam_client_secret", "password"),
-        ("openam_log_dest", "stdout"),
     ])
     .unwrap();
     let introspection = config.introspection.unwrap();
     assert_eq!(introspection.url, "https://am.example.com/openam/oauth2/introspect?realm=/edge");
     assert_eq!(introspection.client_id, "mqtt_oidc_client");
     assert_eq!(introspection.client_secret.expose(), "password");
-    assert_eq!(config.log_dest, LogDest::Stdout);
-    let file =
-        parse(&with_introspection(&[("openam_log_dest", "file /var/log/oauth.log")])).unwrap();
-    assert_eq!(file.log_dest, LogDest::File("/var/log/oauth.log".into()));
-    assert_eq!(
-        parse(&with_introspection(&[("openam_log_dest", "none")])).unwrap().log_dest,
-        LogDest::None
-    );
 }
 
 #[test]
@@ -151,11 +126,6 @@ fn bad_values_name_the_option_and_the_problem() {
             "option oauth_http_timeout_ms: expected a whole number from 1 to 60000, got \"0\"",
         ),
         (
-            "oauth_login_wait_budget_ms",
-            "-1",
-            "option oauth_login_wait_budget_ms: expected a whole number from 0 to 60000, got \"-1\"",
-        ),
-        (
             "oauth_algorithms",
             "HS256",
             "option oauth_algorithms: HS256 is symmetric; only asymmetric algorithms are accepted",
@@ -174,11 +144,6 @@ fn bad_values_name_the_option_and_the_problem() {
             "oauth_scope_prefix",
             "a b",
             "option oauth_scope_prefix: must be a non-empty word without spaces",
-        ),
-        (
-            "oauth_log_dest",
-            "syslog",
-            "option oauth_log_dest: expected none, stdout, host or \"file <path>\", got \"syslog\"",
         ),
         ("oauth_token_username", "", "option oauth_token_username: must not be empty"),
         (
@@ -260,11 +225,11 @@ fn conflicting_options_are_refused() {
 fn the_same_setting_twice_is_refused_even_through_an_alias() {
     assert_eq!(
         error(&with_introspection(&[("openam_endpoint", "https://other/introspect")])),
-        "option openam_endpoint is given twice (also as oauth_introspection_url)"
+        "option oauth_introspection_url is given more than once (under its name or an alias)"
     );
     assert_eq!(
         error(&with_introspection(&[("oauth_leeway", "1"), ("oauth_leeway", "2")])),
-        "option oauth_leeway is given twice (also as oauth_leeway)"
+        "option oauth_leeway is given more than once (under its name or an alias)"
     );
 }
 

@@ -1,10 +1,10 @@
 //! The broker's TOML configuration.
 //!
-//! `[auth]` takes the Mosquitto plugin's options without their `oauth_` prefix; they are handed to
-//! the core as `oauth_<key>` so that validation, defaults and messages are the plugin's own, and
-//! option names in the core's messages are translated back (`oauth_leeway` → `auth.leeway`).
-//! Everything else (`[[listener]]`, `[users]`, `[anonymous]`, `[log]`, `[metrics]`) belongs to
-//! the fallback broker. Every error names the key it is about.
+//! `[auth]` takes the core's options, named as the Mosquitto plugin names them without its
+//! `oauth_` prefix, and read by the core's own deserializer: defaults, checks and messages are
+//! the plugin's, with options spelled `auth.<name>`. Everything else (`[[listener]]`, `[users]`,
+//! `[anonymous]`, `[log]`, `[metrics]`, `auth.allow_anonymous`) belongs to the fallback broker.
+//! Every error names the key it is about.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use oauth_core::Config as AuthConfig;
+use oauth_core::config::{OptionValue, Spelling};
 use oauth_core::topic::Filter;
 use toml::{Table, Value};
 
@@ -39,40 +40,15 @@ impl ConfigError {
         Self { key: key.to_owned(), message: format!("option {key} is required: {reason}") }
     }
 
-    /// A core error, with `oauth_<name>` option names written as `auth.<name>`.
+    /// A core error: the core already spells options as `auth.<name>`.
     fn from_core(error: &oauth_core::ConfigError) -> Self {
-        Self { key: core_name_to_toml(error.key()), message: core_name_to_toml(&error.to_string()) }
+        Self { key: error.key().to_owned(), message: error.to_string() }
     }
 
     /// The key the error is about (`auth.leeway`, `listener[1].bind`, ...).
     pub fn key(&self) -> &str {
         &self.key
     }
-}
-
-/// A core configuration error as the fallback broker reports it (`auth.<name>` keys).
-pub fn core_error_message(error: &oauth_core::ConfigError) -> String {
-    ConfigError::from_core(error).to_string()
-}
-
-/// Rewrites every `oauth_<word>` that starts a word (not inside a URL or path) as `auth.<word>`.
-fn core_name_to_toml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("oauth_") {
-        let before = rest[..at].chars().next_back();
-        let starts_word =
-            before.is_none_or(|c| !(c.is_alphanumeric() || matches!(c, '_' | '/' | '.' | '-')));
-        out.push_str(&rest[..at]);
-        if starts_word {
-            out.push_str("auth.");
-        } else {
-            out.push_str("oauth_");
-        }
-        rest = &rest[at + "oauth_".len()..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Topic rights given by configuration (users-file users, anonymous clients).
@@ -305,7 +281,10 @@ impl<'a> Section<'a> {
 }
 
 /// `[auth]` keys the fallback broker handles itself instead of passing them to the core.
-const AUTH_OWN_KEYS: &[&str] = &["allow_anonymous"];
+const AUTH_OWN_KEYS: &[&str] = &["allow_anonymous", "auth_method"];
+
+/// How the core spells `[auth]` options in its messages.
+const AUTH_SPELLING: Spelling = Spelling::section("auth.");
 
 impl BrokerConfig {
     /// Reads and validates a configuration file. Relative paths in it are relative to the
@@ -408,7 +387,7 @@ fn sub_table<'a>(root: &mut Section<'a>, name: &'a str) -> Result<Option<&'a Tab
     }
 }
 
-/// `[auth]` → the core's `oauth_*` pairs, plus the broker's own `allow_anonymous`.
+/// `[auth]` → the core's configuration, plus the broker's own `allow_anonymous`.
 fn parse_auth(table: &Table, base: &Path) -> Result<(AuthConfig, bool), ConfigError> {
     let mut section = Section::new("auth", table);
     let allow_anonymous = section.boolean("allow_anonymous", false)?;
@@ -418,72 +397,33 @@ fn parse_auth(table: &Table, base: &Path) -> Result<(AuthConfig, bool), ConfigEr
              (CONNECTs with an Authentication Method get CONNACK 0x8C); tokens go in the password"
         );
     }
-
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    for (name, value) in table {
-        if AUTH_OWN_KEYS.contains(&name.as_str()) {
-            continue;
-        }
+    let mut entries = Vec::new();
+    for (name, value) in table.iter().filter(|(name, _)| !AUTH_OWN_KEYS.contains(&name.as_str())) {
         let key = format!("auth.{name}");
-        match name.as_str() {
-            "log_dest" => {
-                return Err(ConfigError::invalid(
-                    &key,
-                    "the fallback broker logs as configured in [log]",
-                ));
-            }
-            "stats_interval" => {
-                return Err(ConfigError::invalid(
-                    &key,
-                    "the fallback broker takes the $SYS interval from [metrics] sys_interval",
-                ));
-            }
-            "login_wait_budget_ms" => {
-                return Err(ConfigError::invalid(
-                    &key,
-                    "the fallback broker validates each login on its own task; no thread waits for others",
-                ));
-            }
-            _ => {}
-        }
-        if name.starts_with("oauth_") || name.starts_with("openam_") {
-            return Err(ConfigError::invalid(
-                &key,
-                format!(
-                    "write options without the plugin's prefix, e.g. {}",
-                    name.trim_start_matches("oauth_").trim_start_matches("openam_")
-                ),
-            ));
-        }
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Integer(n) => n.to_string(),
-            Value::Boolean(b) => b.to_string(),
-            Value::Array(items) => {
-                let words: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
-                words
-                    .ok_or_else(|| ConfigError::invalid(&key, "expected a list of strings"))?
-                    .join(" ")
-            }
+        let value = match value {
+            Value::String(text) => OptionValue::Text(text.clone()),
+            Value::Integer(n) => OptionValue::Integer(*n),
+            Value::Boolean(flag) => OptionValue::Flag(*flag),
+            Value::Array(items) => OptionValue::List(
+                items
+                    .iter()
+                    .map(|item| item.as_str().map(str::to_owned))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| ConfigError::invalid(&key, "expected a list of strings"))?,
+            ),
             other => {
                 return Err(ConfigError::invalid(
                     &key,
                     format!(
-                        "expected a string, number or list of strings, got {}",
+                        "expected a string, number, true or false, or a list of strings, got {}",
                         other.type_str()
                     ),
                 ));
             }
         };
-        // File options are relative to the configuration file, like every other path in it.
-        let text = if name.ends_with("_file") && !text.is_empty() {
-            base.join(&text).to_string_lossy().into_owned()
-        } else {
-            text
-        };
-        pairs.push((format!("oauth_{name}"), text));
+        entries.push((name.clone(), value));
     }
-    let auth = AuthConfig::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    let auth = AuthConfig::from_options(entries, AUTH_SPELLING, base, AUTH_OWN_KEYS)
         .map_err(|e| ConfigError::from_core(&e))?;
     Ok((auth, allow_anonymous))
 }
@@ -766,13 +706,14 @@ mod tests {
                 auth("leeway = \"soon\""),
                 "option auth.leeway: expected a whole number from 0 to 3600, got \"soon\"",
             ),
-            (auth("leeway = 99999"), "option auth.leeway: expected a whole number from 0 to 3600, got \"99999\""),
+            (
+                auth("leeway = 99999"),
+                "option auth.leeway: expected a whole number from 0 to 3600, got 99999",
+            ),
             (auth("leway = 3"), "unknown option auth.leway (did you mean auth.leeway?)"),
             (
                 format!("[auth]\nmode = \"jwt\"\n{BASE}"),
-                "option auth.jwks_url is required: oauth_mode jwt needs keys: auth.jwks_url, auth.jwks_file or auth.issuer (discovery)"
-                    .replace("oauth_mode", "auth.mode")
-                    .leak(),
+                "option auth.jwks_url is required: auth.mode jwt needs keys: auth.jwks_url, auth.jwks_file or auth.issuer (discovery)",
             ),
             (
                 format!("[auth]\nintrospection_url = \"http://127.0.0.1:9/oauth_x\"\n{BASE}"),
@@ -782,23 +723,22 @@ mod tests {
                 auth("algorithms = [\"HS256\"]"),
                 "option auth.algorithms: HS256 is symmetric; only asymmetric algorithms are accepted",
             ),
-            (auth("log_dest = \"stdout\""), "option auth.log_dest: the fallback broker logs as configured in [log]"),
-            (
-                auth("stats_interval = 1"),
-                "option auth.stats_interval: the fallback broker takes the $SYS interval from [metrics] sys_interval",
-            ),
-            (
-                auth("login_wait_budget_ms = 100"),
-                "option auth.login_wait_budget_ms: the fallback broker validates each login on its own task; no thread waits for others",
-            ),
+            // The plugin's own options are no core options: the broker has [log] and [metrics],
+            // and no login waits on another here.
+            (auth("log_dest = \"stdout\""), "unknown option auth.log_dest"),
+            (auth("stats_interval = 1"), "unknown option auth.stats_interval"),
+            (auth("login_wait_budget_ms = 100"), "unknown option auth.login_wait_budget_ms"),
             (
                 auth("oauth_leeway = 1"),
-                "option auth.oauth_leeway: write options without the plugin's prefix, e.g. leeway",
+                "unknown option auth.oauth_leeway (did you mean auth.leeway?)",
             ),
-            (auth("allow_anonymous = \"yes\""), "option auth.allow_anonymous: expected true or false, got string"),
+            (
+                auth("allow_anonymous = \"yes\""),
+                "option auth.allow_anonymous: expected true or false, got string",
+            ),
             (
                 auth("revalidate_interval = -1"),
-                "option auth.revalidate_interval: expected a whole number from 0 to 86400, got \"-1\"",
+                "option auth.revalidate_interval: expected a whole number from 0 to 86400, got -1",
             ),
             (
                 auth("disconnect_on_expiry = \"maybe\""),
@@ -811,14 +751,6 @@ mod tests {
         }
         let e = BrokerConfig::parse(&auth("leeway = \"x\""), Path::new(".")).err();
         assert_eq!(e.as_ref().map(ConfigError::key), Some("auth.leeway"));
-    }
-
-    #[test]
-    fn translation_leaves_urls_and_paths_alone() {
-        assert_eq!(
-            core_name_to_toml("option oauth_issuer: \"http://x/oauth_y\" is not a URL (oauth_z)"),
-            "option auth.issuer: \"http://x/oauth_y\" is not a URL (auth.z)"
-        );
     }
 
     #[test]

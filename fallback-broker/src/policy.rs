@@ -131,8 +131,7 @@ impl Policy {
     /// Builds the policy: the core's authenticator (which may read key and secret files) and
     /// the users file. Errors name the option.
     pub fn new(config: &BrokerConfig) -> Result<Self, String> {
-        let auth = Authenticator::new(config.auth.clone())
-            .map_err(|e| crate::config::core_error_message(&e))?;
+        let auth = Authenticator::new(config.auth.clone()).map_err(|e| e.to_string())?;
         let (users_file, users, user_grants) = match &config.users {
             Some(users) => {
                 let file = UsersFile::load(&users.file)

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use oauth_core::policy::{self, Answer, LoginAttempt, LoginDecision};
 use oauth_core::{
-    Access, AccessToken, AuthError, Authenticator, Config, ConfigError, Metrics, TokenDigest,
-    TokenInfo, UpstreamError, report,
+    Access, AccessToken, AuthError, Authenticator, ConfigError, Metrics, TokenDigest, TokenInfo,
+    UpstreamError, report,
 };
 
 use crate::clients::ClientTable;
 use crate::clock;
 use crate::mixed_setup::LocalUsers;
+use crate::settings::PluginConfig;
 use crate::worker::{PendingLogin, Report, Worker};
 
 /// How often TICK does its housekeeping (kicks, revalidation, purge, counters), at most:
@@ -144,7 +145,7 @@ pub struct Instance<H: Host> {
     /// Admitted clients, their expiry queue and due disconnections. Never borrowed across a
     /// call into Mosquitto: a kick re-enters [`Self::acl_check`].
     clients: RefCell<ClientTable>,
-    /// The broker's password-file users (see [`Config::is_token_login`]).
+    /// The broker's password-file users (see [`oauth_core::Config::is_token_login`]).
     local_users: RefCell<LocalUsers>,
     /// The client being kicked because its token expired, while Mosquitto runs the kick.
     expiry_kick_in_progress: Cell<Option<usize>>,
@@ -161,6 +162,12 @@ pub struct Instance<H: Host> {
     last_purge: Cell<Instant>,
     last_stats: Cell<Option<Instant>>,
     stats_topic_prefix: String,
+    /// `oauth_stats_interval`.
+    stats_interval: Duration,
+    /// `oauth_login_wait_budget_ms`.
+    login_wait_budget: Duration,
+    /// `oauth_auth_method`.
+    auth_method: String,
 }
 
 impl<H: Host> std::fmt::Debug for Instance<H> {
@@ -175,8 +182,9 @@ impl<H: Host> std::fmt::Debug for Instance<H> {
 impl<H: Host> Instance<H> {
     /// Builds an instance and starts its background thread. `ordinal` numbers instances in one
     /// broker (1 for the first) so their `$SYS` counters do not overwrite each other.
-    pub fn new(host: H, config: Config, ordinal: usize) -> Result<Self, ConfigError> {
-        let auth = Arc::new(Authenticator::new(config)?);
+    pub fn new(host: H, config: PluginConfig, ordinal: usize) -> Result<Self, ConfigError> {
+        let PluginConfig { core, stats_interval, login_wait_budget, auth_method, .. } = config;
+        let auth = Arc::new(Authenticator::new(core)?);
         let worker = Worker::start(Arc::clone(&auth)).map_err(|e| ConfigError::Invalid {
             key: "oauth_revalidate_interval".into(),
             problem: format!("cannot start the background thread: {e}"),
@@ -202,6 +210,9 @@ impl<H: Host> Instance<H> {
             last_purge: Cell::new(now),
             last_stats: Cell::new(None),
             stats_topic_prefix,
+            stats_interval,
+            login_wait_budget,
+            auth_method,
         })
     }
 
@@ -367,7 +378,7 @@ impl<H: Host> Instance<H> {
         }
         let config = self.auth.config();
         let waited = self.tick_gate.waited_this_pass.get();
-        let left = config.login_wait_budget.saturating_sub(waited);
+        let left = self.login_wait_budget.saturating_sub(waited);
         // A token already being checked in the background would make this thread wait for
         // that check, outside the budget.
         let digest = token.digest();
@@ -397,7 +408,7 @@ impl<H: Host> Instance<H> {
         log::info!(
             "client {client_id:?} refused for now: the broker already waited {} ms for the authorization server in this pass (oauth_login_wait_budget_ms {}); {}",
             self.tick_gate.waited_this_pass.get().as_millis(),
-            config.login_wait_budget.as_millis(),
+            self.login_wait_budget.as_millis(),
             if queued {
                 "its token is checked in the background, so a reconnect is answered from the cache"
             } else {
@@ -483,7 +494,7 @@ impl<H: Host> Instance<H> {
             self.forget_client_object(login.address);
         }
         let config = self.auth.config();
-        if method != Some(config.auth_method.as_str()) {
+        if method != Some(self.auth_method.as_str()) {
             return self.not_ours(login, reauth, "it changed its authentication method");
         }
         let Some(client_id) = login.client_id else {
@@ -630,7 +641,7 @@ impl<H: Host> Instance<H> {
         if self.auth.uses_network() {
             log::info!(
                 "broker ticks: logins waiting for the authorization server on the broker thread share {} ms per main-loop pass (oauth_login_wait_budget_ms)",
-                self.auth.config().login_wait_budget.as_millis()
+                self.login_wait_budget.as_millis()
             );
         }
     }
@@ -645,7 +656,7 @@ impl<H: Host> Instance<H> {
         if now.duration_since(self.last_purge.get()) >= PURGE_INTERVAL {
             self.purge(now);
         }
-        let interval = self.auth.config().stats_interval;
+        let interval = self.stats_interval;
         if !interval.is_zero()
             && self.last_stats.get().is_none_or(|last| now.duration_since(last) >= interval)
         {

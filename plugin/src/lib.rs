@@ -12,6 +12,7 @@ mod host;
 pub mod instance;
 mod logging;
 pub mod mixed_setup;
+pub mod settings;
 pub mod v4;
 pub mod v5;
 pub mod worker;
@@ -20,11 +21,10 @@ use std::ffi::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use oauth_core::Config;
-
 use crate::ffi::BrokerApi;
 use crate::host::Broker;
 use crate::instance::Instance;
+use crate::settings::PluginConfig;
 
 /// Instances started in this broker process, to label their `$SYS` counters.
 static INSTANCES_STARTED: AtomicUsize = AtomicUsize::new(0);
@@ -56,19 +56,19 @@ pub(crate) fn start_instance(
         );
         codes::INVALID_CONFIG
     };
-    let config = Config::from_pairs(options.iter().copied()).map_err(refuse)?;
+    let config = PluginConfig::from_pairs(options.iter().copied()).map_err(refuse)?;
     logging::configure(api, &config.log_dest).map_err(refuse)?;
     let broker_settings = mixed_setup::broker_config_path()
         .and_then(|path| std::fs::read_to_string(path).ok())
         .map(|text| mixed_setup::BrokerSettings::parse(&text))
         .unwrap_or_default();
-    let leak_warning = broker_settings.leak_warning(config.token_username.as_deref());
+    let leak_warning = broker_settings.leak_warning(config.core.token_username.as_deref());
     // Mosquitto 2.1 refuses a delayed login outright when we do not accept it, without asking
     // its password_file: keep such set-ups synchronous so password users still get in.
     let delayed_logins = api.complete_basic_auth.is_some()
         && !legacy
         && leak_warning.is_none()
-        && !(broker_settings.password_file && config.token_username.is_none());
+        && !(broker_settings.password_file && config.core.token_username.is_none());
     let ordinal = INSTANCES_STARTED.fetch_add(1, Ordering::Relaxed) + 1;
     let host = Broker { api, delayed_logins };
     let local_users = mixed_setup::LocalUsers::load(broker_settings.password_files.clone());

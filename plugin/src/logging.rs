@@ -10,10 +10,10 @@ use std::io::Write;
 use std::sync::{Mutex, OnceLock, RwLock};
 
 use oauth_core::ConfigError;
-use oauth_core::config::LogDest;
 
 use crate::ffi::BrokerApi;
 use crate::ffi::bindings::{MOSQ_LOG_DEBUG, MOSQ_LOG_ERR, MOSQ_LOG_INFO, MOSQ_LOG_WARNING};
+use crate::settings::LogDest;
 
 enum Sink {
     Broker(BrokerApi),

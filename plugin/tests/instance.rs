@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mosquitto_oauth::instance::{AclDecision, AuthDecision, Host, Instance, Login};
 use mosquitto_oauth::mixed_setup::LocalUsers;
+use mosquitto_oauth::settings::PluginConfig;
 use mosquitto_oauth::worker::IDLE_EXIT;
-use oauth_core::{Access, Config};
+use oauth_core::Access;
 use serde_json::json;
 
 #[derive(Default)]
@@ -80,7 +81,7 @@ fn instance<'h>(host: &'h FakeHost, extra: &[(&str, &str)]) -> Instance<&'h Fake
     let mut pairs =
         vec![("oauth_jwks_file", jwks.to_str().unwrap()), ("oauth_stats_interval", "1")];
     pairs.extend_from_slice(extra);
-    Instance::new(host, Config::from_pairs(pairs).unwrap(), 1).unwrap()
+    Instance::new(host, PluginConfig::from_pairs(pairs).unwrap(), 1).unwrap()
 }
 
 fn login<'a>(address: usize, client_id: &'a str, password: Option<&'a [u8]>) -> Login<'a> {
@@ -880,7 +881,7 @@ fn stale_delayed_answer_never_reaches_a_newer_connection_of_the_same_id() {
     let jwks = keys("jwks-1.json");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/introspect");
-    let config = Config::from_pairs([
+    let config = PluginConfig::from_pairs([
         ("oauth_jwks_file", jwks.to_str().unwrap()),
         ("oauth_introspection_url", url.as_str()),
         ("oauth_client_id", "b"),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mosquitto_oauth::instance::{AuthDecision, Host, Instance, Login};
-use oauth_core::Config;
+use mosquitto_oauth::settings::PluginConfig;
 use serde_json::json;
 
 /// Bytes currently allocated through the global allocator.
@@ -85,7 +85,7 @@ fn bytes_per_remembered_client_and_the_bound_under_churn() {
     const CLIENTS: usize = 20_000;
     let host = QuietHost;
     let jwks = keys("jwks-1.json");
-    let config = Config::from_pairs([("oauth_jwks_file", jwks.to_str().unwrap())]).unwrap();
+    let config = PluginConfig::from_pairs([("oauth_jwks_file", jwks.to_str().unwrap())]).unwrap();
     let plugin = Instance::new(&host, config, 1).unwrap();
     let token = token();
     let ids: Vec<String> = (0..CLIENTS).map(|n| format!("device-{n:06}")).collect();
