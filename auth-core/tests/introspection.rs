@@ -276,8 +276,7 @@ fn wait_limit_shortens_the_timeout_for_that_call_only() {
 
 #[test]
 fn slow_drip_body_fails_closed_within_the_timeout() {
-    let mut reply = active("mqtt:read:#");
-    reply.drip = Some(Duration::from_millis(100));
+    let reply = active("mqtt:read:#").dripping(Duration::from_millis(100));
     let stub = Stub::start(move |_| reply.clone());
     let auth = introspecting(&stub, &[("oauth_http_timeout_ms", "1000")]);
     let started = Instant::now();

@@ -56,7 +56,7 @@ impl KeyServer {
                 _ => Reply::raw(404, "text/plain", "not found"),
             }
         });
-        holder.set(stub.port).unwrap();
+        holder.set(stub.port()).unwrap();
         Self { stub, rotated }
     }
 

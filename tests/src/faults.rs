@@ -1,8 +1,8 @@
 //! Misbehaving authorization servers for the fault-injection suite (`tests/faults.rs`).
 //!
-//! [`FaultServer`] is a minimal HTTP/1.1 server on a loopback port whose behaviour ([`Fault`]) can
-//! be switched while the broker runs, and which can go down (port closed: connection refused)
-//! and come back on the same port. [`TlsServer`] is `openssl s_server` with a certificate from
+//! [`FaultServer`] is the suites' one HTTP stub (`tests/http-stub`) on a loopback port, whose
+//! behaviour ([`Fault`]) can be switched while the broker runs, and which can go down (port
+//! closed: connection refused) and come back on the same port. [`TlsServer`] is `openssl s_server` with a certificate from
 //! a freshly made CA, i.e. HTTPS with a CA nobody trusts.
 //!
 //! Answers that carry content (500, garbage) echo the request, headers included: a broker that
@@ -10,14 +10,12 @@
 //! which the suite checks for.
 
 use std::ffi::OsString;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::Duration;
+
+use http_stub::{Reply, Request, Stub};
 
 use crate::{ProcessGuard, free_port, wait_for_port};
 
@@ -25,8 +23,6 @@ use crate::{ProcessGuard, free_port, wait_for_port};
 pub const HUGE_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// Pause between two bytes of a [`Fault::Drip`] body.
 pub const DRIP_PAUSE: Duration = Duration::from_millis(200);
-/// How long a connection thread waits for a request before giving up.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the server answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,28 +50,11 @@ pub enum Fault {
     Hang,
 }
 
-#[derive(Debug)]
-struct Shared {
-    fault: Mutex<Fault>,
-    requests: AtomicUsize,
-    /// Set when the server goes down or is dropped: connection threads end.
-    stop: AtomicBool,
-}
-
-/// The accepting half of a server that is up.
-#[derive(Debug)]
-struct Acceptor {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
-}
-
-/// A scriptable HTTP server; see the module documentation. Dropping it closes the port and ends
-/// every connection it holds open.
+/// A misbehaving authorization server: the suites' one HTTP stub ([`http_stub::Stub`]) answering
+/// as a [`Fault`] says. Dropping it closes the port and ends every connection it holds open.
 #[derive(Debug)]
 pub struct FaultServer {
-    port: u16,
-    shared: Arc<Shared>,
-    acceptor: Option<Acceptor>,
+    stub: Stub,
 }
 
 impl FaultServer {
@@ -88,105 +67,44 @@ impl FaultServer {
 
     /// A server that is down (nothing listens on its port) until [`come_up`](Self::come_up).
     pub fn down(fault: Fault) -> Self {
-        let shared = Arc::new(Shared {
-            fault: Mutex::new(fault),
-            requests: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
-        });
-        Self { port: free_port(), shared, acceptor: None }
+        let server = Self { stub: Stub::down(|_| Reply::Hang) };
+        server.set(fault);
+        server
     }
 
     /// The port (the same while down and after coming back up).
     pub fn port(&self) -> u16 {
-        self.port
+        self.stub.port()
     }
 
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        self.stub.url(path)
     }
 
     /// Switches the behaviour for requests from now on.
     pub fn set(&self, fault: Fault) {
-        *self.shared.fault.lock().unwrap_or_else(PoisonError::into_inner) = fault;
+        match fault {
+            Fault::Close => self.stub.close_at_once(),
+            fault => self.stub.respond(move |request| answer(&fault, request)),
+        }
     }
 
     /// Requests read so far (a [`Fault::Close`] connection counts as none).
     pub fn requests(&self) -> usize {
-        self.shared.requests.load(Ordering::SeqCst)
+        self.stub.count()
     }
 
-    /// Starts listening on the port again (SO_REUSEADDR lets it rebind at once).
+    /// Starts listening on the port again.
     pub fn come_up(&mut self) {
-        if self.acceptor.is_some() {
-            return;
-        }
-        self.shared.stop.store(false, Ordering::SeqCst);
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .unwrap_or_else(|e| panic!("cannot listen on 127.0.0.1:{}: {e}", self.port));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (shared, stopped) = (Arc::clone(&self.shared), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stopped.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let shared = Arc::clone(&shared);
-                std::thread::spawn(move || serve(stream, &shared));
-            }
-            // The listener drops here: the port refuses connections from now on.
-        });
-        self.acceptor = Some(Acceptor { stop, thread });
-        wait_for_port(self.port, Duration::from_secs(5));
+        self.stub.come_up();
     }
 
     /// Closes the port (connections are refused) and ends the connections held open; returns
     /// once nothing listens any more.
     pub fn go_down(&mut self) {
-        let Some(acceptor) = self.acceptor.take() else { return };
-        acceptor.stop.store(true, Ordering::SeqCst);
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        let _ = acceptor.thread.join();
+        self.stub.go_down();
     }
-}
-
-impl Drop for FaultServer {
-    fn drop(&mut self) {
-        self.go_down();
-    }
-}
-
-/// Reads one request (head and `Content-Length` body); `None` if the peer gave up.
-fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut request = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|line| line.strip_prefix("content-length:"))
-                .and_then(|value| value.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if request.len() >= end + 4 + length {
-                return Some(request);
-            }
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => request.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-/// The `token` form field of an introspection request body.
-fn form_token(request: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(request);
-    let (_, body) = text.split_once("\r\n\r\n")?;
-    body.split('&').find_map(|pair| pair.strip_prefix("token=")).map(str::to_owned)
 }
 
 fn now_epoch() -> u64 {
@@ -195,31 +113,12 @@ fn now_epoch() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-fn head(status: &str, content_type: &str, length: Option<usize>) -> String {
-    let length = length.map(|n| format!("content-length: {n}\r\n")).unwrap_or_default();
-    format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n{length}connection: close\r\n\r\n"
-    )
-}
-
-/// Writes `head` and `body` in one go; errors (the client gave up) are ignored.
-fn answer(stream: &mut TcpStream, head: &str, body: &[u8]) {
-    let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body));
-}
-
-fn serve(mut stream: TcpStream, shared: &Shared) {
-    let fault = shared.fault.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    if fault == Fault::Close {
-        let _ = stream.shutdown(Shutdown::Both);
-        return;
-    }
-    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
-    let Some(request) = read_request(&mut stream) else { return };
-    shared.requests.fetch_add(1, Ordering::SeqCst);
+/// What the server answers to `request` under `fault` (never [`Fault::Close`]).
+fn answer(fault: &Fault, request: &Request) -> Reply {
     match fault {
         Fault::Introspection(active) => {
-            let token = form_token(&request).unwrap_or_default();
-            let body = match active.iter().find(|(known, _)| *known == token) {
+            let token = request.form_field("token").unwrap_or_default();
+            Reply::json(match active.iter().find(|(known, _)| known == token) {
                 Some((_, scope)) => serde_json::json!({
                     "active": true,
                     "scope": scope,
@@ -228,76 +127,29 @@ fn serve(mut stream: TcpStream, shared: &Shared) {
                     "exp": now_epoch() + 3600,
                 }),
                 None => serde_json::json!({ "active": false }),
-            }
-            .to_string();
-            answer(
-                &mut stream,
-                &head("200 OK", "application/json", Some(body.len())),
-                body.as_bytes(),
-            );
+            })
         }
-        Fault::Json(body) => {
-            answer(
-                &mut stream,
-                &head("200 OK", "application/json", Some(body.len())),
-                body.as_bytes(),
-            );
-        }
+        Fault::Json(body) => Reply::raw(200, "application/json", body.as_bytes()),
         Fault::ServerError => {
             let mut body = b"<html><body><h1>Internal Server Error</h1><pre>".to_vec();
-            body.extend_from_slice(&request);
+            body.extend_from_slice(&request.raw);
             body.extend_from_slice(b"</pre></body></html>");
-            answer(
-                &mut stream,
-                &head("500 Internal Server Error", "text/html", Some(body.len())),
-                &body,
-            );
+            Reply::raw(500, "text/html", body)
         }
         Fault::Garbage => {
             let mut body = b"<<not json>> you sent: ".to_vec();
-            body.extend_from_slice(&request);
-            answer(&mut stream, &head("200 OK", "application/json", Some(body.len())), &body);
+            body.extend_from_slice(&request.raw);
+            Reply::raw(200, "application/json", body)
         }
         Fault::Huge | Fault::HugeUnannounced => {
-            let length = (fault == Fault::Huge).then_some(HUGE_BODY_BYTES);
-            if stream.write_all(head("200 OK", "application/json", length).as_bytes()).is_err() {
-                return;
-            }
-            // A JSON string that never closes, 64 KiB at a time, until 10 MB or the client hangs up.
-            let chunk = vec![b'x'; 64 * 1024];
-            let _ = stream.write_all(b"{\"active\":true,\"pad\":\"");
-            for _ in 0..HUGE_BODY_BYTES / chunk.len() {
-                if shared.stop.load(Ordering::SeqCst) || stream.write_all(&chunk).is_err() {
-                    return;
-                }
-            }
+            // A JSON string that never closes.
+            let mut body = b"{\"active\":true,\"pad\":\"".to_vec();
+            body.resize(HUGE_BODY_BYTES, b'x');
+            let reply = Reply::raw(200, "application/json", body);
+            if *fault == Fault::Huge { reply } else { reply.unannounced() }
         }
-        Fault::Drip => {
-            if stream.write_all(head("200 OK", "application/json", Some(4096)).as_bytes()).is_err()
-            {
-                return;
-            }
-            for _ in 0..4096 {
-                if shared.stop.load(Ordering::SeqCst) || stream.write_all(b" ").is_err() {
-                    return;
-                }
-                std::thread::sleep(DRIP_PAUSE);
-            }
-        }
-        Fault::Hang => {
-            // Hold the connection until the client gives up or the server goes down.
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-            let mut sink = [0u8; 256];
-            while !shared.stop.load(Ordering::SeqCst) {
-                match stream.read(&mut sink) {
-                    Ok(0) => return,
-                    Ok(_) => {}
-                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                    Err(_) => return,
-                }
-            }
-        }
-        Fault::Close => {}
+        Fault::Drip => Reply::raw(200, "application/json", vec![b' '; 4096]).dripping(DRIP_PAUSE),
+        Fault::Hang | Fault::Close => Reply::Hang,
     }
 }
 
