@@ -484,11 +484,6 @@ pub fn is_own_key(key: &str) -> bool {
     key.starts_with("oauth_") || key.starts_with("openam_")
 }
 
-/// The option names the core knows (aliases included), for hosts splitting their entries.
-pub fn core_option_names() -> &'static [&'static str] {
-    option_names::<Options>()
-}
-
 /// Reads option values into types, naming the option as the host spells it in every error.
 #[derive(Debug, Clone, Copy)]
 pub struct Reader<'a> {
