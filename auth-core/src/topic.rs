@@ -171,6 +171,9 @@ pub struct Filter {
     /// by one `memcmp` of it. (`u16`: filters are at most 65535 bytes, and a filter is kept
     /// per grant of every cached token.)
     literal_prefix: u16,
+    /// The filter is its literal prefix plus `/#` (`devices/a/#`, the commonest grant): a topic
+    /// starting with the prefix matches when a level boundary follows, without a level walk.
+    literal_then_hash: bool,
 }
 
 impl Filter {
@@ -183,8 +186,15 @@ impl Filter {
             Some(at) if text[at..].starts_with('#') => at.saturating_sub(1),
             Some(at) => at,
         };
+        let literal_then_hash = wildcard.is_some_and(|at| at >= 2 && at + 1 == text.len())
+            && text.ends_with("/#");
         let literal_prefix = u16::try_from(literal_prefix).map_err(|_| TopicError::TooLong)?;
-        Ok(Self { text: text.into(), has_wildcards: wildcard.is_some(), literal_prefix })
+        Ok(Self {
+            text: text.into(),
+            has_wildcards: wildcard.is_some(),
+            literal_prefix,
+            literal_then_hash,
+        })
     }
 
     /// The filter text.
@@ -198,8 +208,15 @@ impl Filter {
         if !self.has_wildcards {
             return *self.text == *topic;
         }
-        topic.as_bytes().starts_with(&self.text.as_bytes()[..usize::from(self.literal_prefix)])
-            && matches(&self.text, topic)
+        let prefix = &self.text.as_bytes()[..usize::from(self.literal_prefix)];
+        if !topic.as_bytes().starts_with(prefix) {
+            return false;
+        }
+        if self.literal_then_hash {
+            // `a/#` matches `a` and everything below it.
+            return topic.as_bytes().get(prefix.len()).is_none_or(|next| *next == b'/');
+        }
+        matches(&self.text, topic)
     }
 
     /// True when every topic matched by `inner` is matched by this filter.
@@ -272,6 +289,12 @@ mod tests {
             ("a/#", "a", true),
             ("a/#", "a/b/c", true),
             ("a/#", "ab", false),
+            ("a/#", "a/", true),
+            ("a/b/#", "a/b", true),
+            ("a/b/#", "a/bc/d", false),
+            ("a/b/#", "a", false),
+            ("$SYS/#", "$SYS/broker", true),
+            ("a/+/#", "a/b", true),
             ("#", "a/b", true),
             ("#", "/", true),
             ("+/+", "/", true),
