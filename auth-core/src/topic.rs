@@ -186,8 +186,8 @@ impl Filter {
             Some(at) if text[at..].starts_with('#') => at.saturating_sub(1),
             Some(at) => at,
         };
-        let literal_then_hash = wildcard.is_some_and(|at| at >= 2 && at + 1 == text.len())
-            && text.ends_with("/#");
+        let literal_then_hash =
+            wildcard.is_some_and(|at| at >= 2 && at + 1 == text.len()) && text.ends_with("/#");
         let literal_prefix = u16::try_from(literal_prefix).map_err(|_| TopicError::TooLong)?;
         Ok(Self {
             text: text.into(),
