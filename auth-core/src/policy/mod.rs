@@ -1,8 +1,9 @@
 //! The session policy both brokers apply, implemented once: what a token login's outcome means
 //! (accept, leave to other mechanisms, refuse), what an admitted client may do and why it may
-//! not, and what a revalidation round checks and concludes. Each decision counts itself in
-//! [`Metrics`] and writes its log line here, so the Mosquitto plugin and the fallback broker
-//! report the same event the same way.
+//! not, and what a revalidation round checks and concludes; and the [`Registry`] of admitted
+//! clients with its ownership rules. Each decision counts itself (in [`Metrics`], or for ACL
+//! checks in an [`AclTally`] the host folds into them) and writes its log line here, so the
+//! Mosquitto plugin and the fallback broker report the same event the same way.
 //!
 //! Sans-I/O: nothing here blocks, spawns or talks to the broker. `now` (epoch seconds) is
 //! passed in, and decisions are returned for the host to carry out (kick, complete a login,
@@ -573,6 +574,28 @@ mod tests {
             username: None,
             source: TokenSource::Introspection,
         }
+    }
+
+    #[test]
+    fn a_revalidation_round_ends_at_the_first_token_the_server_cannot_answer_for() {
+        // Port 9 on loopback refuses: every introspection is unanswered.
+        let auth = authenticator();
+        let tokens = ["opaque-1", "opaque-2", "opaque-3"].map(|t| AccessToken::new(t.as_bytes()));
+        let mut reported = Vec::new();
+        let summary =
+            run_revalidation_round(&auth, &tokens, || true, |digest, _| reported.push(digest));
+        assert_eq!(summary, RoundSummary { checked: 0, invalid: 0, skipped: 3 });
+        assert!(reported.is_empty(), "nobody is disconnected for an unanswered check");
+        assert_eq!(auth.metrics().snapshot().upstream_calls, 1, "one call, not three");
+        // A token that cannot be real is rejected without a call, and reported at once.
+        let malformed = [AccessToken::new(&b"has space"[..])];
+        let summary =
+            run_revalidation_round(&auth, &malformed, || true, |digest, _| reported.push(digest));
+        assert_eq!(summary, RoundSummary { checked: 1, invalid: 1, skipped: 0 });
+        assert_eq!(reported, vec![malformed[0].digest()]);
+        // A host shutting down stops the round before the next token.
+        let summary = run_revalidation_round(&auth, &tokens, || false, |_, _| {});
+        assert_eq!(summary, RoundSummary::default());
     }
 
     #[test]
