@@ -445,8 +445,9 @@ pub struct Config {
 }
 
 /// The core's options as a host hands them over, before validation (names without the
-/// plugin's `oauth_` prefix; gomozzie's names as aliases).
-#[derive(Debug, Default, Deserialize)]
+/// plugin's `oauth_` prefix; gomozzie's names as aliases). No `Debug`: it holds the client
+/// secret as given, before it becomes a redacted [`Secret`].
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Options {
     mode: Option<OptionValue>,

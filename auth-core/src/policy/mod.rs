@@ -374,15 +374,20 @@ pub struct RoundSummary {
     pub skipped: usize,
 }
 
+/// Unanswered checks in a row after which a revalidation round ends.
+pub const UNANSWERED_CHECKS_ENDING_A_ROUND: usize = 3;
+
 /// Re-checks `tokens` against the authorization server (blocking: run it off the broker's
 /// thread), reporting each token found no longer valid to `invalid` as soon as it is known, so
 /// its clients are disconnected without waiting for the round's end.
 ///
-/// The round first refreshes the JWKS, so a key the issuer withdrew revokes its tokens. The
-/// first token the server cannot answer for ends the round: a server that is down or
-/// overloaded would otherwise cost a timeout per remaining token; those tokens are checked in
-/// the next round, and their clients keep their sessions meanwhile. `keep_going` is asked
-/// before each token (a host shutting down stops the round).
+/// The round first refreshes the JWKS, so a key the issuer withdrew revokes its tokens. A token
+/// the server cannot answer for is skipped (its clients keep their sessions until the next
+/// round): one token the server fails on, whoever holds it, must not stop the others from
+/// being checked. After [`UNANSWERED_CHECKS_ENDING_A_ROUND`] unanswered checks in a row the
+/// server is taken to be down or overloaded and the round ends, rather than costing a timeout
+/// per remaining token; the rest are checked next round. `keep_going` is asked before each
+/// token (a host shutting down stops the round).
 pub fn run_revalidation_round(
     auth: &Authenticator,
     tokens: &[AccessToken],
@@ -393,6 +398,7 @@ pub fn run_revalidation_round(
         log::warn!("JWKS refresh before revalidation failed: {problem}");
     }
     let mut summary = RoundSummary::default();
+    let mut unanswered_in_a_row = 0;
     for (done, token) in tokens.iter().enumerate() {
         if !keep_going() {
             break;
@@ -405,18 +411,30 @@ pub fn run_revalidation_round(
                 invalid(token.digest(), reason);
             }
             Err(AuthError::Unavailable(problem)) => {
-                summary.skipped = tokens.len() - done;
-                log_unanswered_round(&problem, summary.skipped);
-                break;
+                summary.skipped += 1;
+                unanswered_in_a_row += 1;
+                if unanswered_in_a_row == UNANSWERED_CHECKS_ENDING_A_ROUND {
+                    summary.skipped += tokens.len() - done - 1;
+                    log_unanswered_round(&problem, summary.skipped);
+                    return summary;
+                }
+                continue;
             }
         }
+        unanswered_in_a_row = 0;
+    }
+    if summary.skipped > 0 {
+        log::warn!(
+            "revalidation: {} token(s) could not be checked this round; their clients are kept and re-checked next round",
+            summary.skipped
+        );
     }
     summary
 }
 
 fn log_unanswered_round(problem: &UpstreamError, skipped: usize) {
     log::warn!(
-        "revalidation: {problem}; the round ends here, {skipped} token(s) are re-checked next round and their clients kept"
+        "revalidation: {problem}, {UNANSWERED_CHECKS_ENDING_A_ROUND} times in a row; the round ends here, {skipped} token(s) are re-checked next round and their clients kept"
     );
 }
 
@@ -577,17 +595,26 @@ mod tests {
     }
 
     #[test]
-    fn a_revalidation_round_ends_at_the_first_token_the_server_cannot_answer_for() {
+    fn a_revalidation_round_skips_unanswered_tokens_and_ends_when_the_server_seems_down() {
         // Port 9 on loopback refuses: every introspection is unanswered.
         let auth = authenticator();
-        let tokens = ["opaque-1", "opaque-2", "opaque-3"].map(|t| AccessToken::new(t.as_bytes()));
+        let tokens = ["o-1", "o-2", "o-3", "o-4", "o-5"].map(|t| AccessToken::new(t.as_bytes()));
         let mut reported = Vec::new();
         let summary =
             run_revalidation_round(&auth, &tokens, || true, |digest, _| reported.push(digest));
-        assert_eq!(summary, RoundSummary { checked: 0, invalid: 0, skipped: 3 });
+        assert_eq!(summary, RoundSummary { checked: 0, invalid: 0, skipped: 5 });
         assert!(reported.is_empty(), "nobody is disconnected for an unanswered check");
-        assert_eq!(auth.metrics().snapshot().upstream_calls, 1, "one call, not three");
-        // A token that cannot be real is rejected without a call, and reported at once.
+        assert_eq!(auth.metrics().snapshot().upstream_calls, 3, "three calls, not five");
+        // One unanswered token among answered ones costs only itself: a token that cannot be
+        // real is rejected without a call, which counts as an answer.
+        let bad = AccessToken::new(&b"has space"[..]);
+        let mixed = [tokens[0].clone(), bad.clone(), tokens[1].clone(), tokens[2].clone()];
+        let summary =
+            run_revalidation_round(&auth, &mixed, || true, |digest, _| reported.push(digest));
+        assert_eq!(summary, RoundSummary { checked: 1, invalid: 1, skipped: 3 });
+        assert_eq!(reported, vec![bad.digest()]);
+        reported.clear();
+        // Reported at once.
         let malformed = [AccessToken::new(&b"has space"[..])];
         let summary =
             run_revalidation_round(&auth, &malformed, || true, |digest, _| reported.push(digest));
