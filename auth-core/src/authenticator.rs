@@ -349,7 +349,7 @@ impl Session {
     /// Decides one ACL check at time `now` (epoch seconds): nothing is allowed once the token
     /// has expired.
     #[inline]
-    pub fn allows(&self, access: Access, topic: &str, now: u64) -> bool {
+    pub fn allows(&self, access: Access, topic: impl AsRef<[u8]>, now: u64) -> bool {
         !self.is_expired(now) && self.grants.allows(access, topic)
     }
 
@@ -359,7 +359,13 @@ impl Session {
     /// the token was still valid when the client went away, and an expiry disconnect, which
     /// happens at `exp`, leaves no will. Deliveries of queued messages need a valid token now.
     #[inline]
-    pub fn allows_offline(&self, access: Access, topic: &str, left_at: u64, now: u64) -> bool {
+    pub fn allows_offline(
+        &self,
+        access: Access,
+        topic: impl AsRef<[u8]>,
+        left_at: u64,
+        now: u64,
+    ) -> bool {
         let at = if access == Access::Write { left_at.min(now) } else { now };
         self.allows(access, topic, at)
     }

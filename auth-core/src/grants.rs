@@ -154,19 +154,26 @@ pub struct SessionGrants {
 }
 
 impl SessionGrants {
-    /// Decides one ACL check. `topic` is a topic name for `Read`/`Write` and a filter (possibly
-    /// `$share/<group>/...`) for `Subscribe`/`Unsubscribe`.
-    pub fn allows(&self, access: Access, topic: &str) -> bool {
+    /// Decides one ACL check. `topic` is a topic name for `Read`/`Write` (matched as bytes, see
+    /// [`topic::matches`]) and a filter (possibly `$share/<group>/...`) for
+    /// `Subscribe`/`Unsubscribe`, which must be UTF-8.
+    #[inline]
+    pub fn allows(&self, access: Access, topic: impl AsRef<[u8]>) -> bool {
+        let topic = topic.as_ref();
         match access {
             Access::Write => self.write.iter().any(|f| f.matches(topic)),
             Access::Read => self.read.iter().any(|f| f.matches(topic)),
-            Access::Subscribe => match topic::strip_shared_prefix(topic) {
-                Ok(filter) if topic::validate_filter(filter).is_ok() => {
-                    self.read.iter().any(|f| f.contains(filter))
-                }
-                _ => false,
-            },
+            Access::Subscribe => self.allows_subscription(topic),
             Access::Unsubscribe => true,
+        }
+    }
+
+    fn allows_subscription(&self, filter: &[u8]) -> bool {
+        match std::str::from_utf8(filter).map(topic::strip_shared_prefix) {
+            Ok(Ok(filter)) if topic::validate_filter(filter).is_ok() => {
+                self.read.iter().any(|f| f.contains(filter))
+            }
+            _ => false,
         }
     }
 
@@ -238,6 +245,24 @@ mod tests {
                 (Access::Write, "r/x", false),
             ],
         );
+    }
+
+    #[test]
+    fn topics_are_matched_as_bytes_like_mosquitto_and_filters_must_be_utf8() {
+        let grants = session("mqtt:write:devices/é/# mqtt:read:devices/+/state", "dev1", None);
+        let cases: &[(Access, &[u8], bool)] = &[
+            (Access::Write, "devices/é/x".as_bytes(), true),
+            // `é` is 0xC3 0xA9: a topic sharing only its first byte is another level.
+            (Access::Write, b"devices/\xC3/x", false),
+            (Access::Write, b"devices/\xC3\xA9/\xFF", true),
+            (Access::Read, b"devices/\xFF\xFE/state", true),
+            (Access::Read, b"devices/a/b/state", false),
+            (Access::Subscribe, b"devices/+/state", true),
+            (Access::Subscribe, b"devices/\xFF/state", false),
+        ];
+        for (access, topic, expected) in cases {
+            assert_eq!(grants.allows(*access, topic), *expected, "{access:?} {topic:?}");
+        }
     }
 
     #[test]

@@ -87,9 +87,11 @@ pub fn strip_shared_prefix(filter: &str) -> Result<&str, TopicError> {
 /// answer is then unspecified.
 ///
 /// Works on bytes in one pass (no level iterators): this runs for every grant on every publish
-/// and delivery.
-pub fn matches(filter: &str, topic: &str) -> bool {
-    let (filter, topic) = (filter.as_bytes(), topic.as_bytes());
+/// and delivery. The topic is taken as bytes, as Mosquitto's own matcher takes it: `/`, `+`
+/// and `#` never occur inside a multi-byte UTF-8 sequence, so matching the bytes of a valid
+/// topic is matching its text, and a broker's topic need not be validated again per check.
+pub fn matches(filter: &str, topic: impl AsRef<[u8]>) -> bool {
+    let (filter, topic) = (filter.as_bytes(), topic.as_ref());
     if topic.first() == Some(&b'$') && matches!(filter.first(), Some(b'+' | b'#')) {
         return false;
     }
@@ -202,19 +204,20 @@ impl Filter {
         &self.text
     }
 
-    /// True when this filter matches `topic`.
+    /// True when this filter matches `topic` (its bytes, see [`matches`]).
     #[inline]
-    pub fn matches(&self, topic: &str) -> bool {
+    pub fn matches(&self, topic: impl AsRef<[u8]>) -> bool {
+        let topic = topic.as_ref();
         if !self.has_wildcards {
-            return *self.text == *topic;
+            return *self.text.as_bytes() == *topic;
         }
         let prefix = &self.text.as_bytes()[..usize::from(self.literal_prefix)];
-        if !topic.as_bytes().starts_with(prefix) {
+        if !topic.starts_with(prefix) {
             return false;
         }
         if self.literal_then_hash {
             // `a/#` matches `a` and everything below it.
-            return topic.as_bytes().get(prefix.len()).is_none_or(|next| *next == b'/');
+            return topic.get(prefix.len()).is_none_or(|next| *next == b'/');
         }
         matches(&self.text, topic)
     }

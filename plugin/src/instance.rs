@@ -553,7 +553,7 @@ impl<H: Host> Instance<H> {
         address: usize,
         client_id: Option<&str>,
         access: Access,
-        topic: &str,
+        topic: impl AsRef<[u8]>,
     ) -> AclDecision {
         self.acl_check_by(address, |id| Some(id) == client_id, access, topic)
     }
@@ -567,8 +567,9 @@ impl<H: Host> Instance<H> {
         address: usize,
         is_client: impl Fn(&str) -> bool,
         access: Access,
-        topic: &str,
+        topic: impl AsRef<[u8]>,
     ) -> AclDecision {
+        let topic = topic.as_ref();
         if access == Access::Subscribe && self.expiry_kick_in_progress.get() == Some(address) {
             return self.subscription_kept_across_expiry_kick(address, is_client, topic);
         }
@@ -590,7 +591,7 @@ impl<H: Host> Instance<H> {
         &self,
         address: usize,
         is_client: impl Fn(&str) -> bool,
-        topic: &str,
+        topic: &[u8],
     ) -> AclDecision {
         let clients = self.clients.borrow();
         match clients.get_by(address, is_client).map(|entry| entry.client()) {

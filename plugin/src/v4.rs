@@ -132,7 +132,7 @@ pub unsafe extern "C" fn mosquitto_auth_acl_check(
             return codes::ACL_FAILED;
         };
         // SAFETY: msg is valid for the call; its topic is NULL or NUL-terminated.
-        let topic = unsafe { ffi::borrow_str(msg.as_ref().topic) };
+        let topic = unsafe { ffi::borrow_bytes(msg.as_ref().topic) };
         let (Some(access), Some(topic)) = (access(access_flag), topic) else {
             return codes::ACL_FAILED;
         };

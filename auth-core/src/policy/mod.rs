@@ -109,7 +109,7 @@ impl TokenClient {
 
     /// The bare decision at `now`, neither counted nor logged.
     #[inline]
-    pub fn allows(&self, access: Access, topic: &str, now: u64) -> bool {
+    pub fn allows(&self, access: Access, topic: impl AsRef<[u8]>, now: u64) -> bool {
         if self.is_revoked() {
             return false;
         }
@@ -137,10 +137,11 @@ impl TokenClient {
     pub fn check(
         &self,
         access: Access,
-        topic: &str,
+        topic: impl AsRef<[u8]>,
         now: u64,
         counter: &mut impl AclCounter,
     ) -> AclVerdict {
+        let topic = topic.as_ref();
         if self.allows(access, topic, now) {
             counter.count(true);
             return AclVerdict::Allow;
@@ -153,7 +154,7 @@ impl TokenClient {
     /// and the allowed path runs twice per message.
     #[cold]
     #[inline(never)]
-    fn denied(&self, access: Access, topic: &str, now: u64) -> AclVerdict {
+    fn denied(&self, access: Access, topic: &[u8], now: u64) -> AclVerdict {
         let denial = self.denial(now);
         log_acl_denial(&self.client_id, access, topic, denial);
         AclVerdict::Deny { expired_online: denial == Denial::Expired && self.is_online() }
@@ -242,7 +243,11 @@ impl fmt::Display for Denial {
 
 /// Logs a refused ACL check: deliveries at debug level (a subscriber with a wide filter would
 /// flood the log), publishes and subscriptions at info.
-pub fn log_acl_denial(client_id: &str, access: Access, topic: &str, denial: Denial) {
+///
+/// `topic` is the broker's (bytes, see [`crate::topic::matches`]); a byte that is not UTF-8
+/// shows as U+FFFD.
+pub fn log_acl_denial(client_id: &str, access: Access, topic: impl AsRef<[u8]>, denial: Denial) {
+    let topic = String::from_utf8_lossy(topic.as_ref());
     match access {
         Access::Read => log::debug!("denied delivery of {topic:?} to {client_id:?}: {denial}"),
         _ => log::info!("denied {access:?} on {topic:?} for {client_id:?}: {denial}"),

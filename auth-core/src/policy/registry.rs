@@ -174,7 +174,7 @@ where
         key: K,
         is_client: impl FnOnce(&str) -> bool,
         access: Access,
-        topic: &str,
+        topic: impl AsRef<[u8]>,
         now: u64,
     ) -> Answer {
         let Some(entry) = self.entries.get(&key).filter(|e| is_client(e.client.client_id())) else {
