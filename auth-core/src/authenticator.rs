@@ -325,7 +325,11 @@ fn precheck(token: &AccessToken) -> Result<&str, Rejection> {
 }
 
 /// What a logged-in client may do, and until when.
+///
+/// `repr(C)`: what every ACL check reads (grants, expiry) comes first, next to the marks of
+/// the [`TokenClient`](crate::policy::TokenClient) that holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[repr(C)]
 pub struct Session {
     grants: SessionGrants,
     expires_at: Option<u64>,

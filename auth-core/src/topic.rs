@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use compact_str::CompactString;
+
 /// Longest topic or filter MQTT can carry (a two-byte length prefix).
 pub const MAX_LEN: usize = 65_535;
 
@@ -166,7 +168,8 @@ pub fn filter_contains(outer: &str, inner: &str) -> bool {
 /// A validated topic filter, with what matching needs precomputed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Filter {
-    text: Box<str>,
+    /// Inline up to 24 bytes (most grants): matching reads it without a pointer chase.
+    text: CompactString,
     has_wildcards: bool,
     /// Length of the literal part every matching topic starts with (before the first wildcard
     /// level, without the `/` in front of a final `#`): most non-matching grants are rejected
@@ -192,7 +195,7 @@ impl Filter {
             wildcard.is_some_and(|at| at >= 2 && at + 1 == text.len()) && text.ends_with("/#");
         let literal_prefix = u16::try_from(literal_prefix).map_err(|_| TopicError::TooLong)?;
         Ok(Self {
-            text: text.into(),
+            text: CompactString::new(text),
             has_wildcards: wildcard.is_some(),
             literal_prefix,
             literal_then_hash,

@@ -36,7 +36,10 @@ use super::{AclTally, AclVerdict, TokenClient};
 use crate::{Access, AccessToken, Metrics, TokenDigest};
 
 /// One admitted client object: the core's record and what the host's lifecycle adds.
+///
+/// `repr(C)`: the record an ACL check reads comes first, next to the table's key.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Entry {
     client: TokenClient,
     /// The broker may act for this client after its connection ends, beyond the will check it
