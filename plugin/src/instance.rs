@@ -17,7 +17,7 @@ use crate::clients::ClientTable;
 use crate::clock;
 use crate::mixed_setup::LocalUsers;
 use crate::settings::PluginConfig;
-use crate::worker::{PendingLogin, Report, Worker};
+use crate::worker::{PendingLogin, Report, ReportFlag, Worker};
 
 /// Postponed logins whose tokens may wait for a background check at once; beyond, a postponed
 /// login's token is not queued (its reconnect tries again).
@@ -31,8 +31,8 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(1);
 const HTTP_IDLE_RELEASE: Duration = Duration::from_secs(10);
 
 /// The state a TICK reads, which under load on Mosquitto 2.0 comes with nearly every message:
-/// one small struct, so the common TICK touches one cache line.
-#[derive(Debug, Default)]
+/// one small struct, so the common TICK touches its cache line and the report flag.
+#[derive(Debug)]
 struct TickGate {
     /// The epoch second of the last housekeeping: it runs once per second of the clock (expiry,
     /// revalidation, purge and counters all count in seconds), and whenever a background thread
@@ -42,6 +42,8 @@ struct TickGate {
     waited_this_pass: Cell<Duration>,
     /// True once the broker has ticked: only then are main-loop passes known.
     ticks_seen: Cell<bool>,
+    /// Raised by the background threads when they report.
+    reports: ReportFlag,
 }
 
 /// What the broker offers the plugin besides the callbacks.
@@ -202,7 +204,12 @@ impl<H: Host> Instance<H> {
             delayed_logins: RefCell::new(HashMap::new()),
             next_generation: Cell::new(0),
             background_checks: RefCell::new(HashSet::new()),
-            tick_gate: TickGate::default(),
+            tick_gate: TickGate {
+                housekeeping_second: Cell::new(0),
+                waited_this_pass: Cell::new(Duration::ZERO),
+                ticks_seen: Cell::new(false),
+                reports: worker.report_flag(),
+            },
             worker,
             revalidation_running: Cell::new(false),
             last_purge: Cell::new(now),
@@ -628,7 +635,7 @@ impl<H: Host> Instance<H> {
             gate.waited_this_pass.set(Duration::ZERO);
         }
         let second = self.host.epoch_seconds();
-        if second == gate.housekeeping_second.get() && !self.worker.has_reports() {
+        if second == gate.housekeeping_second.get() && !gate.reports.is_raised() {
             return;
         }
         gate.housekeeping_second.set(second);
@@ -792,7 +799,7 @@ impl<H: Host> Instance<H> {
     /// True when a background thread has reported something TICK has not applied yet (for
     /// diagnostics and tests).
     pub fn reports_waiting(&self) -> bool {
-        self.worker.has_reports()
+        self.tick_gate.reports.is_raised()
     }
 
     /// Expiries waiting in the queue of the expiry kicks (for diagnostics and tests).

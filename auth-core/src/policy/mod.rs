@@ -57,6 +57,7 @@ impl TokenClient {
     }
 
     /// The MQTT client id it connected with.
+    #[inline]
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
@@ -139,7 +140,7 @@ impl TokenClient {
     /// Decides one ACL check at `now`: counts it and logs a denial. A denial for an online
     /// client whose token has expired asks for its disconnection (hosts with
     /// `oauth_disconnect_on_expiry` carry it out, if no timer of theirs did it already).
-    #[inline]
+    #[inline(always)]
     pub fn check(
         &self,
         access: Access,
