@@ -32,6 +32,11 @@ pub const DEFAULT_CACHE_MAX_ENTRIES: u64 = 100_000;
 pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 2_000;
 /// Default `oauth_revalidate_interval`: seconds between re-checks of live sessions' tokens.
 pub const DEFAULT_REVALIDATE_INTERVAL_SECS: u64 = 60;
+/// Default `oauth_revalidate_max_rps`: most re-checks per second sent to the authorization
+/// server (a round of N tokens is spread over the interval, and never goes faster than this).
+pub const DEFAULT_REVALIDATE_MAX_RPS: u64 = 100;
+/// Default `oauth_revalidate_concurrency`: re-checks in flight at once.
+pub const DEFAULT_REVALIDATE_CONCURRENCY: u64 = 4;
 /// Default `oauth_algorithms`: every asymmetric algorithm; symmetric ones are never accepted.
 pub const DEFAULT_ALGORITHMS: &[Algorithm] = &[
     Algorithm::RS256,
@@ -440,6 +445,10 @@ pub struct Config {
     pub disconnect_on_expiry: bool,
     /// Interval for re-checking live sessions' tokens (revocation); zero disables it.
     pub revalidate_interval: Duration,
+    /// Most revalidation calls per second to the authorization server.
+    pub revalidate_max_rps: u32,
+    /// Revalidation calls in flight at once.
+    pub revalidate_concurrency: usize,
     /// How the host spells the options, for errors found after parsing (unreadable key files).
     pub spelling: Spelling,
 }
@@ -477,6 +486,8 @@ struct Options {
     ca_file: Option<OptionValue>,
     disconnect_on_expiry: Option<OptionValue>,
     revalidate_interval: Option<OptionValue>,
+    revalidate_max_rps: Option<OptionValue>,
+    revalidate_concurrency: Option<OptionValue>,
 }
 
 /// True for keys this crate owns among Mosquitto's options (`oauth_*` and gomozzie's
@@ -879,6 +890,20 @@ impl Config {
                 DEFAULT_REVALIDATE_INTERVAL_SECS,
                 (0, 86_400),
             )?,
+            revalidate_max_rps: u32::try_from(read.number(
+                "revalidate_max_rps",
+                given.revalidate_max_rps.as_ref(),
+                DEFAULT_REVALIDATE_MAX_RPS,
+                (1, 100_000),
+            )?)
+            .expect("at most 100 000"),
+            revalidate_concurrency: usize::try_from(read.number(
+                "revalidate_concurrency",
+                given.revalidate_concurrency.as_ref(),
+                DEFAULT_REVALIDATE_CONCURRENCY,
+                (1, 64),
+            )?)
+            .expect("at most 64"),
             spelling,
         })
     }

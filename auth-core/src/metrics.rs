@@ -33,6 +33,11 @@ pub struct Metrics {
     pub upstream_latency_us_total: AtomicU64,
     /// Longest upstream request, in microseconds.
     pub upstream_latency_us_max: AtomicU64,
+    /// Length of the last finished revalidation round, in whole seconds (rounded up).
+    pub revalidation_round_seconds: AtomicU64,
+    /// 1 while revalidation cannot keep up: a round at the configured rate cap takes longer
+    /// than the interval, so tokens are re-checked less often than the interval says.
+    pub revalidation_behind: AtomicU64,
 }
 
 /// A point-in-time copy of [`Metrics`], with names for publishing.
@@ -62,11 +67,15 @@ pub struct MetricsSnapshot {
     pub upstream_latency_us_avg: u64,
     /// See [`Metrics::upstream_latency_us_max`].
     pub upstream_latency_us_max: u64,
+    /// See [`Metrics::revalidation_round_seconds`].
+    pub revalidation_round_seconds: u64,
+    /// See [`Metrics::revalidation_behind`].
+    pub revalidation_behind: u64,
 }
 
 impl MetricsSnapshot {
     /// `(topic suffix, value)` pairs, e.g. `("cache/hits", 12)`, for `$SYS/broker/oauth/<suffix>`.
-    pub fn named(&self) -> [(&'static str, u64); 12] {
+    pub fn named(&self) -> [(&'static str, u64); 14] {
         [
             ("connects/accepted", self.connects_accepted),
             ("connects/denied", self.connects_denied),
@@ -80,6 +89,8 @@ impl MetricsSnapshot {
             ("upstream/errors", self.upstream_errors),
             ("upstream/latency_us/avg", self.upstream_latency_us_avg),
             ("upstream/latency_us/max", self.upstream_latency_us_max),
+            ("revalidation/round_seconds", self.revalidation_round_seconds),
+            ("revalidation/behind", self.revalidation_behind),
         ]
     }
 }
@@ -120,6 +131,8 @@ impl Metrics {
                 .checked_div(calls)
                 .unwrap_or(0),
             upstream_latency_us_max: load(&self.upstream_latency_us_max),
+            revalidation_round_seconds: load(&self.revalidation_round_seconds),
+            revalidation_behind: load(&self.revalidation_behind),
         }
     }
 }

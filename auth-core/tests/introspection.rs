@@ -7,6 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use oauth_core::policy::{RoundLimits, run_revalidation_round};
 use oauth_core::{Access, AuthError, Rejection, UpstreamError};
 use serde_json::json;
 use support::{Reply, Stub, authenticator, logged_lines, now, token};
@@ -392,4 +393,74 @@ fn tokens_and_secrets_never_appear_in_log_lines() {
         assert!(!line.contains("s3cr3t"), "{line}");
     }
     assert!(!format!("{auth:?}").contains("s3cr3t"));
+}
+
+/// Starts (at the stub) of every introspection request, in order.
+fn arrivals(stub: &Stub, answer: fn() -> Reply) -> Arc<std::sync::Mutex<Vec<Instant>>> {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    stub.respond(move |_| {
+        record.lock().unwrap().push(Instant::now());
+        answer()
+    });
+    seen
+}
+
+fn tokens(count: usize) -> Vec<oauth_core::AccessToken> {
+    (0..count).map(|n| token(&format!("opaque-{n:05}"))).collect()
+}
+
+#[test]
+fn a_revalidation_round_never_exceeds_its_rate_cap_even_with_calls_in_parallel() {
+    let stub = Stub::start(|_| active("mqtt:read:#"));
+    let seen = arrivals(&stub, || active("mqtt:read:#").delayed(Duration::from_millis(30)));
+    let auth = introspecting(&stub, &[]);
+    let limits = RoundLimits { interval: Duration::ZERO, max_rps: 40, concurrency: 4 };
+    let summary = run_revalidation_round(&auth, &tokens(100), limits, || true, |_, _| {});
+    assert_eq!((summary.checked, summary.skipped), (100, 0));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 100, "one call per token");
+    // Calls start at least 25 ms apart, so 41 consecutive ones span at least a second; at the
+    // stub, less the time by which a busy machine may delay one request's sending after its
+    // turn while the next is sent on time (tens of ms when tests run in parallel).
+    let shortest = seen.windows(41).map(|w| w[40] - w[0]).min().unwrap();
+    assert!(shortest >= Duration::from_millis(940), "41 calls within {shortest:?}");
+    // The cap, not the 30 ms answers, sets the pace: four calls in flight keep up with it
+    // (one at a time, 100 calls would take at least 3 s).
+    let length = seen[99] - seen[0];
+    assert!(length < Duration::from_millis(3_000), "100 calls at 40/s took {length:?}");
+}
+
+#[test]
+fn a_revalidation_round_is_spread_over_the_interval() {
+    let stub = Stub::start(|_| active("mqtt:read:#"));
+    let seen = arrivals(&stub, || active("mqtt:read:#"));
+    let auth = introspecting(&stub, &[]);
+    let limits = RoundLimits { interval: Duration::from_secs(2), max_rps: 1_000, concurrency: 4 };
+    run_revalidation_round(&auth, &tokens(8), limits, || true, |_, _| {});
+    let seen = seen.lock().unwrap();
+    let gaps: Vec<_> = seen.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().all(|gap| *gap >= Duration::from_millis(240)), "{gaps:?}");
+    assert_eq!(auth.metrics().snapshot().revalidation_round_seconds, 2);
+}
+
+#[test]
+fn a_round_longer_than_the_interval_is_reported_once_until_revalidation_keeps_up() {
+    logged_lines();
+    let stub = Stub::start(|_| active("mqtt:read:#"));
+    let auth = introspecting(&stub, &[]);
+    let slow = RoundLimits { interval: Duration::from_secs(1), max_rps: 5, concurrency: 1 };
+    for _ in 0..2 {
+        run_revalidation_round(&auth, &tokens(8), slow, || true, |_, _| {});
+        assert_eq!(auth.metrics().snapshot().revalidation_behind, 1);
+    }
+    let behind: Vec<_> = logged_lines()
+        .into_iter()
+        .filter(|l| l.contains("revalidation falls behind: 8 token(s)"))
+        .collect();
+    assert_eq!(behind.len(), 1, "said once, not per round: {behind:?}");
+    assert!(behind[0].contains("up to 5 call(s)/s and 1 in flight"), "{}", behind[0]);
+    run_revalidation_round(&auth, &tokens(2), slow, || true, |_, _| {});
+    assert_eq!(auth.metrics().snapshot().revalidation_behind, 0);
+    assert!(logged_lines().iter().any(|l| l.contains("revalidation keeps up again")));
 }

@@ -590,7 +590,8 @@ pub const DEFAULT_CONFIG: &str = r##"# fallback-broker configuration (TOML).
 # mode, introspection_url, client_id, client_secret, client_secret_file, client_auth, issuer,
 # jwks_url, jwks_file, audience, algorithms, leeway, scope_prefix, required_scopes,
 # token_username, client_id_claim, username_claim, cache_ttl, cache_negative_ttl,
-# cache_max_entries, http_timeout_ms, ca_file, revalidate_interval, disconnect_on_expiry.
+# cache_max_entries, http_timeout_ms, ca_file, revalidate_interval, revalidate_max_rps,
+# revalidate_concurrency, disconnect_on_expiry.
 # Lists may be TOML arrays or space-separated. (auth_method: MQTT 5 enhanced authentication is
 # not available in the fallback broker; log_dest and stats_interval are [log] and [metrics];
 # login_wait_budget_ms is Mosquitto's alone: here no login waits on another.)
@@ -607,6 +608,9 @@ token_username = "oauth2"
 # Seconds between re-checks of the connected clients' tokens (bypassing the cache); a token
 # found no longer valid (revoked) disconnects its clients. 0 = off.
 # revalidate_interval = 60
+# A round is spread over the interval and never sends more re-checks a second than this.
+# revalidate_max_rps = 100
+# revalidate_concurrency = 4
 # Clients are disconnected when their token expires.
 # disconnect_on_expiry = true
 

@@ -226,6 +226,8 @@ impl OAuthHooks {
             watches.retain(|_, watch| watch.tx.as_ref().is_some_and(|tx| !tx.is_closed()));
             policy::revalidation_tokens(
                 watches.values().filter_map(|watch| watch.principal.token_client()),
+                oauth_core::now_epoch(),
+                self.shared.policy.authenticator().config().revalidate_interval,
             )
         };
         if tokens.is_empty() {
@@ -237,6 +239,7 @@ impl OAuthHooks {
             policy::run_revalidation_round(
                 &auth,
                 &tokens,
+                policy::RoundLimits::of(&auth),
                 || true,
                 |digest, reason| hooks.disconnect_token(digest, &reason),
             )

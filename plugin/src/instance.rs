@@ -759,7 +759,7 @@ impl<H: Host> Instance<H> {
             return;
         }
         self.revalidation_due.set(now + interval);
-        let tokens = self.clients.borrow().revalidation_tokens();
+        let tokens = self.clients.borrow().revalidation_tokens(self.host.epoch_seconds(), interval);
         if !tokens.is_empty() {
             self.revalidation_running.set(true);
             self.worker.revalidate(tokens);

@@ -298,6 +298,7 @@ fn maintain(shared: &Shared, job: Job, report: &Reporter) {
             policy::run_revalidation_round(
                 auth,
                 &tokens,
+                policy::RoundLimits::of(auth),
                 || !shared.stop.load(Ordering::Relaxed),
                 |digest, reason| {
                     report.send(Report::Invalid(digest, reason));

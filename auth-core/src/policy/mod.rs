@@ -12,8 +12,13 @@
 //! [`Authenticator`] and is run by each host on a background thread.
 
 mod registry;
+mod revalidation;
 
 pub use registry::{Answer, Entry, Registry};
+pub use revalidation::{
+    RoundLimits, RoundPace, RoundSummary, UNANSWERED_CHECKS_ENDING_A_ROUND, revalidation_tokens,
+    run_revalidation_round,
+};
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,8 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use compact_str::CompactString;
 
 use crate::{
-    Access, AccessToken, AuthError, Authenticator, Metrics, Rejection, Session, TokenDigest,
-    TokenInfo, UpstreamError, report,
+    Access, AccessToken, AuthError, Authenticator, Metrics, Rejection, Session, TokenInfo, report,
 };
 
 /// A client admitted with a token, kept by its broker for as long as the broker may act for it
@@ -360,96 +364,6 @@ fn refuse_admitted(client_id: &str, why: &str, metrics: &Metrics) -> LoginDecisi
     LoginDecision::DenyAndRevoke
 }
 
-/// The tokens one revalidation round re-checks: one per distinct token among the online,
-/// unrevoked clients (offline ones are decided by their expiry; many clients may share a token).
-pub fn revalidation_tokens<'a>(
-    clients: impl IntoIterator<Item = &'a TokenClient>,
-) -> Vec<AccessToken> {
-    let mut seen = std::collections::HashSet::new();
-    clients
-        .into_iter()
-        .filter(|client| client.is_online() && !client.is_revoked())
-        .filter_map(|client| Some((client.session.token_digest(), client.token.as_ref()?)))
-        .filter(|(digest, _)| seen.insert(*digest))
-        .map(|(_, token)| token.clone())
-        .collect()
-}
-
-/// What a revalidation round found, besides the tokens it reported invalid.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct RoundSummary {
-    /// Tokens the authorization server answered for.
-    pub checked: usize,
-    /// Tokens found no longer valid.
-    pub invalid: usize,
-    /// Tokens left for the next round because the server could not answer.
-    pub skipped: usize,
-}
-
-/// Unanswered checks in a row after which a revalidation round ends.
-pub const UNANSWERED_CHECKS_ENDING_A_ROUND: usize = 3;
-
-/// Re-checks `tokens` against the authorization server (blocking: run it off the broker's
-/// thread), reporting each token found no longer valid to `invalid` as soon as it is known, so
-/// its clients are disconnected without waiting for the round's end.
-///
-/// The round first refreshes the JWKS, so a key the issuer withdrew revokes its tokens. A token
-/// the server cannot answer for is skipped (its clients keep their sessions until the next
-/// round): one token the server fails on, whoever holds it, must not stop the others from
-/// being checked. After [`UNANSWERED_CHECKS_ENDING_A_ROUND`] unanswered checks in a row the
-/// server is taken to be down or overloaded and the round ends, rather than costing a timeout
-/// per remaining token; the rest are checked next round. `keep_going` is asked before each
-/// token (a host shutting down stops the round).
-pub fn run_revalidation_round(
-    auth: &Authenticator,
-    tokens: &[AccessToken],
-    mut keep_going: impl FnMut() -> bool,
-    mut invalid: impl FnMut(TokenDigest, Rejection),
-) -> RoundSummary {
-    if let Err(problem) = auth.refresh_keys() {
-        log::warn!("JWKS refresh before revalidation failed: {problem}");
-    }
-    let mut summary = RoundSummary::default();
-    let mut unanswered_in_a_row = 0;
-    for (done, token) in tokens.iter().enumerate() {
-        if !keep_going() {
-            break;
-        }
-        match auth.revalidate(token) {
-            Ok(_) => summary.checked += 1,
-            Err(AuthError::Rejected(reason)) => {
-                summary.checked += 1;
-                summary.invalid += 1;
-                invalid(token.digest(), reason);
-            }
-            Err(AuthError::Unavailable(problem)) => {
-                summary.skipped += 1;
-                unanswered_in_a_row += 1;
-                if unanswered_in_a_row == UNANSWERED_CHECKS_ENDING_A_ROUND {
-                    summary.skipped += tokens.len() - done - 1;
-                    log_unanswered_round(&problem, summary.skipped);
-                    return summary;
-                }
-                continue;
-            }
-        }
-        unanswered_in_a_row = 0;
-    }
-    if summary.skipped > 0 {
-        log::warn!(
-            "revalidation: {} token(s) could not be checked this round; their clients are kept and re-checked next round",
-            summary.skipped
-        );
-    }
-    summary
-}
-
-fn log_unanswered_round(problem: &UpstreamError, skipped: usize) {
-    log::warn!(
-        "revalidation: {problem}, {UNANSWERED_CHECKS_ENDING_A_ROUND} times in a row; the round ends here, {skipped} token(s) are re-checked next round and their clients kept"
-    );
-}
-
 /// The disconnection of the clients of a token found no longer valid, for the log.
 pub fn log_token_invalid(client_id: &str, reason: &Rejection) {
     log::info!("disconnecting client {client_id:?}: token no longer valid ({reason})");
@@ -463,6 +377,7 @@ pub fn log_token_expired(client_id: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::UpstreamError;
     use crate::{Grants, TokenSource};
 
     const EXP: u64 = 1_000;
@@ -551,22 +466,6 @@ mod tests {
         assert!(!gone.is_kept_by_recheck(&same, 950));
     }
 
-    #[test]
-    fn a_round_checks_each_token_of_the_online_unrevoked_clients_once() {
-        let mut gone = client("b");
-        gone.left(10);
-        let revoked = client("c");
-        revoked.revoke();
-        let mut released = client("e");
-        released.release_token();
-        gone.release_token();
-        let clients = [client("a"), client("a"), gone, revoked, client("d"), released];
-        let digests: Vec<_> =
-            revalidation_tokens(&clients).iter().map(AccessToken::digest).collect();
-        let expected: Vec<_> = ["a", "d"].map(|t| AccessToken::new(t.as_bytes()).digest()).into();
-        assert_eq!(digests, expected);
-    }
-
     fn attempt(admitted: bool, exclusive: bool) -> LoginAttempt<'static> {
         LoginAttempt { client_id: "dev", username: None, will_topic: None, admitted, exclusive }
     }
@@ -604,37 +503,6 @@ mod tests {
             username: None,
             source: TokenSource::Introspection,
         }
-    }
-
-    #[test]
-    fn a_revalidation_round_skips_unanswered_tokens_and_ends_when_the_server_seems_down() {
-        // Port 9 on loopback refuses: every introspection is unanswered.
-        let auth = authenticator();
-        let tokens = ["o-1", "o-2", "o-3", "o-4", "o-5"].map(|t| AccessToken::new(t.as_bytes()));
-        let mut reported = Vec::new();
-        let summary =
-            run_revalidation_round(&auth, &tokens, || true, |digest, _| reported.push(digest));
-        assert_eq!(summary, RoundSummary { checked: 0, invalid: 0, skipped: 5 });
-        assert!(reported.is_empty(), "nobody is disconnected for an unanswered check");
-        assert_eq!(auth.metrics().snapshot().upstream_calls, 3, "three calls, not five");
-        // One unanswered token among answered ones costs only itself: a token that cannot be
-        // real is rejected without a call, which counts as an answer.
-        let bad = AccessToken::new(&b"has space"[..]);
-        let mixed = [tokens[0].clone(), bad.clone(), tokens[1].clone(), tokens[2].clone()];
-        let summary =
-            run_revalidation_round(&auth, &mixed, || true, |digest, _| reported.push(digest));
-        assert_eq!(summary, RoundSummary { checked: 1, invalid: 1, skipped: 3 });
-        assert_eq!(reported, vec![bad.digest()]);
-        reported.clear();
-        // Reported at once.
-        let malformed = [AccessToken::new(&b"has space"[..])];
-        let summary =
-            run_revalidation_round(&auth, &malformed, || true, |digest, _| reported.push(digest));
-        assert_eq!(summary, RoundSummary { checked: 1, invalid: 1, skipped: 0 });
-        assert_eq!(reported, vec![malformed[0].digest()]);
-        // A host shutting down stops the round before the next token.
-        let summary = run_revalidation_round(&auth, &tokens, || false, |_, _| {});
-        assert_eq!(summary, RoundSummary::default());
     }
 
     #[test]

@@ -31,6 +31,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
+use std::time::Duration;
 
 use super::{AclTally, AclVerdict, TokenClient};
 use crate::{Access, AccessToken, Metrics, TokenDigest};
@@ -264,9 +265,9 @@ where
             .collect()
     }
 
-    /// The tokens a revalidation round re-checks (see [`super::revalidation_tokens`]).
-    pub fn revalidation_tokens(&self) -> Vec<AccessToken> {
-        super::revalidation_tokens(self.entries.values().map(Entry::client))
+    /// The tokens a revalidation round at `now` re-checks (see [`super::revalidation_tokens`]).
+    pub fn revalidation_tokens(&self, now: u64, interval: Duration) -> Vec<AccessToken> {
+        super::revalidation_tokens(self.entries.values().map(Entry::client), now, interval)
     }
 
     /// Drops the entries the broker can no longer act for (see the ownership rule), and
@@ -410,8 +411,11 @@ mod tests {
         registry.admit(2, client("a", "u"), true, 20);
         assert!(!registry.get(1, Some("a")).expect("kept").client().is_online());
         assert!(registry.get(2, Some("a")).expect("new").client().is_online());
-        let tokens: Vec<_> =
-            registry.revalidation_tokens().iter().map(AccessToken::digest).collect();
+        let tokens: Vec<_> = registry
+            .revalidation_tokens(20, Duration::ZERO)
+            .iter()
+            .map(AccessToken::digest)
+            .collect();
         assert_eq!(tokens, vec![AccessToken::new(&b"u"[..]).digest()]);
     }
 
