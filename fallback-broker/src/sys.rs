@@ -1,7 +1,7 @@
 //! The plugin's counters as retained `$SYS/broker/oauth/...` messages, published by the broker
 //! itself every `[metrics] sys_interval` seconds: `connects/{accepted,denied,deferred}`,
 //! `acl/{allowed,denied}`, `cache/{hits,misses}`, `upstream/{calls,errors}`,
-//! `upstream/latency_us/{avg,max}` and `clients`. Like every delivery they pass the read ACL,
+//! `upstream/latency_us/{avg,max}`, `revalidation/{round_seconds,behind}` and `clients`. Like every delivery they pass the read ACL,
 //! so a client needs a grant naming them (`mqtt:read:$SYS/broker/oauth/#`); `#` never matches.
 
 use std::time::Duration;
