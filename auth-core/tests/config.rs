@@ -51,6 +51,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.algorithms, oauth_core::config::DEFAULT_ALGORITHMS);
     assert!(config.disconnect_on_expiry);
     assert_eq!(config.revalidate_interval, Duration::from_secs(60));
+    assert_eq!((config.revalidate_max_rps, config.revalidate_concurrency), (100, 4));
 }
 
 #[test]
@@ -124,6 +125,16 @@ fn bad_values_name_the_option_and_the_problem() {
             "oauth_http_timeout_ms",
             "0",
             "option oauth_http_timeout_ms: expected a whole number from 1 to 60000, got \"0\"",
+        ),
+        (
+            "oauth_revalidate_max_rps",
+            "0",
+            "option oauth_revalidate_max_rps: expected a whole number from 1 to 100000, got \"0\"",
+        ),
+        (
+            "oauth_revalidate_concurrency",
+            "65",
+            "option oauth_revalidate_concurrency: expected a whole number from 1 to 64, got \"65\"",
         ),
         (
             "oauth_algorithms",

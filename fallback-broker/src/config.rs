@@ -691,11 +691,15 @@ mod tests {
     #[test]
     fn auth_options_reach_the_core_with_the_plugin_semantics() {
         let config = BrokerConfig::parse(
-            &auth("leeway = 5\naudience = [\"a\", \"b\"]\nscope_prefix = \"iot:\"\ncache_ttl = 0"),
+            &auth(
+                "leeway = 5\naudience = [\"a\", \"b\"]\nscope_prefix = \"iot:\"\ncache_ttl = 0\n\
+                 revalidate_max_rps = 20\nrevalidate_concurrency = 2",
+            ),
             Path::new("."),
         )
         .expect("parses");
         assert_eq!(config.auth.leeway, Duration::from_secs(5));
+        assert_eq!((config.auth.revalidate_max_rps, config.auth.revalidate_concurrency), (20, 2));
         assert_eq!(config.auth.audiences, ["a", "b"]);
         assert_eq!(config.auth.scope_prefix, "iot:");
         assert_eq!(config.auth.cache.ttl, Duration::ZERO);
