@@ -485,7 +485,8 @@ mod tests {
         assert_eq!((counted.connects_deferred, counted.connects_denied), (1, 1));
     }
 
-    fn authenticator() -> Authenticator {
+    /// An authenticator whose introspection endpoint refuses connections (loopback port 9).
+    pub(super) fn authenticator() -> Authenticator {
         let config = crate::Config::from_pairs([
             ("oauth_introspection_url", "http://127.0.0.1:9/introspect"),
             ("oauth_client_id", "broker"),

@@ -298,6 +298,7 @@ fn log_unanswered_round(problem: &UpstreamError, skipped: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::tests::authenticator;
     use crate::{Grants, Session, TokenSource};
 
     const EXP: u64 = 1_000;
@@ -373,16 +374,6 @@ mod tests {
             assert_eq!(pace.spacing, Duration::from_micros(spacing_us), "{calls} in {interval} s");
             assert_eq!(pace.is_behind(limits), behind, "{calls} in {interval} s at {cap}/s");
         }
-    }
-
-    fn authenticator() -> Authenticator {
-        let config = crate::Config::from_pairs([
-            ("oauth_introspection_url", "http://127.0.0.1:9/introspect"),
-            ("oauth_client_id", "broker"),
-            ("oauth_client_secret", "s"),
-        ])
-        .expect("valid config");
-        Authenticator::new(config).expect("authenticator")
     }
 
     const AT_ONCE: RoundLimits =
