@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
-use crate::config::{Config, ConfigError, Mode};
+use crate::config::{Config, ConfigError, JwtRevocation, Mode};
 use crate::grants::{Access, SessionGrants};
 use crate::http::{HttpClient, UpstreamError};
 use crate::introspect::{Introspection, Introspector};
@@ -166,12 +166,49 @@ impl Authenticator {
     }
 
     /// Validates a token without consulting the cache, and refreshes its cache entry with the
-    /// answer (used to re-check live sessions for revocation).
+    /// answer (used to re-check live sessions for revocation). With `oauth_jwt_revocation
+    /// introspect`, a JWT that is still valid locally is also introspected: the authorization
+    /// server may have revoked it.
     pub fn revalidate(&self, token: &AccessToken) -> Result<TokenInfo, AuthError> {
         let text = precheck(token)?;
-        let verdict = self.verify(text)?;
+        let verdict = match self.verify(text)? {
+            Ok(info) if self.introspects_jwts_at_revalidation(&info) => {
+                if self.still_active(token)? { Ok(info) } else { Err(Rejection::Inactive) }
+            }
+            verdict => verdict,
+        };
         self.cache.insert(token.digest(), verdict.clone());
         verdict.map_err(AuthError::Rejected)
+    }
+
+    fn introspects_jwts_at_revalidation(&self, info: &TokenInfo) -> bool {
+        info.source == TokenSource::Jwt && self.config.jwt_revocation == JwtRevocation::Introspect
+    }
+
+    /// Whether the authorization server still holds the token active.
+    fn still_active(&self, token: &AccessToken) -> Result<bool, UpstreamError> {
+        let Some(introspector) = &self.introspector else { return Ok(true) };
+        Ok(matches!(self.introspect(introspector, token)?, Introspection::Active(_)))
+    }
+
+    fn introspect(
+        &self,
+        introspector: &Introspector,
+        token: &AccessToken,
+    ) -> Result<Introspection, UpstreamError> {
+        let started = Instant::now();
+        let answer = introspector.introspect(token);
+        self.metrics.record_upstream(started.elapsed(), answer.is_err());
+        answer
+    }
+
+    /// True when re-checking `token` at revalidation calls the authorization server (what a
+    /// round paces): introspected tokens, JWTs whose keys must be fetched, and with
+    /// `oauth_jwt_revocation introspect` every JWT.
+    pub fn revalidation_calls_server(&self, token: &AccessToken) -> bool {
+        self.needs_network(token)
+            || (self.config.jwt_revocation == JwtRevocation::Introspect
+                && token.expose_str().is_some_and(looks_like_jwt))
     }
 
     /// Drops a token's cached verdict.
@@ -293,10 +330,7 @@ impl Authenticator {
                 Err(VerifyError::Upstream(e)) => Err(e),
             },
             (Mode::Introspect | Mode::Auto, _, Some(introspector)) => {
-                let started = Instant::now();
-                let answer = introspector.introspect(&AccessToken::new(token.as_bytes()));
-                self.metrics.record_upstream(started.elapsed(), answer.is_err());
-                match answer? {
+                match self.introspect(introspector, &AccessToken::new(token.as_bytes()))? {
                     Introspection::Active(claims) => {
                         Ok(check_claims(&claims, &self.config, TokenSource::Introspection, now))
                     }

@@ -363,6 +363,19 @@ pub enum Mode {
     Jwt,
 }
 
+/// How revalidation re-checks JWTs verified locally (`oauth_jwt_revocation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JwtRevocation {
+    /// Against the keys only (refreshed JWKS): a JWT keeps its session until `exp` unless its
+    /// key is withdrawn.
+    #[default]
+    Keys,
+    /// Also by introspection at every revalidation, so a JWT revoked at the authorization
+    /// server (ForgeRock AM, Keycloak answer for the JWTs they issue) loses its session within
+    /// the revalidation interval. Logins are still verified locally, without a call.
+    Introspect,
+}
+
 /// How the introspection request authenticates (`oauth_client_auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClientAuth {
@@ -449,6 +462,8 @@ pub struct Config {
     pub revalidate_max_rps: u32,
     /// Revalidation calls in flight at once.
     pub revalidate_concurrency: usize,
+    /// How revalidation re-checks JWTs verified locally.
+    pub jwt_revocation: JwtRevocation,
     /// How the host spells the options, for errors found after parsing (unreadable key files).
     pub spelling: Spelling,
 }
@@ -488,6 +503,7 @@ struct Options {
     revalidate_interval: Option<OptionValue>,
     revalidate_max_rps: Option<OptionValue>,
     revalidate_concurrency: Option<OptionValue>,
+    jwt_revocation: Option<OptionValue>,
 }
 
 /// True for keys this crate owns among Mosquitto's options (`oauth_*` and gomozzie's
@@ -826,6 +842,27 @@ impl Config {
             _ => {}
         }
 
+        let jwt_revocation =
+            match read.text("jwt_revocation", given.jwt_revocation.as_ref())?.as_deref() {
+                None | Some("keys") => JwtRevocation::Keys,
+                Some("introspect") if introspection.is_none() => {
+                    return Err(ConfigError::Missing {
+                        key: key("introspection_url"),
+                        reason: format!(
+                            "{} introspect needs the introspection endpoint",
+                            key("jwt_revocation")
+                        ),
+                    });
+                }
+                Some("introspect") => JwtRevocation::Introspect,
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        &key("jwt_revocation"),
+                        format!("expected keys or introspect, got {other:?}"),
+                    ));
+                }
+            };
+
         let algorithms = match read.list("algorithms", given.algorithms.as_ref())? {
             names if given.algorithms.is_some() => parse_algorithms(&key("algorithms"), &names)?,
             _ => DEFAULT_ALGORITHMS.to_vec(),
@@ -904,6 +941,7 @@ impl Config {
                 (1, 64),
             )?)
             .expect("at most 64"),
+            jwt_revocation,
             spelling,
         })
     }

@@ -215,6 +215,14 @@ fn missing_combinations_are_refused() {
         error(&[("oauth_mode", "introspect"), ("oauth_jwks_url", "https://am/jwks")]),
         "option oauth_introspection_url is required: oauth_mode introspect needs the introspection endpoint"
     );
+    assert_eq!(
+        error(&[("oauth_jwks_url", "https://am/jwks"), ("oauth_jwt_revocation", "introspect")]),
+        "option oauth_introspection_url is required: oauth_jwt_revocation introspect needs the introspection endpoint"
+    );
+    assert_eq!(
+        error(&[("oauth_jwks_url", "https://am/jwks"), ("oauth_jwt_revocation", "always")]),
+        "option oauth_jwt_revocation: expected keys or introspect, got \"always\""
+    );
 }
 
 #[test]

@@ -379,3 +379,47 @@ fn malformed_jwks_entries_are_skipped_and_symmetric_keys_never_used() {
         Err(AuthError::Rejected(Rejection::DisallowedAlgorithm("HS256".into())))
     );
 }
+
+#[test]
+fn with_jwt_revocation_introspect_a_revalidation_introspects_a_jwt_its_login_did_not() {
+    let server = KeyServer::start();
+    let introspection = Stub::start(|_| Reply::json(json!({"active": true})));
+    let url = introspection.url("/introspect");
+    let introspecting = [
+        ("oauth_introspection_url", url.as_str()),
+        ("oauth_client_id", "broker"),
+        ("oauth_client_secret", "s"),
+    ];
+    let jwt = token(&sign("rsa-1", &valid_claims(&server)));
+
+    // Default (`keys`): the JWT is re-checked against the keys only.
+    let keys_only = verifier(&server, &introspecting);
+    keys_only.validate(&jwt).unwrap();
+    assert!(!keys_only.revalidation_calls_server(&jwt), "keys loaded: no call");
+    keys_only.revalidate(&jwt).unwrap();
+    assert_eq!(introspection.count(), 0);
+
+    let mut pairs = introspecting.to_vec();
+    pairs.push(("oauth_jwt_revocation", "introspect"));
+    let auth = verifier(&server, &pairs);
+    auth.validate(&jwt).unwrap();
+    assert_eq!(introspection.count(), 0, "the login is verified locally, without a call");
+    assert!(auth.revalidation_calls_server(&jwt), "paced like an introspected token");
+    assert_eq!(auth.revalidate(&jwt).unwrap().source, TokenSource::Jwt);
+    assert_eq!(introspection.count(), 1);
+    // Revoked at the server: the revalidation rejects it, and so does the cache at login.
+    introspection.respond(|_| Reply::json(json!({"active": false})));
+    assert_eq!(auth.revalidate(&jwt), Err(AuthError::Rejected(Rejection::Inactive)));
+    assert_eq!(auth.validate(&jwt), Err(AuthError::Rejected(Rejection::Inactive)));
+    // No answer: the token is not judged (its clients are kept).
+    introspection.respond(|_| Reply::raw(500, "text/plain", "down"));
+    assert!(matches!(auth.revalidate(&jwt), Err(AuthError::Unavailable(_))));
+    // A JWT the keys reject costs no call.
+    let expired = token(&sign(
+        "rsa-1",
+        &claims(json!({"iss": server.issuer(), "aud": AUDIENCE, "exp": now() - 10})),
+    ));
+    let calls = introspection.count();
+    assert_eq!(auth.revalidate(&expired), Err(AuthError::Rejected(Rejection::Expired)));
+    assert_eq!(introspection.count(), calls);
+}

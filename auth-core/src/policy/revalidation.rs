@@ -128,7 +128,7 @@ pub fn run_revalidation_round(
         log::warn!("JWKS refresh before revalidation failed: {problem}");
     }
     let (remote, local): (Vec<&AccessToken>, Vec<&AccessToken>) =
-        tokens.iter().partition(|token| auth.needs_network(token));
+        tokens.iter().partition(|token| auth.revalidation_calls_server(token));
     let round = Round {
         auth,
         keep_going: &keep_going,
