@@ -10,8 +10,8 @@
 // Endpoints (issuer = http://127.0.0.1:PORT):
 //   GET  /.well-known/openid-configuration   discovery
 //   POST /token                              token endpoint (grant_type=client_credentials)
-//   POST /token/introspection                RFC 7662 introspection (opaque tokens only)
-//   POST /token/revocation                   RFC 7009 revocation (opaque tokens only)
+//   POST /token/introspection                RFC 7662 introspection (opaque tokens, and the JWTs it issued)
+//   POST /token/revocation                   RFC 7009 revocation (opaque tokens, and the JWTs it issued)
 //   GET  /jwks                               public keys: one RSA (RS256) and one EC P-256 (ES256)
 //   GET  /__test/stats                       {"introspections":N,"tokens":N,"jwks":N} (HTTP requests seen)
 //   POST /__test/reset                       zero the counters
@@ -374,6 +374,64 @@ async function testHooks(ctx, next) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// JWT access tokens: oidc-provider keeps no record of them, so its introspection answers them
+// {"active":false} and its revocation ignores them. ForgeRock AM and Keycloak answer for and
+// revoke the JWTs they issue, and brokers rely on it (oauth_jwt_revocation introspect); so does
+// this server, after oidc-provider has authenticated the client and answered: a JWT signed by
+// one of our keys is active until revoked (by jti) or expired, and introspection then returns
+// its claims.
+
+const revokedJtis = new Set();
+
+function issuedJwtClaims(token, issuer) {
+  const parts = typeof token === 'string' ? token.split('.') : [];
+  if (parts.length !== 3) return undefined;
+  try {
+    const header = JSON.parse(Buffer.from(parts[0], 'base64url').toString());
+    const claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString());
+    const jwk = jwks.keys.find((key) => key.kid === header.kid);
+    if (!jwk || header.alg !== 'RS256' || claims.iss !== issuer) return undefined;
+    const publicKey = crypto.createPublicKey({ key: jwk, format: 'jwk' });
+    const signed = Buffer.from(`${parts[0]}.${parts[1]}`);
+    const signature = Buffer.from(parts[2], 'base64url');
+    return crypto.verify('sha256', signed, publicKey, signature) ? claims : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function jwtIntrospectionAndRevocation(issuer) {
+  return async (ctx, next) => {
+    const { introspection, revocation } = configuration.routes;
+    const route = ctx.method === 'POST' ? ctx.path : undefined;
+    if (route !== introspection && route !== revocation) {
+      await next();
+      return;
+    }
+    await next();
+    // oidc-provider refuses JWTs with unsupported_token_type once the client is authenticated.
+    const caller = ctx.oidc?.client?.clientId;
+    if (ctx.body?.error !== 'unsupported_token_type' || caller === undefined) return;
+    ctx.status = 200;
+    ctx.body = route === revocation ? '' : { active: false };
+    const claims = issuedJwtClaims(ctx.oidc.params?.token, issuer);
+    if (!claims) return;
+    if (!(BROKER_CLIENTS.has(caller) || claims.client_id === caller)) {
+      if (route === revocation) {
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_request', error_description: 'client is not authorized to revoke the presented token' };
+      }
+      return;
+    }
+    if (route === revocation) {
+      revokedJtis.add(claims.jti);
+    } else if (!revokedJtis.has(claims.jti) && claims.exp > Date.now() / 1000) {
+      ctx.body = { ...claims, active: true, token_type: 'Bearer' };
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Start: bind first (the port may be OS-chosen), then build the provider with the real issuer.
 
 const server = http.createServer();
@@ -388,6 +446,7 @@ server.listen(nonNegativeInteger(args.port, '--port'), '127.0.0.1', () => {
     ['resource'],
   );
   provider.use(testHooks);
+  provider.use(jwtIntrospectionAndRevocation(issuer));
   provider.on('server_error', (ctx, error) => console.error('server_error', error));
   server.on('request', provider.callback());
   process.stdout.write(`IDP_READY ${JSON.stringify({ issuer, port })}\n`);

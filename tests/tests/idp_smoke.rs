@@ -170,6 +170,27 @@ fn revoked_tokens_are_inactive() {
 }
 
 #[test]
+fn issued_jwts_are_introspected_and_revoked_like_am_and_keycloak_do() {
+    let idp = Idp::start();
+    let jwt = idp.jwt_token("device-1", &SCOPES, AUDIENCE);
+    let answer = idp.introspect(&jwt);
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["scope"], SCOPES.join(" "), "{answer}");
+    assert_eq!(answer["jti"], jwt_claims(&jwt)["jti"], "{answer}");
+    // Another device cannot see it; its owner (or a broker) may revoke it.
+    assert_eq!(idp.introspect_as("device-2", &jwt)["active"], false);
+    idp.revoke("device-1", &jwt);
+    assert_eq!(idp.introspect(&jwt)["active"], false);
+    // Revocation is per token: another JWT of the same device stays active.
+    let other = idp.jwt_token("device-1", &SCOPES, AUDIENCE);
+    assert_eq!(idp.introspect(&other)["active"], true);
+    // A JWT signed elsewhere is not ours to answer for.
+    let (head, rest) = other.split_once('.').unwrap();
+    let forged = format!("{head}.{}", rest.replace(|c: char| c == 'a', "b"));
+    assert_eq!(idp.introspect(&forged)["active"], false);
+}
+
+#[test]
 fn devices_cannot_introspect_each_others_tokens() {
     let idp = Idp::start();
     let token = idp.opaque_token("device-1", &["mqtt:connect"]);

@@ -203,6 +203,57 @@ fn revoked_token_disconnects_its_client_within_the_revalidate_interval() {
 }
 
 #[test]
+fn with_jwt_revocation_introspect_a_revoked_jwt_disconnects_its_client() {
+    let idp = Idp::start();
+    let audience = "urn:mqtt:broker";
+    let mosquitto = broker(
+        &idp,
+        &format!(
+            "plugin_opt_oauth_jwks_url {}
+plugin_opt_oauth_issuer {}
+             plugin_opt_oauth_audience {audience}
+plugin_opt_oauth_jwt_revocation introspect
+             plugin_opt_oauth_revalidate_interval 1
+",
+            idp.jwks_url(),
+            idp.issuer(),
+        ),
+    );
+    let token = idp.jwt_token("device-2", &["mqtt:read:#"], audience);
+    let keeper_token = idp.jwt_token("device-3", &["mqtt:read:#"], audience);
+    let before = idp.stats().introspections;
+    let revoked = connect(mosquitto.port(), "device-2", &token);
+    let keeper = connect(mosquitto.port(), "device-3", &keeper_token);
+    assert_eq!(idp.stats().introspections, before, "JWT logins are verified locally");
+    // Re-checked (introspected) every second while valid.
+    let until = Instant::now() + WAIT;
+    while idp.stats().introspections < before + 2 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(idp.stats().introspections >= before + 2, "no revalidation by introspection");
+    assert!(revoked.ping(WAIT), "disconnected while its token was valid");
+    idp.revoke("device-2", &token);
+    let started = Instant::now();
+    assert!(
+        revoked.wait_disconnected(Duration::from_secs(6)).is_some(),
+        "client of a revoked JWT still connected"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    mosquitto.expect_log(
+        "disconnecting client \"device-2\": token no longer valid (token is not active)",
+        WAIT,
+    );
+    assert!(keeper.ping(WAIT), "the other client was disconnected too");
+    // The revocation is cached: the JWT, still valid by its signature, cannot log in again.
+    let again = MqttClient::connect(
+        mosquitto.port(),
+        Protocol::V5,
+        ConnectOptions::new("device-2").credentials("device-2", &token),
+    );
+    assert_eq!(again.err().and_then(|e| e.code()), Some(0x87));
+}
+
+#[test]
 fn reload_keeps_sessions_working() {
     let idp = Idp::start();
     let mosquitto = broker(&idp, "");
