@@ -591,7 +591,7 @@ pub const DEFAULT_CONFIG: &str = r##"# fallback-broker configuration (TOML).
 # jwks_url, jwks_file, audience, algorithms, leeway, scope_prefix, required_scopes,
 # token_username, client_id_claim, username_claim, cache_ttl, cache_negative_ttl,
 # cache_max_entries, http_timeout_ms, ca_file, revalidate_interval, revalidate_max_rps,
-# revalidate_concurrency, disconnect_on_expiry.
+# revalidate_concurrency, jwt_revocation, disconnect_on_expiry.
 # Lists may be TOML arrays or space-separated. (auth_method: MQTT 5 enhanced authentication is
 # not available in the fallback broker; log_dest and stats_interval are [log] and [metrics];
 # login_wait_budget_ms is Mosquitto's alone: here no login waits on another.)
@@ -611,6 +611,9 @@ token_username = "oauth2"
 # A round is spread over the interval and never sends more re-checks a second than this.
 # revalidate_max_rps = 100
 # revalidate_concurrency = 4
+# JWTs are re-checked against the keys only; "introspect" also asks the introspection endpoint
+# (logins stay local), so a JWT revoked at the authorization server loses its session.
+# jwt_revocation = "keys"
 # Clients are disconnected when their token expires.
 # disconnect_on_expiry = true
 

@@ -133,6 +133,34 @@ fn revalidation_disconnects_a_client_whose_token_was_revoked() {
 }
 
 #[test]
+fn with_jwt_revocation_introspect_a_revoked_jwt_disconnects_its_client() {
+    let idp = Idp::start();
+    let audience = "urn:mqtt:broker";
+    let auth = format!(
+        "revalidate_interval = 1\njwks_url = \"{}\"\nissuer = \"{}\"\naudience = \"{audience}\"\n\
+         jwt_revocation = \"introspect\"\n",
+        idp.jwks_url(),
+        idp.issuer()
+    );
+    let broker = start(&idp, FallbackConfig::new(), &auth, "");
+    let token = idp.jwt_token("device-1", &["mqtt:read:r/#"], audience);
+    let before = idp.stats().introspections;
+    let client = connected(broker.port(), Protocol::V5, "device-1", &token);
+    assert_eq!(idp.stats().introspections, before, "JWT logins are verified locally");
+    // Still valid (and introspected) at the first revalidations.
+    assert!(client.wait_disconnected(Duration::from_millis(2_500)).is_none());
+    assert!(idp.stats().introspections > before, "no revalidation by introspection");
+    idp.revoke("device-1", &token);
+    let revoked = Instant::now();
+    client.wait_disconnected(Duration::from_secs(5)).expect("disconnected");
+    assert!(revoked.elapsed() < Duration::from_millis(2_500), "took {:?}", revoked.elapsed());
+    broker.expect_log(
+        "disconnecting client \"device-1\": token no longer valid (token is not active)",
+        WAIT,
+    );
+}
+
+#[test]
 fn a_will_is_dropped_when_its_token_expired_first() {
     let idp = Idp::start();
     let broker = start(&idp, FallbackConfig::new(), "", "");
