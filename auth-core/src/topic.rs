@@ -207,7 +207,7 @@ impl Filter {
         &self.text
     }
 
-    /// True when this filter matches `topic` (its bytes, see [`matches`]).
+    /// True when this filter matches `topic` (its bytes, see [`matches`](fn@matches)).
     #[inline]
     pub fn matches(&self, topic: impl AsRef<[u8]>) -> bool {
         let topic = topic.as_ref();
