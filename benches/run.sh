@@ -18,8 +18,13 @@
 #      ms) and 2.1 (delayed logins), when tests/mosquitto-2.1/fetch.sh can fetch 2.1.
 #   D. Broker RSS per cached token (distinct locally signed JWTs, each connected once) and after
 #      connect/disconnect cycles of one token, with a no-auth broker as reference.
+#   E. (--scale only) Scale: 1 000, 5 000 and 15 000 idle token clients (half JWT, half opaque)
+#      on Mosquitto with the plugin and as many on Mosquitto without auth: RSS per client,
+#      connect time, throughput with them idle, a revalidation round's length and request rate
+#      at the authorization server, a probe's round trips during the round.
 #   Core micro-benchmarks (ACL decision, cache hit, JWT verification): criterion.
 # Usage: benches/run.sh [--quick]   (the soak test is separate: benches/soak.sh)
+#        benches/run.sh --scale     (E alone, about 5 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +37,18 @@ if [ "${1:-}" = "--quick" ]; then
 fi
 
 export MOSQUITTO_OAUTH_PROFILE=release
+if [ "${1:-}" = "--scale" ]; then
+    cargo build --release --locked -p mosquitto-oauth-plugin
+    cargo build --release --locked -p mosquitto-oauth-e2e --bin oauth-bench
+    mkdir -p target/bench
+    {
+        echo "## E. Scale: idle token clients, Mosquitto with the plugin against Mosquitto without auth"
+        echo
+        target/release/oauth-bench scale --clients 1000,5000,15000 --messages 100000 --rounds 3
+    } | tee target/bench/scale.md
+    echo "written to target/bench/scale.md" >&2
+    exit 0
+fi
 [ -d tests/idp/node_modules/oidc-provider ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
 cargo build --release --locked -p mosquitto-oauth-plugin -p fallback-broker
 cargo build --release --locked -p mosquitto-oauth-e2e --bin oauth-bench

@@ -15,12 +15,17 @@
 //! - `memory` (D): broker RSS per cached token and after many connect/disconnect cycles.
 //! - `soak`: many clients with short-lived tokens renewed by reconnecting, publishing QoS 1 to
 //!   themselves for a given time; loss, refusals, expiry kicks and RSS over time.
+//! - `scale` (E): N idle token clients (`--clients 1000,5000,15000`) on Mosquitto with the
+//!   plugin and as many on Mosquitto without auth: RSS per client, connect time, throughput
+//!   with N idle, a revalidation round's length and request rate, a probe's round trips during
+//!   it. The clients are held by child processes (`oauth-bench hold`).
 //! - `thread-cost`: what a plugin's threads (one that ended, one alive) add to the broker
 //!   thread's allocations and system calls.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 mod connect_rate;
 mod memory;
+mod scale;
 mod soak;
 mod storm;
 mod thread_cost;
@@ -44,6 +49,7 @@ fn usage() -> ! {
          \x20      oauth-bench memory [--tokens N] [--cycles N] [--workers N] [--settle-secs N] [--mosquitto BIN]\n\
          \x20      oauth-bench soak [--clients N] [--duration-secs N] [--token-ttl N] [--publish-ms N]\n\
          \x20                       [--renew-percent N] [--ramp-secs N] [--report-secs N] [--mosquitto BIN]\n\
+         \x20      oauth-bench scale [--clients N,N,..] [--messages N] [--rounds N] [--interval-secs N] [--max-rps N] [--mosquitto BIN]\n\
          \x20      oauth-bench thread-cost [--allocations N] [--syscall-pairs N]"
     );
     std::process::exit(2)
@@ -98,6 +104,22 @@ fn main() {
             report_every: Duration::from_secs(number(&args, "--report-secs", 10).max(1)),
             binary,
         }),
+        Some("scale") => scale::run(&scale::Options {
+            sizes: option(&args, "--clients")
+                .unwrap_or_else(|| "1000,5000,15000".to_owned())
+                .split(',')
+                .map(|n| n.trim().parse().unwrap_or_else(|_| usage()))
+                .collect(),
+            messages: number(&args, "--messages", 100_000),
+            rounds: number(&args, "--rounds", 3).max(1),
+            interval_secs: number(&args, "--interval-secs", 20).max(1),
+            max_rps: number(&args, "--max-rps", 500).max(1),
+            binary,
+        }),
+        Some("hold") => scale::hold(
+            args.get(1).and_then(|port| port.parse().ok()).unwrap_or_else(|| usage()),
+            std::path::Path::new(args.get(2).unwrap_or_else(|| usage())),
+        ),
         Some("thread-cost") => thread_cost::run(
             u32::try_from(number(&args, "--allocations", 10_000_000)).unwrap_or_else(|_| usage()),
             u32::try_from(number(&args, "--syscall-pairs", 200_000)).unwrap_or_else(|_| usage()),

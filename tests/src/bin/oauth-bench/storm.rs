@@ -10,7 +10,7 @@ use mosquitto_oauth_e2e::mqtt::{ConnectOptions, MqttClient, Protocol};
 
 use super::{COMMON, config, plugin_lines};
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -35,7 +35,7 @@ const PROBE_DRAIN: Duration = Duration::from_secs(30);
 /// A stalled broker thus shows in every message sent during the stall; a probe waiting for each
 /// answer before the next would record one slow round trip and skip the rest. Returns the round
 /// trips of the messages that came back, sorted, and how many were sent.
-fn probe_round_trips(
+pub(super) fn probe_round_trips(
     probe: &MqttClient,
     storming: &AtomicBool,
     minimum: Duration,

@@ -130,7 +130,7 @@ fn count_publishes(stream: TcpStream, expected: u64, timeout: Duration) -> (u64,
 }
 
 /// One round: messages/s from the first publish to the last delivery (0 if messages were lost).
-fn one_round(port: u16, credentials: Option<(&str, &str)>, messages: u64) -> (f64, u64) {
+pub(super) fn one_round(port: u16, credentials: Option<(&str, &str)>, messages: u64) -> (f64, u64) {
     let subscriber = raw_connection(port, "bench-sub", credentials);
     (&subscriber).write_all(&encode_subscribe(Protocol::V311, 1, &[("bench/#", 0)])).unwrap();
     let mut suback = [0u8; 5];
