@@ -44,7 +44,8 @@ if [ "${1:-}" = "--scale" ]; then
     {
         echo "## E. Scale: idle token clients, Mosquitto with the plugin against Mosquitto without auth"
         echo
-        target/release/oauth-bench scale --clients 1000,5000,15000 --messages 100000 --rounds 3
+        target/release/oauth-bench scale --clients 1000,5000,15000 --messages 100000 --rounds 3 \
+            --revocation-clients 10000
     } | tee target/bench/scale.md
     echo "written to target/bench/scale.md" >&2
     exit 0

@@ -49,7 +49,8 @@ fn usage() -> ! {
          \x20      oauth-bench memory [--tokens N] [--cycles N] [--workers N] [--settle-secs N] [--mosquitto BIN]\n\
          \x20      oauth-bench soak [--clients N] [--duration-secs N] [--token-ttl N] [--publish-ms N]\n\
          \x20                       [--renew-percent N] [--ramp-secs N] [--report-secs N] [--mosquitto BIN]\n\
-         \x20      oauth-bench scale [--clients N,N,..] [--messages N] [--rounds N] [--interval-secs N] [--max-rps N] [--mosquitto BIN]\n\
+         \x20      oauth-bench scale [--clients N,N,..] [--messages N] [--rounds N] [--interval-secs N] [--max-rps N]\n\
+         \x20                        [--revocation-clients N] [--mosquitto BIN]\n\
          \x20      oauth-bench thread-cost [--allocations N] [--syscall-pairs N]"
     );
     std::process::exit(2)
@@ -113,7 +114,9 @@ fn main() {
             messages: number(&args, "--messages", 100_000),
             rounds: number(&args, "--rounds", 3).max(1),
             interval_secs: number(&args, "--interval-secs", 20).max(1),
-            max_rps: number(&args, "--max-rps", 500).max(1),
+            max_rps: number(&args, "--max-rps", 500).max(2),
+            revocation_clients: option(&args, "--revocation-clients")
+                .map(|n| n.parse().unwrap_or_else(|_| usage())),
             binary,
         }),
         Some("hold") => scale::hold(

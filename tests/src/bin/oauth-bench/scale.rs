@@ -36,6 +36,9 @@ pub(super) struct Options {
     pub(super) interval_secs: u64,
     /// `oauth_revalidate_max_rps` of the plugin.
     pub(super) max_rps: u64,
+    /// Idle clients for the revocation latency figure (at `max_rps` and half of it); none
+    /// when `None`.
+    pub(super) revocation_clients: Option<u64>,
     pub(super) binary: Option<PathBuf>,
 }
 
@@ -136,17 +139,120 @@ impl Drop for Holder {
 /// Introspection requests seen by the stub: when, and for which token.
 type Arrivals = Arc<Mutex<Vec<(Instant, String)>>>;
 
-/// A stub authorization server answering every token active for an hour.
-fn authorization_server() -> (Stub, Arrivals) {
+/// Tokens the stub authorization server answers inactive.
+type Revoked = Arc<Mutex<HashSet<String>>>;
+
+/// A stub authorization server answering every token active for an hour, unless revoked.
+fn authorization_server() -> (Stub, Arrivals, Revoked) {
     let arrivals: Arrivals = Arc::default();
-    let record = Arc::clone(&arrivals);
+    let revoked: Revoked = Arc::default();
+    let (record, refuse) = (Arc::clone(&arrivals), Arc::clone(&revoked));
     let exp = oauth_core::now_epoch() + 3_600;
     let stub = Stub::start(move |request| {
         let token = request.form_field("token").unwrap_or_default().to_owned();
+        let active = !refuse.lock().unwrap().contains(&token);
         record.lock().unwrap().push((Instant::now(), token));
-        Reply::json(serde_json::json!({"active": true, "scope": "mqtt:read:idle/#", "exp": exp}))
+        Reply::json(serde_json::json!({"active": active, "scope": "mqtt:read:idle/#", "exp": exp}))
     });
-    (stub, arrivals)
+    (stub, arrivals, revoked)
+}
+
+/// Plugin lines: `auto` mode (JWTs against the key file, other tokens introspected at `stub`),
+/// revalidation every `interval_secs` at most `max_rps`, room in the cache for `clients`.
+fn plugin_lines(
+    jwks: &Path,
+    stub: &Stub,
+    interval_secs: u64,
+    max_rps: u64,
+    clients: u64,
+    extra: &str,
+) -> String {
+    format!(
+        "plugin {}\nplugin_opt_oauth_jwks_file {}\nplugin_opt_oauth_issuer {LOCAL_ISSUER}\n\
+         plugin_opt_oauth_audience {LOCAL_AUDIENCE}\nplugin_opt_oauth_stats_interval 0\n\
+         plugin_opt_oauth_introspection_url {}\nplugin_opt_oauth_client_id bench\n\
+         plugin_opt_oauth_client_secret bench\nplugin_opt_oauth_revalidate_interval {interval_secs}\n\
+         plugin_opt_oauth_revalidate_max_rps {max_rps}\nplugin_opt_oauth_cache_max_entries {}\n\
+         plugin_opt_oauth_login_wait_budget_ms 5000\n{extra}",
+        plugin_path().display(),
+        jwks.display(),
+        stub.url("/introspect"),
+        clients + 1_000,
+    )
+}
+
+/// `n` idle clients named `idle-<index>`, half with JWTs, half with opaque tokens.
+fn token_clients(signer: &Signer, n: u64) -> Vec<(String, Option<String>)> {
+    let jwts = signer.tokens("scale-", n / 2, 2);
+    let opaque = (n / 2..n).map(|i| format!("opaque-scale-{i:06}"));
+    jwts.into_iter()
+        .chain(opaque)
+        .enumerate()
+        .map(|(i, token)| (format!("idle-{i:06}"), Some(token)))
+        .collect()
+}
+
+/// Revocation latency with `n` idle token clients and `oauth_jwt_revocation introspect` (every
+/// token re-checked by a call, JWTs too) at `max_rps`: one opaque-token and one JWT client are
+/// revoked at the authorization server at once; how long until each is disconnected, or
+/// `None` if not within twice the round's planned length.
+fn revocation_latency(
+    options: &Options,
+    signer: &Signer,
+    n: u64,
+    max_rps: u64,
+) -> (Option<Duration>, Option<Duration>) {
+    eprintln!("scale: revocation latency, {n} clients, at most {max_rps}/s");
+    let (stub, arrivals, revoked) = authorization_server();
+    let files = config(&options.binary);
+    let jwks = files.write_file("jwks.json", fixture_jwks());
+    let plugin = plugin_lines(
+        &jwks,
+        &stub,
+        options.interval_secs,
+        max_rps,
+        n,
+        "plugin_opt_oauth_jwt_revocation introspect\n",
+    );
+    let broker = files.start(|p| {
+        format!("{COMMON}listener {} 127.0.0.1\nallow_anonymous false\n{plugin}", p.main)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (holder, _) = Holder::connect(broker.port(), &token_clients(signer, n), dir.path());
+    let victim_jwt = signer.token_for("victim", "mqtt:read:idle/#");
+    let victim_opaque = "opaque-victim".to_owned();
+    let victims =
+        [("victim-opaque", &victim_opaque), ("victim-jwt", &victim_jwt)].map(|(id, token)| {
+            let options = ConnectOptions::new(id).credentials("bench", token);
+            MqttClient::connect(broker.port(), Protocol::V311, options).unwrap()
+        });
+    // A client that connects during a round is first re-checked in the next one (up to two
+    // intervals after its login, when its token was just validated): revoke once both victims
+    // have been re-checked, a third of an interval later, so the figure is the steady state's.
+    let planned = Duration::from_secs(options.interval_secs.max((n + 2) / max_rps + 1));
+    let rechecked = |token: &str| {
+        arrivals.lock().unwrap().iter().filter(|(_, asked)| asked == token).count() >= 2
+    };
+    let deadline = Instant::now() + planned * 3;
+    while !(rechecked(&victim_opaque) && rechecked(&victim_jwt)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(options.interval_secs) / 3);
+    revoked.lock().unwrap().extend([victim_opaque, victim_jwt]);
+    let revoked_at = Instant::now();
+    let [opaque, jwt] = std::thread::scope(|scope| {
+        victims
+            .each_ref()
+            .map(|victim| {
+                scope.spawn(move || {
+                    victim.wait_disconnected(planned * 2).map(|_| revoked_at.elapsed())
+                })
+            })
+            .map(|waiter| waiter.join().unwrap())
+    });
+    drop(broker);
+    drop(holder);
+    (opaque, jwt)
 }
 
 /// One step's figures.
@@ -195,39 +301,42 @@ pub(super) fn run(options: &Options) {
         "\nHalf the clients hold JWTs (verified locally, never re-checked by a call), half opaque tokens (introspected at login and re-checked every {} s, at most {}/s); the authorization server is an in-process stub answering at once.",
         options.interval_secs, options.max_rps
     );
+    if let Some(n) = options.revocation_clients {
+        println!(
+            "\nRevocation latency with {n} idle clients, every token re-checked by a call (`oauth_jwt_revocation introspect`), interval {} s:\n",
+            options.interval_secs
+        );
+        println!(
+            "| cap | a round of all tokens at the cap | opaque token: revoked → disconnected | JWT: revoked → disconnected |"
+        );
+        println!("|---|---|---|---|");
+        for max_rps in [options.max_rps, options.max_rps / 2] {
+            let (opaque, jwt) = revocation_latency(options, &signer, n, max_rps);
+            let shown = |latency: Option<Duration>| {
+                latency.map_or("not within twice the round".to_owned(), |l| {
+                    format!("{:.1} s", l.as_secs_f64())
+                })
+            };
+            println!(
+                "| {max_rps}/s | {:.0} s | {} | {} |",
+                ((n + 2) as f64 / max_rps as f64).max(options.interval_secs as f64),
+                shown(opaque),
+                shown(jwt)
+            );
+        }
+    }
 }
 
 fn step(options: &Options, signer: &Signer, n: u64) -> Step {
     eprintln!("scale: {n} clients");
-    let jwts = signer.tokens("scale-", n / 2, 2);
-    let opaque = (n / 2..n).map(|i| format!("opaque-scale-{i:06}"));
-    let token_clients: Vec<(String, Option<String>)> = jwts
-        .into_iter()
-        .chain(opaque)
-        .enumerate()
-        .map(|(i, token)| (format!("idle-{i:06}"), Some(token)))
-        .collect();
+    let token_clients = token_clients(signer, n);
     let anonymous: Vec<(String, Option<String>)> =
         (0..n).map(|i| (format!("idle-{i:06}"), None)).collect();
 
-    let (stub, arrivals) = authorization_server();
+    let (stub, arrivals, _) = authorization_server();
     let files = config(&options.binary);
     let jwks = files.write_file("jwks.json", fixture_jwks());
-    // `auto`: JWTs against the key file, other tokens introspected.
-    let plugin = format!(
-        "plugin {}\nplugin_opt_oauth_jwks_file {}\nplugin_opt_oauth_issuer {LOCAL_ISSUER}\n\
-         plugin_opt_oauth_audience {LOCAL_AUDIENCE}\nplugin_opt_oauth_stats_interval 0\n\
-         plugin_opt_oauth_introspection_url {}\nplugin_opt_oauth_client_id bench\n\
-         plugin_opt_oauth_client_secret bench\nplugin_opt_oauth_revalidate_interval {}\n\
-         plugin_opt_oauth_revalidate_max_rps {}\nplugin_opt_oauth_cache_max_entries {}\n\
-         plugin_opt_oauth_login_wait_budget_ms 5000\n",
-        plugin_path().display(),
-        jwks.display(),
-        stub.url("/introspect"),
-        options.interval_secs,
-        options.max_rps,
-        n + 1_000,
-    );
+    let plugin = plugin_lines(&jwks, &stub, options.interval_secs, options.max_rps, n, "");
     let with_plugin = files.start(|p| {
         format!("{COMMON}listener {} 127.0.0.1\nallow_anonymous false\n{plugin}", p.main)
     });
