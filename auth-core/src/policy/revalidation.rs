@@ -105,9 +105,10 @@ pub const UNANSWERED_CHECKS_ENDING_A_ROUND: usize = 3;
 /// Re-checks `tokens` (blocking: run it off the broker's thread), reporting each token found
 /// no longer valid to `invalid` as soon as it is known, so its clients are disconnected without
 /// waiting for the round's end. Calls to the authorization server are paced by
-/// [`RoundPace::plan`] under `limits`; the round's length and whether revalidation keeps up
-/// are recorded in the authenticator's metrics (`revalidation/round_seconds`,
-/// `revalidation/behind`), and falling behind or catching up is logged once.
+/// [`RoundPace::plan`] under `limits`; the length of a round that went through and whether
+/// revalidation keeps up are recorded in the authenticator's metrics
+/// (`revalidation/round_seconds`, `revalidation/behind`), and falling behind or catching up is
+/// logged once.
 ///
 /// The round first refreshes the JWKS, so a key the issuer withdrew revokes its tokens. A token
 /// the server cannot answer for is skipped (its clients keep their sessions until the next
@@ -157,8 +158,13 @@ pub fn run_revalidation_round(
     };
     let ended_by = round.ended_by.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
     match ended_by {
-        Some(problem) => log_unanswered_round(&problem, summary.skipped),
-        None if summary.skipped > 0 && keep_going() => log::warn!(
+        Some(problem) => {
+            log_unanswered_round(&problem, summary.skipped);
+            return summary;
+        }
+        // Stopped by its host: a shorter round says nothing about keeping up.
+        None if !keep_going() => return summary,
+        None if summary.skipped > 0 => log::warn!(
             "revalidation: {} token(s) could not be checked this round; their clients are kept and re-checked next round",
             summary.skipped
         ),
