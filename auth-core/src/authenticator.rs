@@ -1,6 +1,7 @@
 //! The entry point both hosts use: validate a token (cached), log a client in, decide ACLs.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
@@ -75,7 +76,31 @@ pub struct Authenticator {
     jwt: Option<JwtVerifier>,
     http: HttpClient,
     cache: Cache<TokenDigest, Verdict>,
+    revoked_jwts: RevokedJwts,
     metrics: Arc<Metrics>,
+}
+
+/// JWTs that introspection found revoked (`oauth_jwt_revocation introspect`), with their
+/// `exp`. Their signature stays valid, so once the rejection leaves the verdict cache
+/// (negative TTL, or evicted by a flood of other tokens) a login would be verified locally and
+/// admitted again until the next revalidation round: this set keeps them refused until `exp`.
+/// Outside the bounded cache on purpose, so that no amount of other tokens can push one out;
+/// it only grows by tokens revoked while a client held a session with them.
+#[derive(Default)]
+struct RevokedJwts(Mutex<HashMap<TokenDigest, Option<u64>>>);
+
+impl RevokedJwts {
+    fn insert(&self, digest: TokenDigest, expires_at: Option<u64>, now: u64) {
+        let mut revoked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        revoked.retain(|_, exp| exp.is_none_or(|exp| exp > now));
+        revoked.insert(digest, expires_at);
+    }
+
+    /// Whether `token` is one of them; hashes it only when there are any.
+    fn holds(&self, token: &str) -> bool {
+        let revoked = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        !revoked.is_empty() && revoked.contains_key(&AccessToken::new(token.as_bytes()).digest())
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -113,7 +138,15 @@ impl Authenticator {
                 negative_ttl: config.cache.negative_ttl,
             })
             .build();
-        let auth = Self { config: Arc::new(config), introspector, jwt, http, cache, metrics };
+        let auth = Self {
+            config: Arc::new(config),
+            introspector,
+            jwt,
+            http,
+            cache,
+            revoked_jwts: RevokedJwts::default(),
+            metrics,
+        };
         // Now rather than at the first login, so that a client that cannot be set up stops the
         // start; and only when used, so that a broker without network work starts no thread.
         if auth.uses_network() {
@@ -173,7 +206,12 @@ impl Authenticator {
         let text = precheck(token)?;
         let verdict = match self.verify(text)? {
             Ok(info) if self.introspects_jwts_at_revalidation(&info) => {
-                if self.still_active(token)? { Ok(info) } else { Err(Rejection::Inactive) }
+                if self.still_active(token)? {
+                    Ok(info)
+                } else {
+                    self.revoked_jwts.insert(token.digest(), info.expires_at, now_epoch());
+                    Err(Rejection::Inactive)
+                }
             }
             verdict => verdict,
         };
@@ -325,6 +363,7 @@ impl Authenticator {
                 Ok(Err(Rejection::Malformed("not a JWT (oauth_mode jwt)")))
             }
             (Mode::Jwt | Mode::Auto, Some(jwt), _) if is_jwt => match jwt.verify(token) {
+                Ok(_) if self.revoked_jwts.holds(token) => Ok(Err(Rejection::Inactive)),
                 Ok(claims) => Ok(check_claims(&claims, &self.config, TokenSource::Jwt, now)),
                 Err(VerifyError::Rejected(rejection)) => Ok(Err(rejection)),
                 Err(VerifyError::Upstream(e)) => Err(e),
@@ -480,6 +519,20 @@ mod tests {
                 "{access:?} {topic} left {left_at} now {now}"
             );
         }
+    }
+
+    #[test]
+    fn a_revoked_jwt_is_remembered_until_its_expiry() {
+        let revoked = RevokedJwts::default();
+        let digest = |text: &str| AccessToken::new(text.as_bytes()).digest();
+        assert!(!revoked.holds("a"));
+        revoked.insert(digest("a"), Some(1_000), 900);
+        revoked.insert(digest("forever"), None, 900);
+        assert!(revoked.holds("a") && revoked.holds("forever") && !revoked.holds("b"));
+        // Each insertion drops the entries whose token has expired by then.
+        revoked.insert(digest("b"), Some(2_000), 1_000);
+        assert!(!revoked.holds("a"));
+        assert!(revoked.holds("b") && revoked.holds("forever"));
     }
 
     #[test]

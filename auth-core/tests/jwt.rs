@@ -407,13 +407,27 @@ fn with_jwt_revocation_introspect_a_revalidation_introspects_a_jwt_its_login_did
     assert!(auth.revalidation_calls_server(&jwt), "paced like an introspected token");
     assert_eq!(auth.revalidate(&jwt).unwrap().source, TokenSource::Jwt);
     assert_eq!(introspection.count(), 1);
-    // Revoked at the server: the revalidation rejects it, and so does the cache at login.
-    introspection.respond(|_| Reply::json(json!({"active": false})));
-    assert_eq!(auth.revalidate(&jwt), Err(AuthError::Rejected(Rejection::Inactive)));
-    assert_eq!(auth.validate(&jwt), Err(AuthError::Rejected(Rejection::Inactive)));
     // No answer: the token is not judged (its clients are kept).
     introspection.respond(|_| Reply::raw(500, "text/plain", "down"));
     assert!(matches!(auth.revalidate(&jwt), Err(AuthError::Unavailable(_))));
+    assert!(auth.validate(&jwt).is_ok());
+    // Revoked at the server: the revalidation rejects it, and so does every later login, also
+    // once the rejection has left the verdict cache (its signature is still valid).
+    introspection.respond(|_| Reply::json(json!({"active": false})));
+    assert_eq!(auth.revalidate(&jwt), Err(AuthError::Rejected(Rejection::Inactive)));
+    assert_eq!(auth.validate(&jwt), Err(AuthError::Rejected(Rejection::Inactive)));
+    auth.forget_all();
+    assert_eq!(auth.validate(&jwt), Err(AuthError::Rejected(Rejection::Inactive)));
+    let calls = introspection.count();
+    assert_eq!(auth.revalidate(&jwt), Err(AuthError::Rejected(Rejection::Inactive)));
+    assert_eq!(introspection.count(), calls, "a revoked JWT is not asked about again");
+    // Other JWTs signed by the same key are unaffected.
+    introspection.respond(|_| Reply::json(json!({"active": true})));
+    let other = token(&sign(
+        "rsa-1",
+        &claims(json!({"iss": server.issuer(), "aud": AUDIENCE, "jti": "other"})),
+    ));
+    assert!(auth.validate(&other).is_ok());
     // A JWT the keys reject costs no call.
     let expired = token(&sign(
         "rsa-1",

@@ -158,6 +158,13 @@ fn with_jwt_revocation_introspect_a_revoked_jwt_disconnects_its_client() {
         "disconnecting client \"device-1\": token no longer valid (token is not active)",
         WAIT,
     );
+    // Still refused once the cached rejection is flushed: its signature is valid, only the
+    // remembered revocation can refuse it.
+    broker.reload();
+    assert_eq!(
+        connect(broker.port(), Protocol::V5, "device-1", &token).err(),
+        Some(ConnectRefused::Code(0x87))
+    );
 }
 
 #[test]

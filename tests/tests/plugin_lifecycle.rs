@@ -210,6 +210,10 @@ fn revoke_and_expect_only_its_client_out(
         WAIT,
     );
     assert!(keeper.ping(WAIT), "the other client was disconnected too");
+    // Refused, also once the cached rejection is gone (flushed by a reload): a revoked JWT's
+    // signature stays valid, so only the remembered revocation can refuse it.
+    mosquitto.reload();
+    mosquitto.expect_log("reload: token cache flushed", WAIT);
     let again = MqttClient::connect(
         mosquitto.port(),
         Protocol::V5,
