@@ -21,10 +21,11 @@
 #   E. (--scale only) Scale: 1 000, 5 000 and 15 000 idle token clients (half JWT, half opaque)
 #      on Mosquitto with the plugin and as many on Mosquitto without auth: RSS per client,
 #      connect time, throughput with them idle, a revalidation round's length and request rate
-#      at the authorization server, a probe's round trips during the round.
+#      at the authorization server, a probe's round trips during the round; the fallback
+#      broker's RSS per client with the same clients.
 #   Core micro-benchmarks (ACL decision, cache hit, JWT verification): criterion.
 # Usage: benches/run.sh [--quick]   (the soak test is separate: benches/soak.sh)
-#        benches/run.sh --scale     (E alone, about 5 minutes)
+#        benches/run.sh --scale     (E alone, about 15 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,14 +39,14 @@ fi
 
 export MOSQUITTO_OAUTH_PROFILE=release
 if [ "${1:-}" = "--scale" ]; then
-    cargo build --release --locked -p mosquitto-oauth-plugin
+    cargo build --release --locked -p mosquitto-oauth-plugin -p fallback-broker
     cargo build --release --locked -p mosquitto-oauth-e2e --bin oauth-bench
     mkdir -p target/bench
     {
         echo "## E. Scale: idle token clients, Mosquitto with the plugin against Mosquitto without auth"
         echo
         target/release/oauth-bench scale --clients 1000,5000,15000 --messages 100000 --rounds 3 \
-            --revocation-clients 10000
+            --revocation-clients 10000 --fallback
     } | tee target/bench/scale.md
     echo "written to target/bench/scale.md" >&2
     exit 0

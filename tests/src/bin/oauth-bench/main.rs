@@ -18,7 +18,8 @@
 //! - `scale` (E): N idle token clients (`--clients 1000,5000,15000`) on Mosquitto with the
 //!   plugin and as many on Mosquitto without auth: RSS per client, connect time, throughput
 //!   with N idle, a revalidation round's length and request rate, a probe's round trips during
-//!   it. The clients are held by child processes (`oauth-bench hold`).
+//!   it; with `--fallback`, the fallback broker's RSS per client. The clients are held by child
+//!   processes (`oauth-bench hold`).
 //! - `thread-cost`: what a plugin's threads (one that ended, one alive) add to the broker
 //!   thread's allocations and system calls.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
@@ -50,7 +51,7 @@ fn usage() -> ! {
          \x20      oauth-bench soak [--clients N] [--duration-secs N] [--token-ttl N] [--publish-ms N]\n\
          \x20                       [--renew-percent N] [--ramp-secs N] [--report-secs N] [--mosquitto BIN]\n\
          \x20      oauth-bench scale [--clients N,N,..] [--messages N] [--rounds N] [--interval-secs N] [--max-rps N]\n\
-         \x20                        [--revocation-clients N] [--mosquitto BIN]\n\
+         \x20                        [--revocation-clients N] [--fallback] [--mosquitto BIN]\n\
          \x20      oauth-bench thread-cost [--allocations N] [--syscall-pairs N]"
     );
     std::process::exit(2)
@@ -117,6 +118,7 @@ fn main() {
             max_rps: number(&args, "--max-rps", 500).max(2),
             revocation_clients: option(&args, "--revocation-clients")
                 .map(|n| n.parse().unwrap_or_else(|_| usage())),
+            fallback: args.iter().any(|a| a == "--fallback"),
             binary,
         }),
         Some("hold") => scale::hold(

@@ -1,11 +1,14 @@
 //! E. Scale: what the plugin costs as connected token clients grow. N idle clients (half with
 //! JWTs checked against a key file, half with opaque tokens introspected at a stub
 //! authorization server) on Mosquitto with the plugin, and as many on the same Mosquitto
-//! without auth, held by child processes (a process may open 20 000 files here; both brokers'
-//! clients together need more). Per N: broker RSS per client over no auth, the time to connect
-//! all N, a 1 → 1 throughput round with the N idle (alternating between the two brokers), and a
-//! revalidation round: its length, the authorization server's requests per second during it,
-//! and a probe client's round trips meanwhile.
+//! without auth presenting the same usernames and passwords (Mosquitto keeps both for every
+//! client, whoever checks them), held by child processes (a process may open 20 000 files
+//! here; both brokers' clients together need more). Per N: broker RSS per client over no auth,
+//! the time to connect all N, a 1 → 1 throughput round with the N idle (alternating between
+//! the two brokers), and a revalidation round: its length, the authorization server's requests
+//! per second during it, and a probe client's round trips meanwhile. With `--fallback`, the
+//! same N clients then connect to the fallback broker configured alike: its RSS per client
+//! and connect time, beside Mosquitto's.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -17,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http_stub::{Reply, Stub};
+use mosquitto_oauth_e2e::fallback::{FallbackConfig, toml_string};
 use mosquitto_oauth_e2e::mosquitto::{Mosquitto, plugin_path};
 use mosquitto_oauth_e2e::mqtt::{ConnectOptions, MqttClient, Protocol, RawConnect};
 
@@ -39,11 +43,15 @@ pub(super) struct Options {
     /// Idle clients for the revocation latency figure (at `max_rps` and half of it); none
     /// when `None`.
     pub(super) revocation_clients: Option<u64>,
+    /// Also measure the fallback broker (the release binary must be built).
+    pub(super) fallback: bool,
     pub(super) binary: Option<PathBuf>,
 }
 
-/// Threads a holder connects with.
-const HOLDER_THREADS: u64 = 8;
+/// Connections a holder has in flight at once: a fleet's devices connect independently, and
+/// on Mosquitto 2.1 a delayed login waits up to 100 ms for the broker's next main-loop pass,
+/// so a few connections in flight would measure that latency instead of the broker's rate.
+const HOLDER_THREADS: u64 = 64;
 
 /// `oauth-bench hold PORT FILE`: connects one idle MQTT 3.1.1 client per line of FILE (client
 /// id, a space, and the password, or `-` for none; keep alive off), prints `connected <ms>`,
@@ -259,6 +267,10 @@ fn revocation_latency(
 struct Step {
     clients: u64,
     rss_per_client: f64,
+    /// Broker RSS growth per client, bytes: Mosquitto without auth, with the plugin.
+    no_auth_per_client: f64,
+    plugin_per_client: f64,
+    fallback: Option<FallbackStep>,
     connect_plugin: Duration,
     connect_no_auth: Duration,
     throughput_ratio: f64,
@@ -298,9 +310,29 @@ pub(super) fn run(options: &Options) {
         );
     }
     println!(
-        "\nHalf the clients hold JWTs (verified locally, never re-checked by a call), half opaque tokens (introspected at login and re-checked every {} s, at most {}/s); the authorization server is an in-process stub answering at once.",
+        "\nHalf the clients hold JWTs (verified locally, never re-checked by a call), half opaque tokens (introspected at login and re-checked every {} s, at most {}/s); the authorization server is an in-process stub answering at once. The clients of Mosquitto without auth present the same usernames and passwords.",
         options.interval_secs, options.max_rps
     );
+    if options.fallback {
+        println!(
+            "\nBroker RSS per connected client (growth over the idle broker), the same clients and tokens:\n"
+        );
+        println!(
+            "| idle clients | Mosquitto without auth | Mosquitto with the plugin | fallback broker | connect all: fallback broker |"
+        );
+        println!("|---|---|---|---|---|");
+        for step in &steps {
+            let Some(fallback) = &step.fallback else { continue };
+            println!(
+                "| {} | {:.0} B | {:.0} B | {:.0} B | {:.1} s |",
+                step.clients,
+                step.no_auth_per_client,
+                step.plugin_per_client,
+                fallback.rss_per_client,
+                fallback.connect.as_secs_f64()
+            );
+        }
+    }
     if let Some(n) = options.revocation_clients {
         println!(
             "\nRevocation latency with {n} idle clients, every token re-checked by a call (`oauth_jwt_revocation introspect`), interval {} s:\n",
@@ -330,8 +362,6 @@ pub(super) fn run(options: &Options) {
 fn step(options: &Options, signer: &Signer, n: u64) -> Step {
     eprintln!("scale: {n} clients");
     let token_clients = token_clients(signer, n);
-    let anonymous: Vec<(String, Option<String>)> =
-        (0..n).map(|i| (format!("idle-{i:06}"), None)).collect();
 
     let (stub, arrivals, _) = authorization_server();
     let files = config(&options.binary);
@@ -349,19 +379,26 @@ fn step(options: &Options, signer: &Signer, n: u64) -> Step {
     let (plugin_before, no_auth_before) = (rss_kib(with_plugin.pid()), rss_kib(no_auth.pid()));
     let (plugin_holder, connect_plugin) =
         Holder::connect(with_plugin.port(), &token_clients, dir.path());
-    let (no_auth_holder, connect_no_auth) = Holder::connect(no_auth.port(), &anonymous, dir.path());
-    let plugin_growth = rss_kib(with_plugin.pid()).saturating_sub(plugin_before);
-    let no_auth_growth = rss_kib(no_auth.pid()).saturating_sub(no_auth_before);
-    let rss_per_client = (plugin_growth as f64 - no_auth_growth as f64) * 1024.0 / n as f64;
+    let (no_auth_holder, connect_no_auth) =
+        Holder::connect(no_auth.port(), &token_clients, dir.path());
+    let per_client = |kib: u64| kib as f64 * 1024.0 / n as f64;
+    let plugin_per_client = per_client(rss_kib(with_plugin.pid()).saturating_sub(plugin_before));
+    let no_auth_per_client = per_client(rss_kib(no_auth.pid()).saturating_sub(no_auth_before));
 
     let (throughput_ratio, cpu_ratio) = throughput(options, signer, &with_plugin, &no_auth);
     let (round, mean_rps, peak_rps, probe) =
         revalidation_round(options, signer, &with_plugin, &arrivals, n - n / 2);
     drop((with_plugin, no_auth));
     drop((plugin_holder, no_auth_holder));
+    let fallback = options.fallback.then(|| {
+        fallback_step(options, &token_clients, &stub, signer.token_for("warm", "x"))
+    });
     Step {
         clients: n,
-        rss_per_client,
+        rss_per_client: plugin_per_client - no_auth_per_client,
+        no_auth_per_client,
+        plugin_per_client,
+        fallback,
         connect_plugin,
         connect_no_auth,
         throughput_ratio,
@@ -372,6 +409,48 @@ fn step(options: &Options, signer: &Signer, n: u64) -> Step {
         probe_p50: percentile(&probe, 0.5),
         probe_p99: percentile(&probe, 0.99),
     }
+}
+
+/// The fallback broker with `clients` connected.
+struct FallbackStep {
+    rss_per_client: f64,
+    connect: Duration,
+}
+
+/// Connects `clients` to the fallback broker, with the authorization server, keys and
+/// revalidation settings the plugin had: its RSS growth per client and the connect time.
+fn fallback_step(
+    options: &Options,
+    clients: &[(String, Option<String>)],
+    stub: &Stub,
+    warm_token: String,
+) -> FallbackStep {
+    let n = clients.len() as u64;
+    let files = FallbackConfig::new();
+    let jwks = files.write_file("jwks.json", fixture_jwks());
+    let broker = files.start(|p| {
+        format!(
+            "[auth]\njwks_file = {}\nissuer = {}\naudience = {}\nintrospection_url = {}\n\
+             client_id = \"bench\"\nclient_secret = \"bench\"\nrevalidate_interval = {}\n\
+             revalidate_max_rps = {}\ncache_max_entries = {}\n\
+             [[listener]]\ntype = \"tcp\"\nbind = \"127.0.0.1:{}\"\n",
+            toml_string(&jwks.display().to_string()),
+            toml_string(LOCAL_ISSUER),
+            toml_string(LOCAL_AUDIENCE),
+            toml_string(&stub.url("/introspect")),
+            options.interval_secs,
+            options.max_rps,
+            n + 1_000,
+            p.main,
+        )
+    });
+    drop(idle_client(broker.port(), "warm", Some(&warm_token)));
+    let before = rss_kib(broker.pid());
+    let dir = tempfile::tempdir().unwrap();
+    let (holder, connect) = Holder::connect(broker.port(), clients, dir.path());
+    let rss_per_client = rss_kib(broker.pid()).saturating_sub(before) as f64 * 1024.0 / n as f64;
+    drop(holder);
+    FallbackStep { rss_per_client, connect }
 }
 
 /// Alternating 1 → 1 rounds on both brokers: the medians of the plugin's rate and broker CPU
