@@ -390,9 +390,9 @@ fn step(options: &Options, signer: &Signer, n: u64) -> Step {
         revalidation_round(options, signer, &with_plugin, &arrivals, n - n / 2);
     drop((with_plugin, no_auth));
     drop((plugin_holder, no_auth_holder));
-    let fallback = options.fallback.then(|| {
-        fallback_step(options, &token_clients, &stub, signer.token_for("warm", "x"))
-    });
+    let fallback = options
+        .fallback
+        .then(|| fallback_step(options, &token_clients, &stub, signer.token_for("warm", "x")));
     Step {
         clients: n,
         rss_per_client: plugin_per_client - no_auth_per_client,
