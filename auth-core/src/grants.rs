@@ -157,10 +157,15 @@ impl SessionGrants {
     /// Decides one ACL check. `topic` is a topic name for `Read`/`Write` (matched as bytes, see
     /// [`topic::matches`]) and a filter (possibly `$share/<group>/...`) for
     /// `Subscribe`/`Unsubscribe`, which must be UTF-8.
+    ///
+    /// An empty topic name is never allowed, although `#` and `+` match it: MQTT has no such
+    /// topic, and a broker that let one through (rmqtt 0.24 delivers a PUBLISH with an empty
+    /// topic and a Topic Alias never set as a message on `""`) must not have it authorized.
     #[inline]
     pub fn allows(&self, access: Access, topic: impl AsRef<[u8]>) -> bool {
         let topic = topic.as_ref();
         match access {
+            Access::Write | Access::Read if topic.is_empty() => false,
             Access::Write => self.write.iter().any(|f| f.matches(topic)),
             Access::Read => self.read.iter().any(|f| f.matches(topic)),
             Access::Subscribe => self.allows_subscription(topic),
@@ -323,6 +328,15 @@ mod tests {
                 (Access::Subscribe, "$SYS/broker/#", true),
                 (Access::Read, "$SYS/broker/uptime", true),
             ],
+        );
+    }
+
+    #[test]
+    fn an_empty_topic_name_is_never_allowed_though_wildcards_match_it() {
+        assert!(topic::matches("#", "") && topic::matches("+", ""));
+        check_table(
+            "mqtt:read:# mqtt:write:# mqtt:read:+ mqtt:write:+",
+            &[(Access::Write, "", false), (Access::Read, "", false), (Access::Write, "a", true)],
         );
     }
 

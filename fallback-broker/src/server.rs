@@ -79,6 +79,8 @@ pub async fn run(config: BrokerConfig, policy: Arc<Policy>) -> Result<(), StartE
     rmqtt_retainer::register(&scx, true, false)
         .await
         .map_err(|e| StartError(format!("cannot start the retained-message store: {e}")))?;
+    *scx.extends.shared_subscription_mut().await =
+        Box::new(crate::shared_subscriptions::RoundRobin::default());
     let hooks = OAuthHooks::new(Arc::clone(&policy));
     hooks.register(&scx).await;
 

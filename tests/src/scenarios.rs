@@ -258,6 +258,39 @@ pub fn delivery_is_filtered_by_the_current_read_grants(launcher: &dyn Launcher) 
     assert!(reader.expect_nothing(QUIET));
 }
 
+/// `$share/<group>/<filter>` subscriptions are checked on the filter (it must lie within a read
+/// grant), and each message goes to one member of the group, members taking turns.
+pub fn shared_subscriptions_are_checked_on_their_filter_and_share_the_messages(
+    launcher: &dyn Launcher,
+) {
+    let idp = Idp::start();
+    let broker = launcher.start(&idp, &Setup::new());
+    let members: Vec<MqttClient> = ["member-1", "member-2"]
+        .into_iter()
+        .map(|id| {
+            let token = idp.opaque_token("device-1", &["mqtt:read:sensors/#"]);
+            let member = connected(broker.port(), Protocol::V5, id, &token);
+            assert_eq!(member.subscribe("$share/workers/sensors/#", 1), 0x01, "{id}");
+            assert_eq!(member.subscribe("$share/workers/alarms/#", 1), 0x87, "{id}");
+            member
+        })
+        .collect();
+    let publisher_token = idp.opaque_token("device-2", &["mqtt:write:sensors/#"]);
+    let publisher = connected(broker.port(), Protocol::V5, "publisher", &publisher_token);
+    for i in 0..6 {
+        assert_eq!(publisher.publish(&format!("sensors/{i}"), b"m", 1, false), Some(0x00));
+    }
+    let received: Vec<Vec<String>> = members
+        .iter()
+        .map(|member| received_within(member, QUIET, &[]).into_iter().map(|m| m.topic).collect())
+        .collect();
+    let mut all: Vec<&String> = received.iter().flatten().collect();
+    all.sort();
+    let expected: Vec<String> = (0..6).map(|i| format!("sensors/{i}")).collect();
+    assert_eq!(all, expected.iter().collect::<Vec<_>>(), "each message once: {received:?}");
+    assert!(received.iter().all(|got| got.len() == 3), "turns not taken: {received:?}");
+}
+
 /// JWT access tokens are verified locally with the provider's keys (never introspected);
 /// wrong audience and expired tokens are refused.
 pub fn jwt_access_tokens_are_verified_locally_with_the_provider_keys(launcher: &dyn Launcher) {

@@ -17,8 +17,8 @@ use mosquitto_oauth_e2e::fallback::{
 };
 use mosquitto_oauth_e2e::idp::{Idp, TokenRequest};
 use mosquitto_oauth_e2e::mqtt::{
-    ConnectOptions, ConnectRefused, MqttClient, Protocol, RawConnect, encode_publish,
-    encode_subscribe,
+    ConnectOptions, ConnectRefused, MqttClient, Packet, Protocol, RawConnect, RawRead, RawSession,
+    encode_publish, encode_subscribe,
 };
 use mosquitto_oauth_e2e::scenarios::{self, QUIET, WAIT, connect, connected};
 
@@ -38,6 +38,11 @@ fn opaque_token_scopes_decide_publish_and_subscribe() {
 #[test]
 fn sys_topics_need_an_explicit_grant_and_carry_the_counters() {
     scenarios::sys_topics_need_an_explicit_grant_and_carry_the_counters(&launcher());
+}
+
+#[test]
+fn shared_subscriptions_are_checked_on_their_filter_and_share_the_messages() {
+    scenarios::shared_subscriptions_are_checked_on_their_filter_and_share_the_messages(&launcher());
 }
 
 #[test]
@@ -168,6 +173,30 @@ fn with_jwt_revocation_introspect_a_revoked_jwt_disconnects_its_client() {
 }
 
 #[test]
+fn an_empty_topic_with_a_topic_alias_never_set_is_refused_by_the_write_check() {
+    let idp = Idp::start();
+    let broker = start(&idp, FallbackConfig::new(), "", "");
+    let watcher_token = idp.opaque_token("device-2", &["mqtt:read:#"]);
+    let watcher = connected(broker.port(), Protocol::V5, "watcher", &watcher_token);
+    assert_eq!(watcher.subscribe("#", 1), 0x01);
+    let mut raw = RawConnect::new(Protocol::V5, "device-1");
+    raw.username = Some(b"x".to_vec());
+    raw.password = Some(idp.opaque_token("device-1", &["mqtt:write:#"]).into_bytes());
+    let mut publisher = RawSession::connect(broker.port(), &raw);
+    assert!(publisher.outcome().is_accepted(), "{:?}", publisher.outcome());
+    // PUBLISH QoS 1, topic "", packet id 1, Topic Alias 5 (never set), payload "x". rmqtt 0.24
+    // takes it for a message on "" (Mosquitto disconnects with 0x82); `#` matches "", and only
+    // the write check stands between it and every `#` subscriber.
+    assert!(publisher.send_raw(&[0x32, 9, 0, 0, 0, 1, 3, 0x23, 0, 5, b'x']));
+    let answer = publisher.read_packet(WAIT);
+    assert!(
+        !matches!(answer, RawRead::Packet(Packet::Puback { code: 0x00, .. })),
+        "accepted: {answer:?}"
+    );
+    assert!(watcher.expect_nothing(QUIET), "delivered to a # subscriber");
+}
+
+#[test]
 fn a_will_is_dropped_when_its_token_expired_first() {
     let idp = Idp::start();
     let broker = start(&idp, FallbackConfig::new(), "", "");
@@ -189,7 +218,7 @@ fn mqtt5_password_without_username_and_client_id_binding() {
     let token = idp.opaque_token("device-1", &["mqtt:read:a/#"]);
     let mut raw = RawConnect::new(Protocol::V5, "device-1");
     raw.password = Some(token.clone().into_bytes());
-    let session = mosquitto_oauth_e2e::mqtt::RawSession::connect(broker.port(), &raw);
+    let session = RawSession::connect(broker.port(), &raw);
     assert!(session.outcome().is_accepted(), "{:?}", session.outcome());
     // The token's sub is device-1: another client id is refused.
     assert_eq!(

@@ -143,6 +143,11 @@ fn sys_topics_need_an_explicit_grant_and_carry_the_counters() {
 }
 
 #[test]
+fn shared_subscriptions_are_checked_on_their_filter_and_share_the_messages() {
+    scenarios::shared_subscriptions_are_checked_on_their_filter_and_share_the_messages(&PLUGIN);
+}
+
+#[test]
 fn delivery_is_filtered_by_the_current_read_grants() {
     scenarios::delivery_is_filtered_by_the_current_read_grants(&PLUGIN);
 }
