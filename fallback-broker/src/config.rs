@@ -134,7 +134,16 @@ pub struct ListenerConfig {
     pub key: Option<PathBuf>,
     /// Largest MQTT packet accepted, in bytes.
     pub max_packet_size: u32,
+    /// Topic aliases an MQTT 5 client may set (CONNACK Topic Alias Maximum), and the most the
+    /// broker uses towards a client; Mosquitto's `max_topic_alias`.
+    pub max_topic_aliases: u16,
+    /// Longest keep alive granted: an MQTT 5 client asking for more gets this in CONNACK
+    /// (Server Keep Alive), an MQTT 3.1.1 client is refused; Mosquitto's `max_keepalive`.
+    pub max_keepalive: u16,
 }
+
+/// Default `max_topic_aliases`: Mosquitto's `max_topic_alias` default.
+pub const DEFAULT_MAX_TOPIC_ALIASES: u16 = 10;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -524,6 +533,15 @@ fn parse_listeners(
         let cert = section.path("cert", base)?;
         let key = section.path("key", base)?;
         let max_packet_size = section.number("max_packet_size", 1024 * 1024, 268_435_455)?;
+        let max_topic_aliases =
+            section.number("max_topic_aliases", DEFAULT_MAX_TOPIC_ALIASES.into(), 65_535)?;
+        let max_keepalive = section.number("max_keepalive", 65_535, 65_535)?;
+        if max_keepalive == 0 {
+            return Err(ConfigError::invalid(
+                &format!("{path}.max_keepalive"),
+                "expected a whole number of seconds from 1 to 65535, got 0",
+            ));
+        }
         section.finish()?;
         if transport.is_tls() {
             for (name, file) in [("cert", &cert), ("key", &key)] {
@@ -553,6 +571,8 @@ fn parse_listeners(
             cert,
             key,
             max_packet_size: u32::try_from(max_packet_size).unwrap_or(u32::MAX),
+            max_topic_aliases: u16::try_from(max_topic_aliases).unwrap_or(u16::MAX),
+            max_keepalive: u16::try_from(max_keepalive).unwrap_or(u16::MAX),
         });
     }
     Ok(listeners)
@@ -638,6 +658,9 @@ allow_anonymous = false
 [[listener]]
 type = "tcp"                           # tcp, tls, ws or wss
 bind = "0.0.0.0:1883"
+# max_packet_size = 1048576            # bytes
+# max_topic_aliases = 10               # MQTT 5 Topic Alias Maximum (0 = none)
+# max_keepalive = 65535                # seconds; MQTT 5 clients asking more get this
 
 # [[listener]]
 # type = "tls"
@@ -796,6 +819,14 @@ mod tests {
                 "option listener[0].cert: only tls and wss listeners use certificates, this one is tcp",
             ),
             (format!("{}port = 1\n", auth("")), "unknown option listener[0].port"),
+            (
+                format!("{}max_keepalive = 0\n", auth("")),
+                "option listener[0].max_keepalive: expected a whole number of seconds from 1 to 65535, got 0",
+            ),
+            (
+                format!("{}max_topic_aliases = 70000\n", auth("")),
+                "option listener[0].max_topic_aliases: expected a whole number from 0 to 65535, got 70000",
+            ),
             (
                 format!("{}{BASE}", auth("")),
                 "option listener[1].bind: 127.0.0.1:1883 is already used by listener[0]",

@@ -42,6 +42,8 @@ fn bind(
         // Our hook decides about anonymous clients; the engine's own switch would skip it.
         .allow_anonymous(false)
         .max_packet_size(config.max_packet_size)
+        .max_topic_aliases(config.max_topic_aliases)
+        .max_keepalive(config.max_keepalive)
         .handshake_timeout(handshake_timeout)
         // Messages without an expiry property never expire (Mosquitto's behaviour).
         .message_expiry_interval(Duration::ZERO)

@@ -197,6 +197,57 @@ fn an_empty_topic_with_a_topic_alias_never_set_is_refused_by_the_write_check() {
 }
 
 #[test]
+fn listeners_announce_and_honour_topic_aliases_and_a_keep_alive_maximum() {
+    use mosquitto_oauth_e2e::mqtt::{PropertyValue, property};
+    let idp = Idp::start();
+    let config = FallbackConfig::new();
+    let limited = config.ports().second;
+    let broker = start(
+        &idp,
+        config,
+        "",
+        &format!(
+            "[[listener]]\ntype = \"tcp\"\nbind = \"127.0.0.1:{limited}\"\nmax_topic_aliases = 2\n\
+             max_keepalive = 30\n"
+        ),
+    );
+    let token = idp.opaque_token("device-1", &["mqtt:write:t/#", "mqtt:read:t/#"]);
+    let mut raw = RawConnect::new(Protocol::V5, "device-1");
+    raw.username = Some(b"x".to_vec());
+    raw.password = Some(token.clone().into_bytes());
+    raw.keep_alive_secs = 60;
+    let connack = |port| match RawSession::connect(port, &raw).outcome() {
+        mosquitto_oauth_e2e::mqtt::RawOutcome::Connack { code: 0, properties } => {
+            properties.clone()
+        }
+        other => panic!("not accepted: {other:?}"),
+    };
+    // Mosquitto's defaults on the first listener: 10 aliases, the keep alive asked for (rmqtt
+    // states it in CONNACK even when it grants it unchanged; Mosquitto leaves it out).
+    let defaults = connack(broker.port());
+    assert_eq!(defaults.get(property::TOPIC_ALIAS_MAXIMUM), Some(&PropertyValue::U16(10)));
+    assert_eq!(defaults.get(property::SERVER_KEEP_ALIVE), Some(&PropertyValue::U16(60)));
+    let limits = connack(limited);
+    assert_eq!(limits.get(property::TOPIC_ALIAS_MAXIMUM), Some(&PropertyValue::U16(2)));
+    assert_eq!(limits.get(property::SERVER_KEEP_ALIVE), Some(&PropertyValue::U16(30)));
+
+    // A topic alias set once stands for its topic afterwards; its grants still decide.
+    let reader_token = idp.opaque_token("device-2", &["mqtt:read:t/#"]);
+    let reader = connected(broker.port(), Protocol::V5, "reader", &reader_token);
+    assert_eq!(reader.subscribe("t/#", 1), 0x01);
+    raw.client_id = b"aliaser".to_vec();
+    let mut publisher = RawSession::connect(broker.port(), &raw);
+    assert!(publisher.outcome().is_accepted());
+    // PUBLISH QoS 0 "t/a" setting Topic Alias 1, then one by the alias alone.
+    assert!(publisher.send_raw(&[0x30, 10, 0, 3, b't', b'/', b'a', 3, 0x23, 0, 1, b'1']));
+    assert!(publisher.send_raw(&[0x30, 7, 0, 0, 3, 0x23, 0, 1, b'2']));
+    for payload in [b"1", b"2"] {
+        let message = reader.recv(WAIT).expect("delivered");
+        assert_eq!((message.topic.as_str(), message.payload.as_slice()), ("t/a", &payload[..]));
+    }
+}
+
+#[test]
 fn a_will_is_dropped_when_its_token_expired_first() {
     let idp = Idp::start();
     let broker = start(&idp, FallbackConfig::new(), "", "");
