@@ -26,4 +26,4 @@ cargo test --workspace --locked
 # The same plugin scenarios on Mosquitto 2.1 (from Debian unstable; delayed logins, new events).
 bash tests/mosquitto-2.1/fetch.sh >/dev/null
 MOSQUITTO_BIN="$PWD/target/mosquitto-2.1/mosquitto" \
-    cargo test --locked -p mosquitto-oauth-e2e --test plugin_e2e --test plugin_lifecycle --test faults
+    cargo test --locked -p mosquitto-oauth-e2e --test plugin_e2e --test plugin_lifecycle --test faults --test device_identity

@@ -16,6 +16,7 @@ pub mod mosquitto;
 pub mod mqtt;
 mod process_log;
 pub mod scenarios;
+pub mod tls;
 
 /// A child process that is killed and reaped when the guard goes out of scope, so a failing
 /// test never leaves a server behind.

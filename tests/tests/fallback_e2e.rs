@@ -21,6 +21,7 @@ use mosquitto_oauth_e2e::mqtt::{
     encode_publish, encode_subscribe,
 };
 use mosquitto_oauth_e2e::scenarios::{self, QUIET, WAIT, connect, connected};
+use mosquitto_oauth_e2e::tls::{make_certificates, mosquitto_client};
 
 fn launcher() -> FallbackLauncher {
     FallbackLauncher::default()
@@ -398,84 +399,6 @@ fn sigterm_disconnects_clients_and_exits_cleanly() {
 // ---------------------------------------------------------------------------------------------
 // TLS and WebSocket listeners.
 // ---------------------------------------------------------------------------------------------
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
-    assert!(
-        output.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// A throwaway CA and a server certificate for localhost / 127.0.0.1 signed by it, in `dir`:
-/// `ca.pem`, `server.pem`, `server.key`.
-fn make_certificates(dir: &Path) {
-    let subject_ca = "/CN=fallback-e2e test CA";
-    openssl(
-        dir,
-        &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-            "-days", "2", "-subj", subject_ca,
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-}
-
-/// Runs `mosquitto_pub`/`mosquitto_sub` with `args`; (success, stdout + stderr).
-fn mosquitto_client(program: &str, args: &[&str]) -> (bool, String) {
-    let output = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
 
 #[test]
 fn tls_listener_serves_mosquitto_clients_with_the_same_rules() {

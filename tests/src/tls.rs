@@ -1,0 +1,121 @@
+//! Throwaway TLS material made with the `openssl` command, and Mosquitto's command-line clients
+//! (`mosquitto_pub`/`mosquitto_sub`) as TLS clients with or without a client certificate.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Runs `openssl` with `args` in `dir`; panics with its error output if it fails.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A throwaway CA and a server certificate for localhost / 127.0.0.1 signed by it, in `dir`:
+/// `ca.pem`, `ca.key`, `server.pem`, `server.key`.
+pub fn make_certificates(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=mosquitto-oauth test CA",
+        ],
+    );
+    signed_certificate(
+        dir,
+        "server",
+        "localhost",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    );
+}
+
+/// A client certificate with common name `cn`, signed by the CA of [`make_certificates`]:
+/// `<name>.pem` and `<name>.key` in `dir`.
+pub fn client_certificate(dir: &Path, name: &str, cn: &str) {
+    signed_certificate(
+        dir,
+        name,
+        cn,
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=clientAuth\n",
+    );
+}
+
+fn signed_certificate(dir: &Path, name: &str, cn: &str, extensions: &str) {
+    let (key, csr, pem, ext) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.cnf"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={cn}"),
+        ],
+    );
+    std::fs::write(dir.join(&ext), extensions).expect("extension file can be written");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    );
+}
+
+/// Runs `mosquitto_pub`/`mosquitto_sub` with `args`; (success, stdout + stderr).
+pub fn mosquitto_client(program: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}

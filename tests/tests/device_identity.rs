@@ -1,0 +1,229 @@
+//! Certificate devices, token devices and password users on one Mosquitto (issue #20, item 1),
+//! with real TLS client certificates made for the test and Mosquitto's own command-line clients
+//! as the TLS clients. What arrives is watched by a token client on a plain listener.
+//!
+//! Two layouts work:
+//! - (a) `per_listener_settings true`: certificate devices on a TLS listener with
+//!   `require_certificate true` + `use_identity_as_username true` and an `acl_file`, token
+//!   devices and password users on another listener with the plugin. Mosquitto never asks the
+//!   plugin on the first listener: a token device connecting there with a certificate becomes
+//!   its certificate identity, and its token grants nothing.
+//! - (b) one TLS listener with `require_certificate true` and no `use_identity_as_username`: every
+//!   client presents a certificate, and the password decides (a token for token devices, a
+//!   users-file password for people).
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use mosquitto_oauth_e2e::idp::{BROKER_CLIENT_ID, BROKER_CLIENT_SECRET, Idp};
+use mosquitto_oauth_e2e::mosquitto::{Mosquitto, MosquittoConfig, plugin_path};
+use mosquitto_oauth_e2e::mqtt::{ConnectOptions, MqttClient, Protocol, Received};
+use mosquitto_oauth_e2e::scenarios::{QUIET, WAIT};
+use mosquitto_oauth_e2e::tls::{client_certificate, make_certificates, mosquitto_client};
+
+/// The plugin's lines: introspection at `idp`, token logins only for username `oauth2`.
+fn plugin_lines(idp: &Idp) -> String {
+    format!(
+        "plugin {}\nplugin_opt_oauth_introspection_url {}\nplugin_opt_oauth_client_id {BROKER_CLIENT_ID}\n\
+         plugin_opt_oauth_client_secret {BROKER_CLIENT_SECRET}\nplugin_opt_oauth_token_username oauth2\n",
+        plugin_path().display(),
+        idp.introspection_url(),
+    )
+}
+
+/// TLS listener lines with the test CA and server certificate in `dir`, client certificates
+/// required.
+fn tls_lines(port: u16, dir: &Path) -> String {
+    format!(
+        "listener {port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n\
+         require_certificate true\n",
+        dir.display()
+    )
+}
+
+/// Publishes one QoS 1 message with `mosquitto_pub` over TLS, presenting client certificate
+/// `cert` (`<cert>.pem`/`.key` in `dir`) and, when given, a username and password. False when
+/// the connection was refused.
+fn publish_over_tls(
+    port: u16,
+    dir: &Path,
+    cert: &str,
+    credentials: Option<(&str, &str)>,
+    topic: &str,
+) -> bool {
+    let (ca, pem, key) =
+        (dir.join("ca.pem"), dir.join(format!("{cert}.pem")), dir.join(format!("{cert}.key")));
+    let port = port.to_string();
+    let mut args = vec![
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "--cafile",
+        ca.to_str().unwrap(),
+        "--cert",
+        pem.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-m",
+        "from a certificate holder",
+        "-i",
+        cert,
+    ];
+    if let Some((username, password)) = credentials {
+        args.extend(["-u", username, "-P", password]);
+    }
+    let (ok, text) = mosquitto_client("mosquitto_pub", &args);
+    assert!(ok || text.contains("not authorised") || text.contains("Not authorized"), "{text}");
+    ok
+}
+
+/// The topics `watcher` receives until it has been quiet for [`QUIET`].
+fn topics_received(watcher: &MqttClient) -> Vec<String> {
+    let mut topics = Vec::new();
+    while let Some(Received { topic, .. }) =
+        watcher.recv(if topics.is_empty() { WAIT } else { QUIET })
+    {
+        topics.push(topic);
+    }
+    topics
+}
+
+/// Connects to the plain listener at `port` with MQTT 5.
+fn client(port: u16, client_id: &str, username: &str, password: &str) -> MqttClient {
+    let options = ConnectOptions::new(client_id).credentials(username, password);
+    MqttClient::connect(port, Protocol::V5, options).unwrap()
+}
+
+/// A token client reading everything, on the plain listener at `port`.
+fn watcher(idp: &Idp, port: u16) -> MqttClient {
+    let watcher =
+        client(port, "watcher", "oauth2", &idp.opaque_token("device-3", &["mqtt:read:#"]));
+    assert_eq!(watcher.subscribe("#", 1), 0x01);
+    watcher
+}
+
+#[test]
+fn certificate_devices_on_their_own_listener_beside_token_devices_and_password_users() {
+    let idp = Idp::start();
+    let config = MosquittoConfig::new();
+    make_certificates(config.dir());
+    client_certificate(config.dir(), "cert-device", "tenant1:dev7");
+    client_certificate(config.dir(), "token-device", "device-1");
+    let acl = config.write_file("acl", "pattern readwrite %u/#\n");
+    let passwd = config.password_file(&[("human", "human-pass")]);
+    let users_acl = config.write_file("users-acl", "user human\ntopic readwrite ops/#\n");
+    let dir = config.dir().to_path_buf();
+    let certificate_port = config.ports().second;
+    let mosquitto: Mosquitto = config.start(|ports| {
+        format!(
+            "per_listener_settings true\n{}use_identity_as_username true\nacl_file {}\n\
+             allow_anonymous false\nlistener {} 127.0.0.1\nallow_anonymous false\n\
+             password_file {}\nacl_file {}\n{}",
+            tls_lines(ports.second, &dir),
+            acl.display(),
+            ports.main,
+            passwd.display(),
+            users_acl.display(),
+            plugin_lines(&idp),
+        )
+    });
+    let watcher = watcher(&idp, mosquitto.port());
+
+    // The certificate device: its identity is its username, the ACL file its rights.
+    assert!(publish_over_tls(certificate_port, &dir, "cert-device", None, "tenant1:dev7/attrs"));
+    assert!(publish_over_tls(certificate_port, &dir, "cert-device", None, "tenant2:dev1/attrs"));
+    assert_eq!(topics_received(&watcher), ["tenant1:dev7/attrs"]);
+
+    // A token device with a certificate on that listener becomes its certificate identity:
+    // Mosquitto never asks the plugin there, so its token grants nothing.
+    let token = idp.opaque_token("device-1", &["mqtt:write:devices/device-1/#"]);
+    let token_login = Some(("oauth2", token.as_str()));
+    assert!(publish_over_tls(
+        certificate_port,
+        &dir,
+        "token-device",
+        token_login,
+        "devices/device-1/t"
+    ));
+    assert!(publish_over_tls(certificate_port, &dir, "token-device", token_login, "device-1/t"));
+    assert_eq!(topics_received(&watcher), ["device-1/t"]);
+
+    // On the plugin's listener the token decides, and the users file decides for people.
+    let device = client(mosquitto.port(), "device-1", "oauth2", &token);
+    assert_eq!(device.publish("devices/device-1/t", b"x", 1, false), Some(0x00));
+    assert_eq!(device.publish("devices/device-2/t", b"x", 1, false), Some(0x87));
+    let human = client(mosquitto.port(), "human", "human", "human-pass");
+    assert_eq!(human.publish("ops/note", b"x", 1, false), Some(0x00));
+    assert_eq!(human.publish("devices/device-1/t", b"x", 1, false), Some(0x87));
+    assert_eq!(topics_received(&watcher), ["devices/device-1/t", "ops/note"]);
+}
+
+#[test]
+fn one_listener_requiring_certificates_where_the_password_decides() {
+    let idp = Idp::start();
+    let config = MosquittoConfig::new();
+    make_certificates(config.dir());
+    client_certificate(config.dir(), "token-device", "device-1");
+    client_certificate(config.dir(), "human", "human");
+    let passwd = config.password_file(&[("human", "human-pass")]);
+    let users_acl = config.write_file("users-acl", "user human\ntopic readwrite ops/#\n");
+    let dir = config.dir().to_path_buf();
+    let tls_port = config.ports().second;
+    let mosquitto: Mosquitto = config.start(|ports| {
+        format!(
+            "{}listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\n{}",
+            tls_lines(ports.second, &dir),
+            ports.main,
+            passwd.display(),
+            users_acl.display(),
+            plugin_lines(&idp),
+        )
+    });
+    let watcher = watcher(&idp, mosquitto.port());
+
+    let token = idp.opaque_token("device-1", &["mqtt:write:devices/device-1/#"]);
+    let token_login = Some(("oauth2", token.as_str()));
+    assert!(publish_over_tls(tls_port, &dir, "token-device", token_login, "devices/device-1/t"));
+    assert!(publish_over_tls(tls_port, &dir, "token-device", token_login, "devices/device-2/t"));
+    assert!(publish_over_tls(tls_port, &dir, "human", Some(("human", "human-pass")), "ops/note"));
+    assert_eq!(topics_received(&watcher), ["devices/device-1/t", "ops/note"]);
+
+    // A certificate alone is not a login here, nor is a bad token with a good certificate.
+    assert!(!publish_over_tls(tls_port, &dir, "token-device", None, "devices/device-1/t"));
+    assert!(!publish_over_tls(
+        tls_port,
+        &dir,
+        "token-device",
+        Some(("oauth2", "garbage")),
+        "devices/device-1/t"
+    ));
+    assert!(watcher.expect_nothing(QUIET));
+    // Without a client certificate the TLS handshake itself fails.
+    let port = tls_port.to_string();
+    let ca = dir.join("ca.pem");
+    let (ok, text) = mosquitto_client(
+        "mosquitto_pub",
+        &[
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "--cafile",
+            ca.to_str().unwrap(),
+            "-u",
+            "oauth2",
+            "-P",
+            &token,
+            "-t",
+            "devices/device-1/t",
+            "-m",
+            "x",
+        ],
+    );
+    assert!(!ok, "accepted without a certificate: {text}");
+}
