@@ -83,6 +83,7 @@ pub(crate) fn start_instance(
         .map(str::to_owned)
         .into_iter()
         .chain(instance.authenticator().config().unbound_identity_warning())
+        .chain(broker_settings.identity_listener_warnings())
     {
         log::warn!("{warning}");
     }

@@ -16,12 +16,33 @@ pub struct BrokerSettings {
     pub password_files: Vec<PathBuf>,
     /// `per_listener_settings true`.
     pub per_listener_settings: bool,
+    /// Listeners where Mosquitto takes a client's certificate identity as its username and
+    /// never asks a plugin to check a password (`use_identity_as_username` or
+    /// `use_subject_as_username true`), by their `listener` line's arguments.
+    pub identity_listeners: Vec<IdentityListener>,
+}
+
+/// A listener with `use_identity_as_username` or `use_subject_as_username true`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct IdentityListener {
+    /// What follows `listener` (port and address).
+    pub listener: String,
+    /// A `plugin` or `auth_plugin` line appears in this listener's block.
+    pub has_plugin: bool,
 }
 
 impl BrokerSettings {
     /// Reads the relevant lines of a `mosquitto.conf` text (comments and other lines ignored).
     pub fn parse(config: &str) -> Self {
         let mut settings = Self::default();
+        // The current listener block: its arguments, whether it takes identities as usernames,
+        // whether it has a plugin line.
+        let mut block: Option<(String, bool, bool)> = None;
+        let mut close = |block: Option<(String, bool, bool)>, settings: &mut Self| {
+            if let Some((listener, true, has_plugin)) = block {
+                settings.identity_listeners.push(IdentityListener { listener, has_plugin });
+            }
+        };
         for line in config.lines().map(str::trim) {
             let mut words = line.split_whitespace();
             match (words.next(), words.next()) {
@@ -32,10 +53,45 @@ impl BrokerSettings {
                 (Some("per_listener_settings"), Some(value)) => {
                     settings.per_listener_settings = value == "true";
                 }
+                (Some("listener"), Some(port)) => {
+                    close(block.take(), &mut settings);
+                    let rest: Vec<&str> = std::iter::once(port).chain(words).collect();
+                    block = Some((rest.join(" "), false, false));
+                }
+                (Some("use_identity_as_username" | "use_subject_as_username"), Some("true")) => {
+                    if let Some(block) = &mut block {
+                        block.1 = true;
+                    }
+                }
+                (Some("plugin" | "auth_plugin"), Some(_)) => {
+                    if let Some(block) = &mut block {
+                        block.2 = true;
+                    }
+                }
                 _ => {}
             }
         }
+        close(block, &mut settings);
         settings
+    }
+
+    /// Warnings for listeners where the plugin is configured but Mosquitto will never ask it
+    /// to check a password: with `per_listener_settings false` the plugin serves every
+    /// listener; with `true`, those whose block loads a plugin.
+    pub fn identity_listener_warnings(&self) -> Vec<String> {
+        self.identity_listeners
+            .iter()
+            .filter(|listener| !self.per_listener_settings || listener.has_plugin)
+            .map(|IdentityListener { listener, .. }| {
+                format!(
+                    "listener {listener} takes each client's certificate identity as its username \
+                     (use_identity_as_username / use_subject_as_username): Mosquitto never asks \
+                     the plugin to check a password there, so a token presented on it grants \
+                     nothing. Give token devices a listener without it (per_listener_settings true, \
+                     see README \"Device identity\")"
+                )
+            })
+            .collect()
     }
 
     /// The warning to log, if the set-up can leak passwords to the authorization server.
@@ -120,6 +176,33 @@ mod tests {
         assert!(separate.leak_warning(None).is_none());
         assert!(BrokerSettings::parse("allow_anonymous false\n").leak_warning(None).is_none());
         assert_eq!(shared.password_files, [PathBuf::from("/etc/mosquitto/passwd")]);
+    }
+
+    #[test]
+    fn listeners_taking_certificate_identities_are_warned_about_where_the_plugin_serves_them() {
+        let identity =
+            "listener 8883 0.0.0.0\nrequire_certificate true\nuse_identity_as_username true\n";
+        let plain = "listener 1883\n";
+        let plugin = "plugin /usr/lib/mosquitto_oauth.so\n";
+        // (config, listeners warned about)
+        let cases: [(String, &[&str]); 5] = [
+            (format!("{plain}{identity}{plugin}"), &["8883 0.0.0.0"]),
+            (format!("{plugin}{plain}listener 8884\nuse_subject_as_username true\n"), &["8884"]),
+            (format!("per_listener_settings true\n{identity}acl_file a\n{plain}{plugin}"), &[]),
+            (
+                format!("per_listener_settings true\n{plain}{plugin}{identity}{plugin}"),
+                &["8883 0.0.0.0"],
+            ),
+            (format!("{plain}listener 8883\nuse_identity_as_username false\n{plugin}"), &[]),
+        ];
+        for (config, expected) in cases {
+            let warnings = BrokerSettings::parse(&config).identity_listener_warnings();
+            let warned: Vec<&str> = warnings
+                .iter()
+                .map(|w| w.strip_prefix("listener ").unwrap().split(" takes").next().unwrap())
+                .collect();
+            assert_eq!(warned, expected, "{config}");
+        }
     }
 
     #[test]

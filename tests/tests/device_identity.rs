@@ -21,6 +21,9 @@ use mosquitto_oauth_e2e::mqtt::{ConnectOptions, MqttClient, Protocol, Received};
 use mosquitto_oauth_e2e::scenarios::{QUIET, WAIT};
 use mosquitto_oauth_e2e::tls::{client_certificate, make_certificates, mosquitto_client};
 
+/// Part of the start-up warning about a listener where the plugin is never asked.
+const IDENTITY_WARNING: &str = "takes each client's certificate identity as its username";
+
 /// The plugin's lines: introspection at `idp`, token logins only for username `oauth2`.
 fn plugin_lines(idp: &Idp) -> String {
     format!(
@@ -133,6 +136,7 @@ fn certificate_devices_on_their_own_listener_beside_token_devices_and_password_u
         )
     });
     let watcher = watcher(&idp, mosquitto.port());
+    assert!(!mosquitto.log().contains(IDENTITY_WARNING), "{}", mosquitto.log());
 
     // The certificate device: its identity is its username, the ACL file its rights.
     assert!(publish_over_tls(certificate_port, &dir, "cert-device", None, "tenant1:dev7/attrs"));
@@ -226,4 +230,27 @@ fn one_listener_requiring_certificates_where_the_password_decides() {
         ],
     );
     assert!(!ok, "accepted without a certificate: {text}");
+}
+
+#[test]
+fn a_plugin_serving_a_listener_that_takes_certificate_identities_is_warned_about_at_start() {
+    let idp = Idp::start();
+    let config = MosquittoConfig::new();
+    make_certificates(config.dir());
+    let dir = config.dir().to_path_buf();
+    let mosquitto: Mosquitto = config.start(|ports| {
+        format!(
+            "listener {} 127.0.0.1\nallow_anonymous false\n{}use_identity_as_username true\n{}",
+            ports.main,
+            tls_lines(ports.second, &dir),
+            plugin_lines(&idp),
+        )
+    });
+    mosquitto.expect_log(
+        &format!(
+            "oauth: listener {} 127.0.0.1 takes each client's certificate identity as its username",
+            mosquitto.ports().second
+        ),
+        WAIT,
+    );
 }
