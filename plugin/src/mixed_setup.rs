@@ -38,7 +38,7 @@ impl BrokerSettings {
         // The current listener block: its arguments, whether it takes identities as usernames,
         // whether it has a plugin line.
         let mut block: Option<(String, bool, bool)> = None;
-        let mut close = |block: Option<(String, bool, bool)>, settings: &mut Self| {
+        let close = |block: Option<(String, bool, bool)>, settings: &mut Self| {
             if let Some((listener, true, has_plugin)) = block {
                 settings.identity_listeners.push(IdentityListener { listener, has_plugin });
             }
@@ -199,7 +199,7 @@ mod tests {
             let warnings = BrokerSettings::parse(&config).identity_listener_warnings();
             let warned: Vec<&str> = warnings
                 .iter()
-                .map(|w| w.strip_prefix("listener ").unwrap().split(" takes").next().unwrap())
+                .filter_map(|w| w.strip_prefix("listener ")?.split(" takes").next())
                 .collect();
             assert_eq!(warned, expected, "{config}");
         }
