@@ -252,8 +252,18 @@ impl CpuTime {
 /// CPU time process `pid` has used so far, from `/proc/<pid>/stat` (in clock ticks of 10 ms:
 /// Linux reports 100 per second there on every architecture we run on).
 fn cpu_time(pid: u32) -> CpuTime {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/stat: {e}"));
+    cpu_time_from(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time of a process's main thread only (Mosquitto's broker thread, without the plugin's
+/// background threads).
+fn main_thread_cpu_time(pid: u32) -> CpuTime {
+    cpu_time_from(&format!("/proc/{pid}/task/{pid}/stat"))
+}
+
+fn cpu_time_from(path: &str) -> CpuTime {
+    let stat =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     // Fields after the command name (which may contain spaces) start at field 3 (state);
     // utime and stime are fields 14 and 15.
     let after_name = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
