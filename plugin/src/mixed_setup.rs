@@ -35,12 +35,11 @@ impl BrokerSettings {
     /// Reads the relevant lines of a `mosquitto.conf` text (comments and other lines ignored).
     pub fn parse(config: &str) -> Self {
         let mut settings = Self::default();
-        // The current listener block: its arguments, whether it takes identities as usernames,
-        // whether it has a plugin line.
-        let mut block: Option<(String, bool, bool)> = None;
-        let close = |block: Option<(String, bool, bool)>, settings: &mut Self| {
-            if let Some((listener, true, has_plugin)) = block {
-                settings.identity_listeners.push(IdentityListener { listener, has_plugin });
+        // The current listener block, and whether it takes identities as usernames.
+        let mut block: Option<(IdentityListener, bool)> = None;
+        let close = |block: Option<(IdentityListener, bool)>, settings: &mut Self| {
+            if let Some((listener, true)) = block {
+                settings.identity_listeners.push(listener);
             }
         };
         for line in config.lines().map(str::trim) {
@@ -55,17 +54,17 @@ impl BrokerSettings {
                 }
                 (Some("listener"), Some(port)) => {
                     close(block.take(), &mut settings);
-                    let rest: Vec<&str> = std::iter::once(port).chain(words).collect();
-                    block = Some((rest.join(" "), false, false));
+                    let listener = std::iter::once(port).chain(words).collect::<Vec<_>>().join(" ");
+                    block = Some((IdentityListener { listener, has_plugin: false }, false));
                 }
                 (Some("use_identity_as_username" | "use_subject_as_username"), Some("true")) => {
-                    if let Some(block) = &mut block {
-                        block.1 = true;
+                    if let Some((_, takes_identity)) = &mut block {
+                        *takes_identity = true;
                     }
                 }
                 (Some("plugin" | "auth_plugin"), Some(_)) => {
-                    if let Some(block) = &mut block {
-                        block.2 = true;
+                    if let Some((listener, _)) = &mut block {
+                        listener.has_plugin = true;
                     }
                 }
                 _ => {}

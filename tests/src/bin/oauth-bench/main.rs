@@ -262,8 +262,7 @@ fn main_thread_cpu_time(pid: u32) -> CpuTime {
 }
 
 fn cpu_time_from(path: &str) -> CpuTime {
-    let stat =
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    let stat = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     // Fields after the command name (which may contain spaces) start at field 3 (state);
     // utime and stime are fields 14 and 15.
     let after_name = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
