@@ -25,7 +25,7 @@
 #      broker's RSS per client with the same clients.
 #   Core micro-benchmarks (ACL decision, cache hit, JWT verification): criterion.
 # Usage: benches/run.sh [--quick]   (the soak test is separate: benches/soak.sh)
-#        benches/run.sh --scale     (E alone, about 15 minutes)
+#        benches/run.sh --scale     (E alone, about 6 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
