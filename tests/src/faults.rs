@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use http_stub::{Reply, Request, Stub};
 
+use crate::tls::openssl;
 use crate::{ProcessGuard, free_port, wait_for_port};
 
 /// Size of the [`Fault::Huge`] and [`Fault::HugeUnannounced`] bodies.
@@ -163,22 +164,6 @@ pub struct TlsServer {
     _process: ProcessGuard,
 }
 
-/// Runs `openssl` with `args`, panicking with its stderr if it fails.
-fn openssl(args: &[OsString]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
-    assert!(
-        output.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// Command-line words.
 fn words(list: &[&str]) -> Vec<OsString> {
     list.iter().map(OsString::from).collect()
@@ -202,17 +187,17 @@ impl TlsServer {
         let mut args = words(&["req", "-x509", "-days", "1", "-subj", "/CN=fault-suite-ca"]);
         args.extend(ec.iter().cloned());
         args.extend([keyout.clone(), ca_key.clone(), out.clone(), ca.clone()]);
-        openssl(&args);
+        openssl(dir, &args);
         let mut args = words(&["req", "-subj", "/CN=127.0.0.1"]);
         args.extend(ec);
         args.extend([keyout, key.clone(), out.clone(), csr.clone()]);
-        openssl(&args);
+        openssl(dir, &args);
         std::fs::write(&ext, "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n")
             .expect("certificate extensions file");
         let mut args = words(&["x509", "-req", "-days", "1", "-set_serial", "2", "-in"]);
         args.extend([csr, "-CA".into(), ca.clone(), "-CAkey".into(), ca_key]);
         args.extend(["-extfile".into(), ext, out, cert.clone()]);
-        openssl(&args);
+        openssl(dir, &args);
 
         let port = free_port();
         let mut command = Command::new("openssl");

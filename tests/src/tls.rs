@@ -1,14 +1,16 @@
 //! Throwaway TLS material made with the `openssl` command, and Mosquitto's command-line clients
 //! (`mosquitto_pub`/`mosquitto_sub`) as TLS clients with or without a client certificate.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Runs `openssl` with `args` in `dir`; panics with its error output if it fails.
-pub fn openssl(dir: &Path, args: &[&str]) {
+pub fn openssl(dir: &Path, args: &[impl AsRef<OsStr> + std::fmt::Debug]) {
     let output = Command::new("openssl")
         .args(args)
         .current_dir(dir)
+        .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
     assert!(

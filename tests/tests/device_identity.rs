@@ -13,7 +13,7 @@
 //!   users-file password for people).
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mosquitto_oauth_e2e::idp::{BROKER_CLIENT_ID, BROKER_CLIENT_SECRET, Idp};
 use mosquitto_oauth_e2e::mosquitto::{Mosquitto, MosquittoConfig, plugin_path};
@@ -110,16 +110,26 @@ fn watcher(idp: &Idp, port: u16) -> MqttClient {
     watcher
 }
 
+/// A config dir with the test CA, the server certificate, client certificates `(file name,
+/// common name)`, and users-file user `human` (password `human-pass`, `ops/#`): the config, the
+/// password file and its ACL file.
+fn config_with(certificates: &[(&str, &str)]) -> (MosquittoConfig, PathBuf, PathBuf) {
+    let config = MosquittoConfig::new();
+    make_certificates(config.dir());
+    for (name, cn) in certificates {
+        client_certificate(config.dir(), name, cn);
+    }
+    let passwd = config.password_file(&[("human", "human-pass")]);
+    let users_acl = config.write_file("users-acl", "user human\ntopic readwrite ops/#\n");
+    (config, passwd, users_acl)
+}
+
 #[test]
 fn certificate_devices_on_their_own_listener_beside_token_devices_and_password_users() {
     let idp = Idp::start();
-    let config = MosquittoConfig::new();
-    make_certificates(config.dir());
-    client_certificate(config.dir(), "cert-device", "tenant1:dev7");
-    client_certificate(config.dir(), "token-device", "device-1");
+    let (config, passwd, users_acl) =
+        config_with(&[("cert-device", "tenant1:dev7"), ("token-device", "device-1")]);
     let acl = config.write_file("acl", "pattern readwrite %u/#\n");
-    let passwd = config.password_file(&[("human", "human-pass")]);
-    let users_acl = config.write_file("users-acl", "user human\ntopic readwrite ops/#\n");
     let dir = config.dir().to_path_buf();
     let certificate_port = config.ports().second;
     let mosquitto: Mosquitto = config.start(|ports| {
@@ -170,12 +180,8 @@ fn certificate_devices_on_their_own_listener_beside_token_devices_and_password_u
 #[test]
 fn one_listener_requiring_certificates_where_the_password_decides() {
     let idp = Idp::start();
-    let config = MosquittoConfig::new();
-    make_certificates(config.dir());
-    client_certificate(config.dir(), "token-device", "device-1");
-    client_certificate(config.dir(), "human", "human");
-    let passwd = config.password_file(&[("human", "human-pass")]);
-    let users_acl = config.write_file("users-acl", "user human\ntopic readwrite ops/#\n");
+    let (config, passwd, users_acl) =
+        config_with(&[("token-device", "device-1"), ("human", "human")]);
     let dir = config.dir().to_path_buf();
     let tls_port = config.ports().second;
     let mosquitto: Mosquitto = config.start(|ports| {
