@@ -85,10 +85,31 @@ pub struct UserGrants {
 /// `[users]`: non-token logins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsersConfig {
-    /// A file in `mosquitto_passwd` format.
-    pub file: PathBuf,
-    /// Per-user rights; users without an entry may connect but do nothing.
+    /// A file in `mosquitto_passwd` format; optional when a listener requires certificates
+    /// and the grants are only for certificate identities.
+    pub file: Option<PathBuf>,
+    /// Per-user rights (users-file users and certificate identities); users without an entry
+    /// may connect but do nothing.
     pub grants: Vec<UserGrants>,
+}
+
+/// Which part of a client certificate names a certificate login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateIdentity {
+    /// The subject's common name (Mosquitto's `use_identity_as_username`).
+    CommonName,
+    /// The whole subject, as `CN=..., O=...` (Mosquitto's `use_subject_as_username`, in the
+    /// order the certificate lists the names).
+    Subject,
+}
+
+/// Client certificates a listener requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificates {
+    /// PEM certificates of the CAs that sign client certificates.
+    pub ca: PathBuf,
+    /// The identity of a certificate login.
+    pub identity: CertificateIdentity,
 }
 
 /// Transport of a listener.
@@ -140,6 +161,9 @@ pub struct ListenerConfig {
     /// Longest keep alive granted: an MQTT 5 client asking for more gets this in CONNACK
     /// (Server Keep Alive), an MQTT 3.1.1 client is refused; Mosquitto's `max_keepalive`.
     pub max_keepalive: u16,
+    /// `require_certificate = true` (with `ca`): the TLS handshake needs a client certificate
+    /// signed by `ca`, and a CONNECT without password is a certificate login.
+    pub client_certificates: Option<ClientCertificates>,
 }
 
 /// Default `max_topic_aliases`: Mosquitto's `max_topic_alias` default.
@@ -332,12 +356,13 @@ impl BrokerConfig {
             None => GrantLists::default(),
         };
 
+        let listeners = parse_listeners(&mut root, base)?;
+        let certificate_logins = listeners.iter().any(|l| l.client_certificates.is_some());
+
         let users = match sub_table(&mut root, "users")? {
-            Some(table) => Some(parse_users(table, base)?),
+            Some(table) => Some(parse_users(table, base, certificate_logins)?),
             None => None,
         };
-
-        let listeners = parse_listeners(&mut root, base)?;
 
         let log = match sub_table(&mut root, "log")? {
             Some(table) => parse_log(table)?,
@@ -355,7 +380,7 @@ impl BrokerConfig {
         };
         root.finish()?;
 
-        if let Some(users) = &users
+        if let Some(file) = users.as_ref().and_then(|users| users.file.as_ref())
             && auth.token_username.is_none()
         {
             log::warn!(
@@ -363,7 +388,7 @@ impl BrokerConfig {
                  username stay local, but any other login's password (a mistyped username \
                  included) is sent to the authorization server as a token; set \
                  auth.token_username (e.g. \"oauth2\") to keep every password local ({})",
-                users.file.display()
+                file.display()
             );
         }
 
@@ -373,8 +398,13 @@ impl BrokerConfig {
     /// A one-line description for the startup log (no secrets).
     pub fn describe(&self) -> String {
         let mut parts = oauth_core::report::validation_setup(&self.auth);
-        if let Some(users) = &self.users {
-            parts.push(format!("users file {}", users.file.display()));
+        if let Some(file) = self.users.as_ref().and_then(|users| users.file.as_ref()) {
+            parts.push(format!("users file {}", file.display()));
+        }
+        let certificate_listeners =
+            self.listeners.iter().filter(|l| l.client_certificates.is_some()).count();
+        if certificate_listeners > 0 {
+            parts.push(format!("certificate logins on {certificate_listeners} listener(s)"));
         }
         parts.push(format!(
             "anonymous {}",
@@ -437,11 +467,19 @@ fn parse_auth(table: &Table, base: &Path) -> Result<(AuthConfig, bool), ConfigEr
     Ok((auth, allow_anonymous))
 }
 
-fn parse_users(table: &Table, base: &Path) -> Result<UsersConfig, ConfigError> {
+fn parse_users(
+    table: &Table,
+    base: &Path,
+    certificate_logins: bool,
+) -> Result<UsersConfig, ConfigError> {
     let mut section = Section::new("users", table);
-    let file = section.path("file", base)?.ok_or_else(|| {
-        ConfigError::missing("users.file", "[users] needs a mosquitto_passwd file")
-    })?;
+    let file = section.path("file", base)?;
+    if file.is_none() && !certificate_logins {
+        return Err(ConfigError::missing(
+            "users.file",
+            "[users] needs a mosquitto_passwd file unless a listener requires certificates",
+        ));
+    }
     let mut grants: Vec<UserGrants> = Vec::new();
     match section.get("grants") {
         None => {}
@@ -471,10 +509,13 @@ fn parse_users(table: &Table, base: &Path) -> Result<UsersConfig, ConfigError> {
         }
     }
     section.finish()?;
-    let users = crate::passwd::UsersFile::load(&file)
-        .map_err(|problem| ConfigError::invalid("users.file", problem))?;
-    for grant in &grants {
-        if !users.contains(&grant.username) {
+    if let Some(file) = &file {
+        let users = crate::passwd::UsersFile::load(file)
+            .map_err(|problem| ConfigError::invalid("users.file", problem))?;
+        // With certificate logins, a name may be a certificate identity instead.
+        for grant in
+            grants.iter().filter(|grant| !certificate_logins && !users.contains(&grant.username))
+        {
             log::warn!("users.grants names {:?}, who is not in {}", grant.username, file.display());
         }
     }
@@ -536,6 +577,7 @@ fn parse_listeners(
         let max_topic_aliases =
             section.number("max_topic_aliases", DEFAULT_MAX_TOPIC_ALIASES.into(), 65_535)?;
         let max_keepalive = section.number("max_keepalive", 65_535, 65_535)?;
+        let client_certificates = parse_client_certificates(&mut section, &path, base, transport)?;
         if max_keepalive == 0 {
             return Err(ConfigError::invalid(
                 &format!("{path}.max_keepalive"),
@@ -573,9 +615,62 @@ fn parse_listeners(
             max_packet_size: u32::try_from(max_packet_size).unwrap_or(u32::MAX),
             max_topic_aliases: u16::try_from(max_topic_aliases).unwrap_or(u16::MAX),
             max_keepalive: u16::try_from(max_keepalive).unwrap_or(u16::MAX),
+            client_certificates,
         });
     }
     Ok(listeners)
+}
+
+/// `require_certificate`, `ca` and `certificate_identity` of listener `path`.
+fn parse_client_certificates(
+    section: &mut Section<'_>,
+    path: &str,
+    base: &Path,
+    transport: Transport,
+) -> Result<Option<ClientCertificates>, ConfigError> {
+    let required = section.boolean("require_certificate", false)?;
+    let ca = section.path("ca", base)?;
+    let identity = section.string("certificate_identity")?;
+    if !required {
+        let unused = if ca.is_some() {
+            Some("ca")
+        } else {
+            identity.as_ref().map(|_| "certificate_identity")
+        };
+        return match unused {
+            Some(name) => Err(ConfigError::invalid(
+                &format!("{path}.{name}"),
+                "only used with require_certificate = true",
+            )),
+            None => Ok(None),
+        };
+    }
+    if !transport.is_tls() {
+        return Err(ConfigError::invalid(
+            &format!("{path}.require_certificate"),
+            format!(
+                "only tls and wss listeners take client certificates, this one is {}",
+                transport.as_str()
+            ),
+        ));
+    }
+    let identity = match identity.as_deref() {
+        None | Some("common_name") => CertificateIdentity::CommonName,
+        Some("subject") => CertificateIdentity::Subject,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                &format!("{path}.certificate_identity"),
+                format!("expected common_name or subject, got {other:?}"),
+            ));
+        }
+    };
+    let ca_key = format!("{path}.ca");
+    let ca = ca.ok_or_else(|| {
+        ConfigError::missing(&ca_key, "require_certificate needs the PEM certificates of the CAs that sign client certificates")
+    })?;
+    std::fs::File::open(&ca)
+        .map_err(|e| ConfigError::invalid(&ca_key, format!("cannot read {}: {e}", ca.display())))?;
+    Ok(Some(ClientCertificates { ca, identity }))
 }
 
 fn parse_log(table: &Table) -> Result<LogConfig, ConfigError> {
@@ -667,6 +762,11 @@ bind = "0.0.0.0:1883"
 # bind = "0.0.0.0:8883"
 # cert = "server.pem"                  # PEM chain
 # key = "server.key"                   # PEM private key
+# require_certificate = true           # clients need a certificate signed by `ca`; one that
+#                                      # sends no password logs in as its certificate, with
+#                                      # the [[users.grants]] of its identity as username
+# ca = "clients-ca.pem"                # PEM certificates of the CAs of client certificates
+# certificate_identity = "common_name" # or "subject" ("CN=dev7, O=tenant1")
 
 # [[listener]]
 # type = "ws"                          # path /mqtt, subprotocol "mqtt"
@@ -820,6 +920,39 @@ mod tests {
             ),
             (format!("{}port = 1\n", auth("")), "unknown option listener[0].port"),
             (
+                format!("{}require_certificate = true\n", auth("")),
+                "option listener[0].require_certificate: only tls and wss listeners take client certificates, this one is tcp",
+            ),
+            (
+                format!(
+                    "{}type = \"tls\"\ncert = \"c.pem\"\nkey = \"k.pem\"\nrequire_certificate = true\n",
+                    auth("")
+                ),
+                "option listener[0].ca is required: require_certificate needs the PEM certificates of the CAs that sign client certificates",
+            ),
+            (
+                format!(
+                    "{}type = \"tls\"\ncert = \"c.pem\"\nkey = \"k.pem\"\nrequire_certificate = true\nca = \"ca.pem\"\n",
+                    auth("")
+                ),
+                "option listener[0].ca: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)",
+            ),
+            (
+                format!(
+                    "{}type = \"tls\"\nrequire_certificate = true\nca = \"ca.pem\"\ncertificate_identity = \"cn\"\n",
+                    auth("")
+                ),
+                "option listener[0].certificate_identity: expected common_name or subject, got \"cn\"",
+            ),
+            (
+                format!("{}ca = \"ca.pem\"\n", auth("")),
+                "option listener[0].ca: only used with require_certificate = true",
+            ),
+            (
+                format!("{}certificate_identity = \"subject\"\n", auth("")),
+                "option listener[0].certificate_identity: only used with require_certificate = true",
+            ),
+            (
                 format!("{}max_keepalive = 0\n", auth("")),
                 "option listener[0].max_keepalive: expected a whole number of seconds from 1 to 65535, got 0",
             ),
@@ -849,7 +982,7 @@ mod tests {
             ),
             (
                 format!("{}[users]\n", auth("")),
-                "option users.file is required: [users] needs a mosquitto_passwd file",
+                "option users.file is required: [users] needs a mosquitto_passwd file unless a listener requires certificates",
             ),
             (
                 format!("{}[users]\nfile = \"passwd\"\n", auth("")),
@@ -886,7 +1019,7 @@ mod tests {
         );
         let config = BrokerConfig::parse(&text, dir.path()).expect("parses");
         let users = config.users.expect("users");
-        assert_eq!(users.file, dir.path().join("passwd"));
+        assert_eq!(users.file, Some(dir.path().join("passwd")));
         assert_eq!(
             users.grants,
             [UserGrants {
@@ -905,6 +1038,42 @@ mod tests {
         assert_eq!(
             BrokerConfig::parse(&duplicate, dir.path()).err().map(|e| e.to_string()).as_deref(),
             Some("option users.grants[1].username: \"op\" already has grants")
+        );
+    }
+
+    #[test]
+    fn certificate_listeners_take_a_ca_and_need_no_users_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for file in ["server.pem", "server.key", "ca.pem"] {
+            std::fs::write(dir.path().join(file), "").expect("written");
+        }
+        let text = "[auth]\nintrospection_url = \"http://127.0.0.1:9/introspect\"\nclient_id = \"b\"\n\
+             client_secret = \"s\"\n\
+             [[listener]]\ntype = \"tls\"\nbind = \"127.0.0.1:8883\"\ncert = \"server.pem\"\n\
+             key = \"server.key\"\nrequire_certificate = true\nca = \"ca.pem\"\n\
+             certificate_identity = \"subject\"\n\
+             [[listener]]\nbind = \"127.0.0.1:1883\"\n\
+             [users]\n[[users.grants]]\nusername = \"CN=dev7, O=tenant1\"\nwrite = [\"t/%u\"]\n";
+        let config = BrokerConfig::parse(text, dir.path()).expect("parses");
+        assert_eq!(
+            config.listeners[0].client_certificates,
+            Some(ClientCertificates {
+                ca: dir.path().join("ca.pem"),
+                identity: CertificateIdentity::Subject
+            })
+        );
+        assert_eq!(config.listeners[1].client_certificates, None);
+        assert_eq!(config.users.as_ref().and_then(|u| u.file.as_ref()), None);
+        assert!(config.describe().contains("certificate logins on 1 listener(s)"));
+        let without = text.replace(
+            "require_certificate = true\nca = \"ca.pem\"\ncertificate_identity = \"subject\"\n",
+            "",
+        );
+        assert_eq!(
+            BrokerConfig::parse(&without, dir.path()).err().map(|e| e.to_string()).as_deref(),
+            Some(
+                "option users.file is required: [users] needs a mosquitto_passwd file unless a listener requires certificates"
+            )
         );
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! | rmqtt hook | what it does here |
 //! |---|---|
-//! | `ClientAuthenticate` | [`Policy::connect`] on a blocking thread → CONNACK code |
+//! | `ClientAuthenticate` | [`Policy::connect`] on a blocking thread (with the verified client certificate's identity on listeners that require one) → CONNACK code |
 //! | `ClientConnected` | attaches the [`Principal`] to the session; token clients get a timer that disconnects them at `exp` |
 //! | `ClientDisconnected` | stops the timer |
 //! | `ClientSubscribeCheckAcl` | per filter: SUBACK 0x87 (5) / 0x80 (3.1.1) unless inside a read grant |
@@ -33,6 +33,7 @@ use rmqtt::types::{
     PublishAclResult, Reason, SubscribeAclResult, Tx,
 };
 
+use crate::config::CertificateIdentity;
 use crate::policy::{ConnectRequest, Policy, Principal, Verdict};
 
 /// Key of the principal in a session's `extra_attrs`.
@@ -66,6 +67,9 @@ struct Watch {
 
 struct Shared {
     policy: Arc<Policy>,
+    /// Listener id -> which certificate name is the identity, for listeners that require
+    /// client certificates.
+    certificate_listeners: HashMap<u16, CertificateIdentity>,
     pending: Mutex<HashMap<Id, (Arc<Principal>, Instant)>>,
     watches: Mutex<HashMap<Id, Watch>>,
 }
@@ -93,9 +97,19 @@ impl OAuthHooks {
     /// A handler deciding with `policy` (expiry and revalidation as its core configuration
     /// says: `disconnect_on_expiry`, `revalidate_interval`).
     pub fn new(policy: Arc<Policy>) -> Self {
+        Self::with_certificate_listeners(policy, HashMap::new())
+    }
+
+    /// A handler that also takes certificate logins on the listeners in
+    /// `certificate_listeners` (listener id -> identity).
+    pub fn with_certificate_listeners(
+        policy: Arc<Policy>,
+        certificate_listeners: HashMap<u16, CertificateIdentity>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 policy,
+                certificate_listeners,
                 pending: Mutex::new(HashMap::new()),
                 watches: Mutex::new(HashMap::new()),
             }),
@@ -135,6 +149,14 @@ impl OAuthHooks {
             LastWill::V3(will) => will.topic.to_string(),
             LastWill::V5(will) => will.topic.to_string(),
         });
+        let certificate = self.shared.certificate_listeners.get(&id.lid).copied();
+        let certificate_identity = certificate.and_then(|kind| {
+            let names = info.cert()?;
+            match kind {
+                CertificateIdentity::CommonName => names.common_name.clone(),
+                CertificateIdentity::Subject => Some(names.subject.clone()),
+            }
+        });
         let policy = Arc::clone(&self.shared.policy);
         let verdict = tokio::task::spawn_blocking(move || {
             policy.connect(&ConnectRequest {
@@ -142,6 +164,8 @@ impl OAuthHooks {
                 username: username.as_deref(),
                 password: password.as_deref(),
                 will_topic: will_topic.as_deref(),
+                certificate_listener: certificate.is_some(),
+                certificate_identity: certificate_identity.as_deref(),
             })
         })
         .await;

@@ -7,8 +7,11 @@
 //!    decided by the core's policy: accepted, refused (server unavailable, will not writable), or
 //!    left to the next mechanism (token rejected), like the plugin's DEFER.
 //! 2. A username and password are checked against the users file.
-//! 3. A client without username and password is anonymous: refused unless allowed.
-//! 4. A will whose topic the client may not write refuses the connection.
+//! 3. On a listener that requires client certificates, a CONNECT without password is a
+//!    certificate login: the certificate's identity gets its `[[users.grants]]` (Mosquitto's
+//!    `use_identity_as_username` with an `acl_file`).
+//! 4. Elsewhere, a client without username and password is anonymous: refused unless allowed.
+//! 5. A will whose topic the client may not write refuses the connection.
 //!
 //! Nothing here blocks on anything but the core's HTTP calls: the engine glue runs
 //! [`Policy::connect`] on a blocking thread.
@@ -34,6 +37,11 @@ pub struct ConnectRequest<'a> {
     pub password: Option<&'a [u8]>,
     /// Will topic, if the client has a will.
     pub will_topic: Option<&'a str>,
+    /// The listener required a client certificate (the handshake verified it).
+    pub certificate_listener: bool,
+    /// The verified certificate's identity (common name or subject, as the listener says);
+    /// `None` when it has none.
+    pub certificate_identity: Option<&'a str>,
 }
 
 /// The answer to a CONNECT.
@@ -58,6 +66,13 @@ pub enum Identity {
         /// The username.
         name: Box<str>,
         /// The configured grants, resolved for this client.
+        grants: SessionGrants,
+    },
+    /// With a client certificate and no password.
+    Certificate {
+        /// The certificate's identity.
+        name: Box<str>,
+        /// The configured grants of that identity, resolved for this client.
         grants: SessionGrants,
     },
     /// Without credentials (`allow_anonymous`).
@@ -110,9 +125,9 @@ impl Principal {
     pub fn allows(&self, access: Access, topic: &str, now: u64) -> bool {
         match &self.identity {
             Identity::Token(client) => client.allows(access, topic, now),
-            Identity::User { grants, .. } | Identity::Anonymous { grants } => {
-                grants.allows(access, topic)
-            }
+            Identity::User { grants, .. }
+            | Identity::Certificate { grants, .. }
+            | Identity::Anonymous { grants } => grants.allows(access, topic),
         }
     }
 }
@@ -134,14 +149,17 @@ impl Policy {
         let auth = Authenticator::new(config.auth.clone()).map_err(|e| e.to_string())?;
         let (users_file, users, user_grants) = match &config.users {
             Some(users) => {
-                let file = UsersFile::load(&users.file)
-                    .map_err(|problem| format!("option users.file: {problem}"))?;
+                let file = match &users.file {
+                    Some(path) => UsersFile::load(path)
+                        .map_err(|problem| format!("option users.file: {problem}"))?,
+                    None => UsersFile::default(),
+                };
                 let grants = users
                     .grants
                     .iter()
                     .map(|g| (g.username.clone(), g.grants.to_grants()))
                     .collect();
-                (Some(users.file.clone()), file, grants)
+                (users.file.clone(), file, grants)
             }
             None => (None, UsersFile::default(), HashMap::new()),
         };
@@ -198,6 +216,9 @@ impl Policy {
             LoginDecision::Defer => {}
             LoginDecision::Deny | LoginDecision::DenyAndRevoke => return Verdict::NotAuthorized,
         }
+        if request.certificate_listener && request.password.is_none() {
+            return self.certificate_login(request);
+        }
 
         match (request.username, request.password) {
             (Some(username), Some(password)) if self.users_file.is_some() => {
@@ -237,7 +258,26 @@ impl Policy {
         }
     }
 
-    /// Accepts a users-file or anonymous principal unless its will is not writable.
+    /// A CONNECT without password on a listener that required a certificate: the identity
+    /// the handshake verified gets its configured grants (none when it has no entry).
+    fn certificate_login(&self, request: &ConnectRequest<'_>) -> Verdict {
+        let client_id = request.client_id;
+        let Some(name) = request.certificate_identity.filter(|name| !name.is_empty()) else {
+            log::info!("client {client_id:?} refused: its certificate names no identity");
+            return Verdict::NotAuthorized;
+        };
+        let grants = self
+            .user_grants
+            .get(name)
+            .map(|g| g.resolve(client_id, Some(name)))
+            .unwrap_or_else(|| Grants::default().resolve(client_id, None));
+        let principal =
+            Principal::new(client_id, Identity::Certificate { name: name.into(), grants });
+        self.admit(principal, request, format_args!("certificate {name:?}"))
+    }
+
+    /// Accepts a users-file, certificate or anonymous principal unless its will is not
+    /// writable.
     fn admit(
         &self,
         principal: Principal,
@@ -263,7 +303,9 @@ impl Policy {
             Identity::Token(client) => {
                 client.check(access, topic, now, &mut self.metrics()) == AclVerdict::Allow
             }
-            Identity::User { grants, .. } | Identity::Anonymous { grants } => {
+            Identity::User { grants, .. }
+            | Identity::Certificate { grants, .. }
+            | Identity::Anonymous { grants } => {
                 let allowed = grants.allows(access, topic);
                 if !allowed {
                     policy::log_acl_denial(principal.client_id(), access, topic, Denial::NoGrant);
@@ -342,7 +384,14 @@ mod tests {
         password: Option<&'a [u8]>,
         will_topic: Option<&'a str>,
     ) -> ConnectRequest<'a> {
-        ConnectRequest { client_id: "c1", username, password, will_topic }
+        ConnectRequest {
+            client_id: "c1",
+            username,
+            password,
+            will_topic,
+            certificate_listener: false,
+            certificate_identity: None,
+        }
     }
 
     fn accepted(verdict: Verdict) -> Arc<Principal> {
@@ -383,6 +432,87 @@ mod tests {
         let snapshot = policy.authenticator().metrics().snapshot();
         assert_eq!((snapshot.connects_accepted, snapshot.connects_deferred), (0, 4));
         assert_eq!(policy.authenticator().metrics().snapshot().upstream_calls, 0);
+    }
+
+    fn certificate_request<'a>(
+        identity: Option<&'a str>,
+        username: Option<&'a str>,
+        password: Option<&'a [u8]>,
+    ) -> ConnectRequest<'a> {
+        ConnectRequest {
+            certificate_listener: true,
+            certificate_identity: identity,
+            ..request(username, password, None)
+        }
+    }
+
+    #[test]
+    fn certificate_logins_get_the_grants_of_their_identity_and_a_password_decides_instead() {
+        let (policy, _dir) = make_policy(
+            "token_username = \"oauth2\"\nallow_anonymous = true",
+            "[[users.grants]]\nusername = \"tenant1:dev7\"\nwrite = [\"%u/attrs\"]\n\
+             read = [\"%u/config\"]\n",
+        );
+        let now = now_epoch();
+        let device =
+            accepted(policy.connect(&certificate_request(Some("tenant1:dev7"), None, None)));
+        assert!(
+            matches!(device.identity(), Identity::Certificate { name, .. } if &**name == "tenant1:dev7")
+        );
+        assert!(device.allows(Access::Write, "tenant1:dev7/attrs", now));
+        assert!(device.allows(Access::Subscribe, "tenant1:dev7/config", now));
+        assert!(!device.allows(Access::Write, "tenant2:dev1/attrs", now));
+        assert!(!device.allows(Access::Write, "tenant1:dev7/config", now));
+
+        // A username without password changes nothing: the certificate names the client.
+        let named = accepted(policy.connect(&certificate_request(
+            Some("tenant1:dev7"),
+            Some("alice"),
+            None,
+        )));
+        assert!(!named.allows(Access::Subscribe, "ops/#", now));
+        assert!(named.allows(Access::Write, "tenant1:dev7/attrs", now));
+
+        // An identity without grants connects and may do nothing.
+        let stranger =
+            accepted(policy.connect(&certificate_request(Some("tenant9:x"), None, None)));
+        assert!(!stranger.allows(Access::Write, "tenant9:x/attrs", now));
+
+        // No identity in the certificate: refused, never anonymous on such a listener.
+        assert!(matches!(
+            policy.connect(&certificate_request(None, None, None)),
+            Verdict::NotAuthorized
+        ));
+        assert!(matches!(
+            policy.connect(&certificate_request(Some(""), None, None)),
+            Verdict::NotAuthorized
+        ));
+
+        // With a password the password decides: a users-file user, or a wrong password refused.
+        let alice = accepted(policy.connect(&certificate_request(
+            Some("tenant1:dev7"),
+            Some("alice"),
+            Some(b"secret"),
+        )));
+        assert!(matches!(alice.identity(), Identity::User { .. }));
+        assert!(!alice.allows(Access::Write, "tenant1:dev7/attrs", now));
+        assert!(matches!(
+            policy.connect(&certificate_request(
+                Some("tenant1:dev7"),
+                Some("alice"),
+                Some(b"wrong")
+            )),
+            Verdict::BadCredentials
+        ));
+        // A token that cannot be verified is refused, never taken as a certificate login.
+        assert!(matches!(
+            policy.connect(&certificate_request(
+                Some("tenant1:dev7"),
+                Some("oauth2"),
+                Some(b"opaque")
+            )),
+            Verdict::NotAuthorized
+        ));
     }
 
     #[test]

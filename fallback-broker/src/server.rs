@@ -48,7 +48,14 @@ fn bind(
         // Messages without an expiry property never expire (Mosquitto's behaviour).
         .message_expiry_interval(Duration::ZERO)
         .tls_cert(config.cert.as_ref().map(|p| p.to_string_lossy().into_owned()))
-        .tls_key(config.key.as_ref().map(|p| p.to_string_lossy().into_owned()));
+        .tls_key(config.key.as_ref().map(|p| p.to_string_lossy().into_owned()))
+        // The engine checks the chain to `ca` in the handshake and hands our hook the
+        // certificate's names; it never makes them the username (our hook decides).
+        .tls_cross_certificate(config.client_certificates.is_some())
+        .tls_client_ca_certs(
+            config.client_certificates.as_ref().map(|c| c.ca.to_string_lossy().into_owned()),
+        )
+        .collect_cert_info(config.client_certificates.is_some());
     let listener = builder.bind().map_err(|e| fail(anyhow_like::Error::from(e)))?;
     let listener = match config.transport {
         Transport::Tcp => listener.tcp(),
@@ -83,7 +90,12 @@ pub async fn run(config: BrokerConfig, policy: Arc<Policy>) -> Result<(), StartE
         .map_err(|e| StartError(format!("cannot start the retained-message store: {e}")))?;
     *scx.extends.shared_subscription_mut().await =
         Box::new(crate::shared_subscriptions::RoundRobin::default());
-    let hooks = OAuthHooks::new(Arc::clone(&policy));
+    // Listener ids are 1-based positions (see `listener_by_id` below).
+    let certificate_listeners = (1u16..)
+        .zip(&config.listeners)
+        .filter_map(|(id, listener)| Some((id, listener.client_certificates.as_ref()?.identity)))
+        .collect();
+    let hooks = OAuthHooks::with_certificate_listeners(Arc::clone(&policy), certificate_listeners);
     hooks.register(&scx).await;
 
     // The handshake includes our token check: leave it the HTTP budget plus a margin.

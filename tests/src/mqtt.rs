@@ -1308,6 +1308,18 @@ impl MqttClient {
         lock(&self.messages).recv_timeout(timeout).ok()
     }
 
+    /// The topics of the messages received until none came for `quiet` (`first` for the first
+    /// one).
+    pub fn topics_until_quiet(&self, first: Duration, quiet: Duration) -> Vec<String> {
+        let mut topics = Vec::new();
+        while let Some(Received { topic, .. }) =
+            self.recv(if topics.is_empty() { first } else { quiet })
+        {
+            topics.push(topic);
+        }
+        topics
+    }
+
     /// True if no message arrives within `window` (a message that does arrive is consumed).
     pub fn expect_nothing(&self, window: Duration) -> bool {
         self.recv(window).is_none()

@@ -107,6 +107,49 @@ fn signed_certificate(dir: &Path, name: &str, cn: &str, extensions: &str) {
     );
 }
 
+/// Publishes one QoS 1 message with `mosquitto_pub` over TLS, presenting client certificate
+/// `cert` (`<cert>.pem`/`.key` in `dir`) and, when given, a username and password. False when
+/// the connection was refused.
+pub fn publish_over_tls(
+    port: u16,
+    dir: &Path,
+    cert: &str,
+    credentials: Option<(&str, &str)>,
+    topic: &str,
+) -> bool {
+    let file = |name: String| dir.join(name).to_string_lossy().into_owned();
+    let (ca, pem, key) =
+        (file("ca.pem".to_owned()), file(format!("{cert}.pem")), file(format!("{cert}.key")));
+    let port = port.to_string();
+    let mut args = vec![
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "--cafile",
+        &ca,
+        "--cert",
+        &pem,
+        "--key",
+        &key,
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-m",
+        "from a certificate holder",
+        "-i",
+        cert,
+    ];
+    if let Some((username, password)) = credentials {
+        args.extend(["-u", username, "-P", password]);
+    }
+    let (ok, text) = mosquitto_client("mosquitto_pub", &args);
+    let refused = ["not authorised", "Not authorized", "bad user name or password"];
+    assert!(ok || refused.iter().any(|r| text.contains(r)), "{text}");
+    ok
+}
+
 /// Runs `mosquitto_pub`/`mosquitto_sub` with `args`; (success, stdout + stderr).
 pub fn mosquitto_client(program: &str, args: &[&str]) -> (bool, String) {
     let output = Command::new(program)

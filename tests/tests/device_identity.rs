@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 
 use mosquitto_oauth_e2e::idp::{BROKER_CLIENT_ID, BROKER_CLIENT_SECRET, Idp};
 use mosquitto_oauth_e2e::mosquitto::{Mosquitto, MosquittoConfig, plugin_path};
-use mosquitto_oauth_e2e::mqtt::{ConnectOptions, MqttClient, Protocol, Received};
+use mosquitto_oauth_e2e::mqtt::{ConnectOptions, MqttClient, Protocol};
 use mosquitto_oauth_e2e::scenarios::{QUIET, WAIT};
-use mosquitto_oauth_e2e::tls::{client_certificate, make_certificates, mosquitto_client};
+use mosquitto_oauth_e2e::tls::{
+    client_certificate, make_certificates, mosquitto_client, publish_over_tls,
+};
 
 /// Part of the start-up warning about a listener where the plugin is never asked.
 const IDENTITY_WARNING: &str = "takes each client's certificate identity as its username";
@@ -42,58 +44,6 @@ fn tls_lines(port: u16, dir: &Path) -> String {
          require_certificate true\n",
         dir.display()
     )
-}
-
-/// Publishes one QoS 1 message with `mosquitto_pub` over TLS, presenting client certificate
-/// `cert` (`<cert>.pem`/`.key` in `dir`) and, when given, a username and password. False when
-/// the connection was refused.
-fn publish_over_tls(
-    port: u16,
-    dir: &Path,
-    cert: &str,
-    credentials: Option<(&str, &str)>,
-    topic: &str,
-) -> bool {
-    let (ca, pem, key) =
-        (dir.join("ca.pem"), dir.join(format!("{cert}.pem")), dir.join(format!("{cert}.key")));
-    let port = port.to_string();
-    let mut args = vec![
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "--cafile",
-        ca.to_str().unwrap(),
-        "--cert",
-        pem.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "-q",
-        "1",
-        "-t",
-        topic,
-        "-m",
-        "from a certificate holder",
-        "-i",
-        cert,
-    ];
-    if let Some((username, password)) = credentials {
-        args.extend(["-u", username, "-P", password]);
-    }
-    let (ok, text) = mosquitto_client("mosquitto_pub", &args);
-    assert!(ok || text.contains("not authorised") || text.contains("Not authorized"), "{text}");
-    ok
-}
-
-/// The topics `watcher` receives until it has been quiet for [`QUIET`].
-fn topics_received(watcher: &MqttClient) -> Vec<String> {
-    let mut topics = Vec::new();
-    while let Some(Received { topic, .. }) =
-        watcher.recv(if topics.is_empty() { WAIT } else { QUIET })
-    {
-        topics.push(topic);
-    }
-    topics
 }
 
 /// Connects to the plain listener at `port` with MQTT 5.
@@ -151,7 +101,7 @@ fn certificate_devices_on_their_own_listener_beside_token_devices_and_password_u
     // The certificate device: its identity is its username, the ACL file its rights.
     assert!(publish_over_tls(certificate_port, &dir, "cert-device", None, "tenant1:dev7/attrs"));
     assert!(publish_over_tls(certificate_port, &dir, "cert-device", None, "tenant2:dev1/attrs"));
-    assert_eq!(topics_received(&watcher), ["tenant1:dev7/attrs"]);
+    assert_eq!(watcher.topics_until_quiet(WAIT, QUIET), ["tenant1:dev7/attrs"]);
 
     // A token device with a certificate on that listener becomes its certificate identity:
     // Mosquitto never asks the plugin there, so its token grants nothing.
@@ -165,7 +115,7 @@ fn certificate_devices_on_their_own_listener_beside_token_devices_and_password_u
         "devices/device-1/t"
     ));
     assert!(publish_over_tls(certificate_port, &dir, "token-device", token_login, "device-1/t"));
-    assert_eq!(topics_received(&watcher), ["device-1/t"]);
+    assert_eq!(watcher.topics_until_quiet(WAIT, QUIET), ["device-1/t"]);
 
     // On the plugin's listener the token decides, and the users file decides for people.
     let device = client(mosquitto.port(), "device-1", "oauth2", &token);
@@ -174,7 +124,7 @@ fn certificate_devices_on_their_own_listener_beside_token_devices_and_password_u
     let human = client(mosquitto.port(), "human", "human", "human-pass");
     assert_eq!(human.publish("ops/note", b"x", 1, false), Some(0x00));
     assert_eq!(human.publish("devices/device-1/t", b"x", 1, false), Some(0x87));
-    assert_eq!(topics_received(&watcher), ["devices/device-1/t", "ops/note"]);
+    assert_eq!(watcher.topics_until_quiet(WAIT, QUIET), ["devices/device-1/t", "ops/note"]);
 }
 
 #[test]
@@ -201,7 +151,7 @@ fn one_listener_requiring_certificates_where_the_password_decides() {
     assert!(publish_over_tls(tls_port, &dir, "token-device", token_login, "devices/device-1/t"));
     assert!(publish_over_tls(tls_port, &dir, "token-device", token_login, "devices/device-2/t"));
     assert!(publish_over_tls(tls_port, &dir, "human", Some(("human", "human-pass")), "ops/note"));
-    assert_eq!(topics_received(&watcher), ["devices/device-1/t", "ops/note"]);
+    assert_eq!(watcher.topics_until_quiet(WAIT, QUIET), ["devices/device-1/t", "ops/note"]);
 
     // A certificate alone is not a login here, nor is a bad token with a good certificate.
     assert!(!publish_over_tls(tls_port, &dir, "token-device", None, "devices/device-1/t"));

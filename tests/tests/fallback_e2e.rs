@@ -20,7 +20,9 @@ use mosquitto_oauth_e2e::mqtt::{
     encode_publish, encode_subscribe,
 };
 use mosquitto_oauth_e2e::scenarios::{self, QUIET, WAIT, connect, connected};
-use mosquitto_oauth_e2e::tls::{make_certificates, mosquitto_client};
+use mosquitto_oauth_e2e::tls::{
+    client_certificate, make_certificates, mosquitto_client, publish_over_tls,
+};
 
 fn launcher() -> FallbackLauncher {
     FallbackLauncher::default()
@@ -398,6 +400,85 @@ fn sigterm_disconnects_clients_and_exits_cleanly() {
 // ---------------------------------------------------------------------------------------------
 // TLS and WebSocket listeners.
 // ---------------------------------------------------------------------------------------------
+
+/// Issue #20, item 1 on the fallback broker: one listener requiring client certificates serves
+/// certificate-only devices (no password: the certificate's common name is the identity, with
+/// its `[[users.grants]]`), token devices and users-file users (the password decides).
+#[test]
+fn certificate_devices_token_devices_and_users_share_a_listener_requiring_certificates() {
+    let idp = Idp::start();
+    let config = FallbackConfig::new();
+    make_certificates(config.dir());
+    for (name, cn) in
+        [("cert-device", "tenant1:dev7"), ("token-device", "device-1"), ("human", "human")]
+    {
+        client_certificate(config.dir(), name, cn);
+    }
+    let passwd = config.password_file(&[("human", "human-pass")]);
+    let dir = config.dir().to_path_buf();
+    let tls_port = config.ports().second;
+    let broker = start(
+        &idp,
+        config,
+        "token_username = \"oauth2\"\n",
+        &format!(
+            "[[listener]]\ntype = \"tls\"\nbind = \"127.0.0.1:{tls_port}\"\ncert = \"server.pem\"\n\
+             key = \"server.key\"\nrequire_certificate = true\nca = \"ca.pem\"\n\
+             [users]\nfile = {}\n\
+             [[users.grants]]\nusername = \"human\"\nwrite = [\"ops/#\"]\n\
+             [[users.grants]]\nusername = \"tenant1:dev7\"\nwrite = [\"%u/attrs\"]\nread = [\"%u/config\"]\n",
+            toml_string(&passwd.to_string_lossy())
+        ),
+    );
+    let watcher_token = idp.opaque_token("device-3", &["mqtt:read:#"]);
+    let watcher_login = ConnectOptions::new("watcher").credentials("oauth2", &watcher_token);
+    let watcher = MqttClient::connect(broker.port(), Protocol::V5, watcher_login).unwrap();
+    assert_eq!(watcher.subscribe("#", 1), 0x01);
+
+    assert!(publish_over_tls(tls_port, &dir, "cert-device", None, "tenant1:dev7/attrs"));
+    assert!(publish_over_tls(tls_port, &dir, "cert-device", None, "tenant2:dev1/attrs"));
+    assert!(publish_over_tls(tls_port, &dir, "cert-device", None, "tenant1:dev7/config"));
+    let token = idp.opaque_token("device-1", &["mqtt:write:devices/device-1/#"]);
+    let token_login = Some(("oauth2", token.as_str()));
+    assert!(publish_over_tls(tls_port, &dir, "token-device", token_login, "devices/device-1/t"));
+    assert!(publish_over_tls(tls_port, &dir, "token-device", token_login, "devices/device-2/t"));
+    assert!(publish_over_tls(tls_port, &dir, "human", Some(("human", "human-pass")), "ops/note"));
+    assert_eq!(
+        watcher.topics_until_quiet(WAIT, QUIET),
+        ["tenant1:dev7/attrs", "devices/device-1/t", "ops/note"]
+    );
+    broker.expect_log("client \"cert-device\" accepted: certificate \"tenant1:dev7\"", WAIT);
+
+    // With a password the password decides: a bad token or password is refused, never turned
+    // into a certificate login.
+    let garbage = Some(("oauth2", "garbage"));
+    assert!(!publish_over_tls(tls_port, &dir, "cert-device", garbage, "tenant1:dev7/attrs"));
+    let wrong = Some(("human", "wrong-pass"));
+    assert!(!publish_over_tls(tls_port, &dir, "human", wrong, "ops/note"));
+    assert!(watcher.expect_nothing(QUIET));
+
+    // Without a client certificate the handshake fails.
+    let (port, ca) = (tls_port.to_string(), dir.join("ca.pem"));
+    let no_certificate = [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "--cafile",
+        ca.to_str().unwrap(),
+        "-t",
+        "tenant1:dev7/attrs",
+        "-m",
+        "x",
+    ];
+    let (ok, text) = mosquitto_client("mosquitto_pub", &no_certificate);
+    assert!(!ok, "accepted without a certificate: {text}");
+    // The plain listener takes no certificate logins: no password there is anonymous, refused.
+    assert_eq!(
+        MqttClient::connect(broker.port(), Protocol::V5, ConnectOptions::new("tenant1:dev7")).err(),
+        Some(ConnectRefused::Code(0x87))
+    );
+}
 
 #[test]
 fn tls_listener_serves_mosquitto_clients_with_the_same_rules() {
