@@ -574,6 +574,19 @@ pub fn encode_publish(
     retain: bool,
     packet_id: Option<u16>,
 ) -> Vec<u8> {
+    encode_publish_with(protocol, topic, payload, qos, retain, packet_id, &Properties::new())
+}
+
+/// Like [`encode_publish`], with MQTT 5 `properties`.
+pub fn encode_publish_with(
+    protocol: Protocol,
+    topic: &str,
+    payload: &[u8],
+    qos: u8,
+    retain: bool,
+    packet_id: Option<u16>,
+    properties: &Properties,
+) -> Vec<u8> {
     assert!(qos <= 2, "QoS {qos} does not exist");
     let mut body = Vec::new();
     put_binary(&mut body, topic.as_bytes());
@@ -581,7 +594,7 @@ pub fn encode_publish(
         put_u16(&mut body, id);
     }
     if protocol.is_v5() {
-        put_properties(&mut body, &Properties::new());
+        put_properties(&mut body, properties);
     }
     body.extend_from_slice(payload);
     frame(0x30 | (qos << 1) | u8::from(retain), &body)

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::idp::{Idp, TokenRequest};
 use crate::mqtt::{
-    ConnectOptions, ConnectRefused, MqttClient, Properties, PropertyValue, Protocol, RawConnect,
-    RawOutcome, RawSession, Received, Will, property, raw_connect_v311,
+    ConnectOptions, ConnectRefused, MqttClient, Packet, Properties, PropertyValue, Protocol,
+    RawConnect, RawOutcome, RawRead, RawSession, Received, Will, encode_publish_with, property,
+    raw_connect_v311,
 };
 
 /// How long to wait for something that should happen.
@@ -289,6 +290,47 @@ pub fn shared_subscriptions_are_checked_on_their_filter_and_share_the_messages(
     let expected: Vec<String> = (0..6).map(|i| format!("sensors/{i}")).collect();
     assert_eq!(all, expected.iter().collect::<Vec<_>>(), "each message once: {received:?}");
     assert!(received.iter().all(|got| got.len() == 3), "turns not taken: {received:?}");
+}
+
+/// A topic alias stands for the topic it was set with, and that topic's grants decide: an alias
+/// set by a refused PUBLISH still names the refused topic, so publishing by the alias alone is
+/// refused too and nothing reaches a subscriber of `#`.
+pub fn a_topic_alias_is_checked_as_the_topic_it_stands_for(launcher: &dyn Launcher) {
+    let idp = Idp::start();
+    let broker = launcher.start(&idp, &Setup::new());
+    let watcher_token = idp.opaque_token("device-3", &["mqtt:read:#"]);
+    let watcher = connected(broker.port(), Protocol::V5, "watcher", &watcher_token);
+    assert_eq!(watcher.subscribe("#", 1), 0x01);
+
+    let token = idp.opaque_token("device-1", &["mqtt:write:t/#"]);
+    let mut raw = RawConnect::new(Protocol::V5, "aliaser");
+    raw.username = Some(b"aliaser".to_vec());
+    raw.password = Some(token.into_bytes());
+    let mut publisher = RawSession::connect(broker.port(), &raw);
+    assert!(publisher.outcome().is_accepted(), "{:?}", publisher.outcome());
+    // (topic, alias, payload, PUBACK code); packet ids count from 1.
+    let steps: [(&str, u16, &[u8], u8); 4] = [
+        ("t/a", 1, b"1", 0x00),
+        ("", 1, b"2", 0x00),
+        ("secret/x", 2, b"3", 0x87),
+        ("", 2, b"4", 0x87),
+    ];
+    for (id, (topic, alias, payload, expected)) in (1u16..).zip(steps) {
+        let alias_property =
+            Properties::new().with(property::TOPIC_ALIAS, PropertyValue::U16(alias));
+        let packet =
+            encode_publish_with(Protocol::V5, topic, payload, 1, false, Some(id), &alias_property);
+        assert!(publisher.send_raw(&packet));
+        match publisher.read_packet(WAIT) {
+            RawRead::Packet(Packet::Puback { packet_id, code, .. }) => {
+                assert_eq!((packet_id, code), (id, expected), "{topic:?} alias {alias}");
+            }
+            other => panic!("{topic:?} alias {alias}: {other:?}"),
+        }
+    }
+    let delivered: Vec<(String, Vec<u8>)> =
+        received_within(&watcher, QUIET, &[]).into_iter().map(|m| (m.topic, m.payload)).collect();
+    assert_eq!(delivered, [("t/a".to_owned(), b"1".to_vec()), ("t/a".to_owned(), b"2".to_vec())]);
 }
 
 /// JWT access tokens are verified locally with the provider's keys (never introspected);

@@ -43,6 +43,11 @@ fn sys_topics_need_an_explicit_grant_and_carry_the_counters() {
 }
 
 #[test]
+fn a_topic_alias_is_checked_as_the_topic_it_stands_for() {
+    scenarios::a_topic_alias_is_checked_as_the_topic_it_stands_for(&launcher());
+}
+
+#[test]
 fn shared_subscriptions_are_checked_on_their_filter_and_share_the_messages() {
     scenarios::shared_subscriptions_are_checked_on_their_filter_and_share_the_messages(&launcher());
 }
