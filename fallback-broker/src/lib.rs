@@ -2,8 +2,8 @@
 //! whose authentication and authorization are the mosquitto-oauth core, with the Mosquitto
 //! plugin's semantics. Our code is the glue: configuration ([`config`]), the decisions
 //! ([`policy`]), the one engine hook handler ([`hooks`]), users files ([`passwd`]), `$SYS`
-//! counters ([`sys`]), shared subscriptions ([`shared_subscriptions`]), logging and the server
-//! assembly ([`server`]).
+//! counters ([`sys`]), shared subscriptions ([`shared_subscriptions`]), session takeover
+//! ([`session_takeover`]), logging and the server assembly ([`server`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -13,5 +13,6 @@ pub mod logging;
 pub mod passwd;
 pub mod policy;
 pub mod server;
+pub mod session_takeover;
 pub mod shared_subscriptions;
 pub mod sys;

@@ -90,6 +90,12 @@ pub async fn run(config: BrokerConfig, policy: Arc<Policy>) -> Result<(), StartE
         .map_err(|e| StartError(format!("cannot start the retained-message store: {e}")))?;
     *scx.extends.shared_subscription_mut().await =
         Box::new(crate::shared_subscriptions::RoundRobin::default());
+    {
+        let mut shared = scx.extends.shared_mut().await;
+        let engine =
+            std::mem::replace(&mut *shared, Box::new(rmqtt::shared::DefaultShared::new(None)));
+        *shared = Box::new(crate::session_takeover::TakeoverSafe::new(engine));
+    }
     // Listener ids are 1-based positions (see `listener_by_id` below).
     let certificate_listeners = (1u16..)
         .zip(&config.listeners)

@@ -785,3 +785,35 @@ fn users_file_passwords_never_reach_the_log() {
     assert!(!log.contains("very-secret-pass") && !log.contains("wrong-pass-xyz"), "{log}");
     assert_eq!(idp.stats().introspections, 0);
 }
+
+/// A client that sends DISCONNECT (or just closes) and reconnects at once with the same client
+/// id takes its session over. rmqtt 0.24 refused such a reconnect with CONNACK 0x88 / 3 when
+/// the old session's task ended while being kicked (25 of these 200 rounds); see
+/// `fallback-broker/src/session_takeover.rs`.
+#[test]
+fn an_immediate_reconnect_with_the_same_client_id_takes_the_session_over() {
+    let idp = Idp::start();
+    let broker = start(&idp, FallbackConfig::new(), "", "");
+    let token = idp.opaque_token("device-1", &["mqtt:read:t/#"]);
+    let mut refused = Vec::new();
+    for round in 0..200 {
+        let protocol = if round % 2 == 0 { Protocol::V5 } else { Protocol::V311 };
+        let mut raw = RawConnect::new(protocol, "same-id");
+        raw.username = Some(b"same-id".to_vec());
+        raw.password = Some(token.clone().into_bytes());
+        let disconnect: &[u8] = if protocol == Protocol::V5 { &[0xE0, 1, 0] } else { &[0xE0, 0] };
+        for attempt in ["first", "second"] {
+            let mut session = RawSession::connect(broker.port(), &raw);
+            if !session.outcome().is_accepted() {
+                refused.push(format!("round {round}, {attempt}: {:?}", session.outcome()));
+            }
+            // The second one leaves without DISCONNECT: the next round takes over a session
+            // whose socket just closed.
+            if attempt == "first" {
+                assert!(session.send_raw(disconnect));
+            }
+        }
+    }
+    assert!(refused.is_empty(), "{} refused: {refused:?}", refused.len());
+    assert!(!broker.log().contains("Connection Refused"), "{}", broker.log());
+}
