@@ -145,8 +145,7 @@ pub fn publish_over_tls(
         args.extend(["-u", username, "-P", password]);
     }
     let (ok, text) = mosquitto_client("mosquitto_pub", &args);
-    let refused = ["not authorised", "Not authorized", "bad user name or password"];
-    assert!(ok || refused.iter().any(|r| text.contains(r)), "{text}");
+    assert!(ok || text.contains("not authorised") || text.contains("Not authorized"), "{text}");
     ok
 }
 
