@@ -95,14 +95,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl OAuthHooks {
     /// A handler deciding with `policy` (expiry and revalidation as its core configuration
-    /// says: `disconnect_on_expiry`, `revalidate_interval`).
-    pub fn new(policy: Arc<Policy>) -> Self {
-        Self::with_certificate_listeners(policy, HashMap::new())
-    }
-
-    /// A handler that also takes certificate logins on the listeners in
-    /// `certificate_listeners` (listener id -> identity).
-    pub fn with_certificate_listeners(
+    /// says: `disconnect_on_expiry`, `revalidate_interval`), taking certificate logins on the
+    /// listeners in `certificate_listeners` (listener id -> identity).
+    pub fn new(
         policy: Arc<Policy>,
         certificate_listeners: HashMap<u16, CertificateIdentity>,
     ) -> Self {

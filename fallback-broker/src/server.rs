@@ -101,7 +101,7 @@ pub async fn run(config: BrokerConfig, policy: Arc<Policy>) -> Result<(), StartE
         .zip(&config.listeners)
         .filter_map(|(id, listener)| Some((id, listener.client_certificates.as_ref()?.identity)))
         .collect();
-    let hooks = OAuthHooks::with_certificate_listeners(Arc::clone(&policy), certificate_listeners);
+    let hooks = OAuthHooks::new(Arc::clone(&policy), certificate_listeners);
     hooks.register(&scx).await;
 
     // The handshake includes our token check: leave it the HTTP budget plus a margin.
