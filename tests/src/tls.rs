@@ -117,36 +117,41 @@ pub fn publish_over_tls(
     credentials: Option<(&str, &str)>,
     topic: &str,
 ) -> bool {
+    let (ok, text) = publish_with(port, dir, Some(cert), credentials, topic);
+    assert!(ok || text.contains("not authorised") || text.contains("Not authorized"), "{text}");
+    ok
+}
+
+/// Like [`publish_over_tls`] without a client certificate: (success, output).
+pub fn publish_without_certificate(
+    port: u16,
+    dir: &Path,
+    credentials: Option<(&str, &str)>,
+    topic: &str,
+) -> (bool, String) {
+    publish_with(port, dir, None, credentials, topic)
+}
+
+fn publish_with(
+    port: u16,
+    dir: &Path,
+    cert: Option<&str>,
+    credentials: Option<(&str, &str)>,
+    topic: &str,
+) -> (bool, String) {
     let file = |name: String| dir.join(name).to_string_lossy().into_owned();
-    let (ca, pem, key) =
-        (file("ca.pem".to_owned()), file(format!("{cert}.pem")), file(format!("{cert}.key")));
+    let ca = file("ca.pem".to_owned());
     let port = port.to_string();
-    let mut args = vec![
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "--cafile",
-        &ca,
-        "--cert",
-        &pem,
-        "--key",
-        &key,
-        "-q",
-        "1",
-        "-t",
-        topic,
-        "-m",
-        "from a certificate holder",
-        "-i",
-        cert,
-    ];
+    let mut args = vec!["-h", "127.0.0.1", "-p", &port, "--cafile", &ca, "-q", "1", "-t", topic];
+    args.extend(["-m", "over tls", "-i", cert.unwrap_or("no-certificate")]);
+    let pair = cert.map(|cert| (file(format!("{cert}.pem")), file(format!("{cert}.key"))));
+    if let Some((pem, key)) = &pair {
+        args.extend(["--cert", pem, "--key", key]);
+    }
     if let Some((username, password)) = credentials {
         args.extend(["-u", username, "-P", password]);
     }
-    let (ok, text) = mosquitto_client("mosquitto_pub", &args);
-    assert!(ok || text.contains("not authorised") || text.contains("Not authorized"), "{text}");
-    ok
+    mosquitto_client("mosquitto_pub", &args)
 }
 
 /// Runs `mosquitto_pub`/`mosquitto_sub` with `args`; (success, stdout + stderr).

@@ -20,7 +20,7 @@ use mosquitto_oauth_e2e::mosquitto::{Mosquitto, MosquittoConfig, plugin_path};
 use mosquitto_oauth_e2e::mqtt::{ConnectOptions, MqttClient, Protocol};
 use mosquitto_oauth_e2e::scenarios::{QUIET, WAIT};
 use mosquitto_oauth_e2e::tls::{
-    client_certificate, make_certificates, mosquitto_client, publish_over_tls,
+    client_certificate, make_certificates, publish_over_tls, publish_without_certificate,
 };
 
 /// Part of the start-up warning about a listener where the plugin is never asked.
@@ -164,27 +164,7 @@ fn one_listener_requiring_certificates_where_the_password_decides() {
     ));
     assert!(watcher.expect_nothing(QUIET));
     // Without a client certificate the TLS handshake itself fails.
-    let port = tls_port.to_string();
-    let ca = dir.join("ca.pem");
-    let (ok, text) = mosquitto_client(
-        "mosquitto_pub",
-        &[
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "--cafile",
-            ca.to_str().unwrap(),
-            "-u",
-            "oauth2",
-            "-P",
-            &token,
-            "-t",
-            "devices/device-1/t",
-            "-m",
-            "x",
-        ],
-    );
+    let (ok, text) = publish_without_certificate(tls_port, &dir, token_login, "devices/device-1/t");
     assert!(!ok, "accepted without a certificate: {text}");
 }
 

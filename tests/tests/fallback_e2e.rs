@@ -22,6 +22,7 @@ use mosquitto_oauth_e2e::mqtt::{
 use mosquitto_oauth_e2e::scenarios::{self, QUIET, WAIT, connect, connected};
 use mosquitto_oauth_e2e::tls::{
     client_certificate, make_certificates, mosquitto_client, publish_over_tls,
+    publish_without_certificate,
 };
 
 fn launcher() -> FallbackLauncher {
@@ -463,20 +464,7 @@ fn certificate_devices_token_devices_and_users_share_a_listener_requiring_certif
     assert!(watcher.expect_nothing(QUIET));
 
     // Without a client certificate the handshake fails.
-    let (port, ca) = (tls_port.to_string(), dir.join("ca.pem"));
-    let no_certificate = [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port,
-        "--cafile",
-        ca.to_str().unwrap(),
-        "-t",
-        "tenant1:dev7/attrs",
-        "-m",
-        "x",
-    ];
-    let (ok, text) = mosquitto_client("mosquitto_pub", &no_certificate);
+    let (ok, text) = publish_without_certificate(tls_port, &dir, None, "tenant1:dev7/attrs");
     assert!(!ok, "accepted without a certificate: {text}");
     // The plain listener takes no certificate logins: no password there is anonymous, refused.
     assert_eq!(
