@@ -228,11 +228,7 @@ impl Policy {
                     );
                     return Verdict::BadCredentials;
                 }
-                let grants = self
-                    .user_grants
-                    .get(username)
-                    .map(|g| g.resolve(client_id, Some(username)))
-                    .unwrap_or_else(|| Grants::default().resolve(client_id, None));
+                let grants = self.configured_grants(client_id, username);
                 let principal =
                     Principal::new(client_id, Identity::User { name: username.into(), grants });
                 self.admit(principal, request, format_args!("users-file user {username:?}"))
@@ -258,6 +254,15 @@ impl Policy {
         }
     }
 
+    /// The `[[users.grants]]` of `name` (a users-file user or a certificate identity), resolved
+    /// for this client; none when it has no entry.
+    fn configured_grants(&self, client_id: &str, name: &str) -> SessionGrants {
+        self.user_grants
+            .get(name)
+            .map(|g| g.resolve(client_id, Some(name)))
+            .unwrap_or_else(|| Grants::default().resolve(client_id, None))
+    }
+
     /// A CONNECT without password on a listener that required a certificate: the identity
     /// the handshake verified gets its configured grants (none when it has no entry).
     fn certificate_login(&self, request: &ConnectRequest<'_>) -> Verdict {
@@ -266,11 +271,7 @@ impl Policy {
             log::info!("client {client_id:?} refused: its certificate names no identity");
             return Verdict::NotAuthorized;
         };
-        let grants = self
-            .user_grants
-            .get(name)
-            .map(|g| g.resolve(client_id, Some(name)))
-            .unwrap_or_else(|| Grants::default().resolve(client_id, None));
+        let grants = self.configured_grants(client_id, name);
         let principal =
             Principal::new(client_id, Identity::Certificate { name: name.into(), grants });
         self.admit(principal, request, format_args!("certificate {name:?}"))
