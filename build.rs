@@ -31,7 +31,7 @@ const SHARED_OPAQUE_TYPES: &str =
 const TYPES_2_1: &str = "mosq_err_t|mosquitto_plugin_event|mosquitto_opt|mosquitto_acl_msg\
                          |mosquitto_evt_(basic_auth|extended_auth|acl_check|disconnect|client_offline|tick)";
 const VARS_2_1: &str = "MOSQ_ACL_.*|MOSQ_LOG_.*";
-const FUNCTIONS_2_1: &str = "mosquitto_log_printf|mosquitto_client_(id|username|clean_session|protocol_version)\
+const FUNCTIONS_2_1: &str = "mosquitto_log_printf|mosquitto_client_(id|username|clean_session|protocol_version|certificate)\
                              |mosquitto_set_username|mosquitto_kick_client_by_clientid\
                              |mosquitto_broker_publish_copy|mosquitto_callback_(un)?register\
                              |mosquitto_complete_basic_auth";

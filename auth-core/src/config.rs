@@ -16,6 +16,7 @@ use jsonwebtoken::Algorithm;
 use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::binding::CertificateBinding;
 use crate::secret::Secret;
 
 /// Default `oauth_leeway`: seconds a token's `nbf` may lie ahead of our clock (`exp` is strict).
@@ -464,6 +465,8 @@ pub struct Config {
     pub revalidate_concurrency: usize,
     /// How revalidation re-checks JWTs verified locally.
     pub jwt_revocation: JwtRevocation,
+    /// `oauth_require_certificate_binding`.
+    pub certificate_binding: CertificateBinding,
     /// How the host spells the options, for errors found after parsing (unreadable key files).
     pub spelling: Spelling,
 }
@@ -504,6 +507,7 @@ struct Options {
     revalidate_max_rps: Option<OptionValue>,
     revalidate_concurrency: Option<OptionValue>,
     jwt_revocation: Option<OptionValue>,
+    require_certificate_binding: Option<OptionValue>,
 }
 
 /// True for keys this crate owns among Mosquitto's options (`oauth_*` and gomozzie's
@@ -863,6 +867,19 @@ impl Config {
                 }
             };
 
+        let certificate_binding = match read
+            .text("require_certificate_binding", given.require_certificate_binding.as_ref())?
+            .as_deref()
+        {
+            None => CertificateBinding::default(),
+            Some(value) => CertificateBinding::parse(value).ok_or_else(|| {
+                ConfigError::invalid(
+                    &key("require_certificate_binding"),
+                    format!("expected {}, got {value:?}", CertificateBinding::NAMES),
+                )
+            })?,
+        };
+
         let algorithms = match read.list("algorithms", given.algorithms.as_ref())? {
             names if given.algorithms.is_some() => parse_algorithms(&key("algorithms"), &names)?,
             _ => DEFAULT_ALGORITHMS.to_vec(),
@@ -942,6 +959,7 @@ impl Config {
             )?)
             .expect("at most 64"),
             jwt_revocation,
+            certificate_binding,
             spelling,
         })
     }

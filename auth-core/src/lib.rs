@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod authenticator;
+pub mod binding;
 pub mod config;
 pub mod grants;
 mod http;
@@ -24,6 +25,7 @@ pub mod token;
 pub mod topic;
 
 pub use authenticator::{AuthError, Authenticator, MAX_TOKEN_BYTES, Session, positive_lifetime};
+pub use binding::{BindingFailure, CertificateBinding, CertificateThumbprint, Confirmation};
 pub use config::{Config, ConfigError};
 pub use grants::{Access, Grants, SessionGrants};
 pub use http::UpstreamError;

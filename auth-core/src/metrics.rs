@@ -17,6 +17,9 @@ pub struct Metrics {
     /// authorization server in this main-loop pass; their tokens are checked in the background
     /// and a reconnect is answered from the cache.
     pub connects_postponed: AtomicU64,
+    /// Logins refused because a certificate-bound token came without its certificate (RFC
+    /// 8705): a copied token, most likely. Counted in `connects_denied` too.
+    pub connects_certificate_mismatch: AtomicU64,
     /// ACL checks allowed.
     pub acl_allowed: AtomicU64,
     /// ACL checks denied.
@@ -51,6 +54,8 @@ pub struct MetricsSnapshot {
     pub connects_deferred: u64,
     /// See [`Metrics::connects_postponed`].
     pub connects_postponed: u64,
+    /// See [`Metrics::connects_certificate_mismatch`].
+    pub connects_certificate_mismatch: u64,
     /// See [`Metrics::acl_allowed`].
     pub acl_allowed: u64,
     /// See [`Metrics::acl_denied`].
@@ -75,12 +80,13 @@ pub struct MetricsSnapshot {
 
 impl MetricsSnapshot {
     /// `(topic suffix, value)` pairs, e.g. `("cache/hits", 12)`, for `$SYS/broker/oauth/<suffix>`.
-    pub fn named(&self) -> [(&'static str, u64); 14] {
+    pub fn named(&self) -> [(&'static str, u64); 15] {
         [
             ("connects/accepted", self.connects_accepted),
             ("connects/denied", self.connects_denied),
             ("connects/deferred", self.connects_deferred),
             ("connects/postponed", self.connects_postponed),
+            ("connects/certificate_mismatch", self.connects_certificate_mismatch),
             ("acl/allowed", self.acl_allowed),
             ("acl/denied", self.acl_denied),
             ("cache/hits", self.cache_hits),
@@ -121,6 +127,7 @@ impl Metrics {
             connects_denied: load(&self.connects_denied),
             connects_deferred: load(&self.connects_deferred),
             connects_postponed: load(&self.connects_postponed),
+            connects_certificate_mismatch: load(&self.connects_certificate_mismatch),
             acl_allowed: load(&self.acl_allowed),
             acl_denied: load(&self.acl_denied),
             cache_hits: load(&self.cache_hits),

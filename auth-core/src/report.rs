@@ -47,6 +47,7 @@ pub fn validation_setup(config: &Config) -> Vec<String> {
         Some(KeySource::Discovery(issuer)) => parts.push(format!("jwks via discovery at {issuer}")),
         None => {}
     }
+    parts.push(format!("certificate-bound tokens {}", config.certificate_binding.name()));
     if let Some(marker) = &config.token_username {
         parts.push(format!("token logins use username {marker:?}"));
     }

@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::binding::{CertificateBinding, Confirmation};
 use crate::config::Config;
 use crate::grants::Grants;
 use crate::http::JsonObject;
@@ -80,6 +81,9 @@ pub struct TokenInfo {
     pub username: Option<Box<str>>,
     /// Introspection or JWT.
     pub source: TokenSource,
+    /// What the `cnf` claim binds the token to (RFC 8705); [`Confirmation::Bearer`] when
+    /// `oauth_require_certificate_binding` is off.
+    pub confirmation: Confirmation,
 }
 
 /// Seconds since the Unix epoch.
@@ -196,12 +200,17 @@ pub(crate) fn check_claims(
     for name in ["sub", "client_id"] {
         string_claim(claims, name)?;
     }
+    let confirmation = match config.certificate_binding {
+        CertificateBinding::Off => Confirmation::Bearer,
+        _ => Confirmation::from_claims(claims)?,
+    };
     Ok(TokenInfo {
         grants: Grants::from_scopes(scopes.iter().copied(), &config.scope_prefix),
         expires_at,
         bound_client_id: claim(&config.client_id_claim)?,
         username: claim(&config.username_claim)?,
         source,
+        confirmation,
     })
 }
 

@@ -52,6 +52,7 @@ fn defaults_are_the_documented_ones() {
     assert!(config.disconnect_on_expiry);
     assert_eq!(config.revalidate_interval, Duration::from_secs(60));
     assert_eq!((config.revalidate_max_rps, config.revalidate_concurrency), (100, 4));
+    assert_eq!(config.certificate_binding, oauth_core::CertificateBinding::WhenPresent);
 }
 
 #[test]
@@ -222,6 +223,10 @@ fn missing_combinations_are_refused() {
     assert_eq!(
         error(&[("oauth_jwks_url", "https://am/jwks"), ("oauth_jwt_revocation", "always")]),
         "option oauth_jwt_revocation: expected keys or introspect, got \"always\""
+    );
+    assert_eq!(
+        error(&with_introspection(&[("oauth_require_certificate_binding", "yes")])),
+        "option oauth_require_certificate_binding: expected off, when-present or required, got \"yes\""
     );
 }
 

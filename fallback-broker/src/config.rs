@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use oauth_core::Config as AuthConfig;
 use oauth_core::config::{OptionValue, Spelling};
 use oauth_core::topic::Filter;
+use oauth_core::{CertificateBinding, Config as AuthConfig};
 use toml::{Table, Value};
 
 /// Default `metrics.sys_interval` (the plugin's `oauth_stats_interval`).
@@ -464,6 +464,14 @@ fn parse_auth(table: &Table, base: &Path) -> Result<(AuthConfig, bool), ConfigEr
     }
     let auth = AuthConfig::from_options(entries, AUTH_SPELLING, base, AUTH_OWN_KEYS)
         .map_err(|e| ConfigError::from_core(&e))?;
+    if auth.certificate_binding == CertificateBinding::Required {
+        return Err(ConfigError::invalid(
+            "auth.require_certificate_binding",
+            "required cannot be enforced by this broker: rmqtt 0.24 hands it a client \
+             certificate's CN, subject and serial but not the certificate, so no token can be \
+             proven bound to it; use when-present (certificate-bound tokens are refused) or off",
+        ));
+    }
     Ok((auth, allow_anonymous))
 }
 
@@ -706,7 +714,7 @@ pub const DEFAULT_CONFIG: &str = r##"# fallback-broker configuration (TOML).
 # jwks_url, jwks_file, audience, algorithms, leeway, scope_prefix, required_scopes,
 # token_username, client_id_claim, username_claim, cache_ttl, cache_negative_ttl,
 # cache_max_entries, http_timeout_ms, ca_file, revalidate_interval, revalidate_max_rps,
-# revalidate_concurrency, jwt_revocation, disconnect_on_expiry.
+# revalidate_concurrency, jwt_revocation, require_certificate_binding, disconnect_on_expiry.
 # Lists may be TOML arrays or space-separated. (auth_method: MQTT 5 enhanced authentication is
 # not available in the fallback broker; log_dest and stats_interval are [log] and [metrics];
 # login_wait_budget_ms is Mosquitto's alone: here no login waits on another.)
@@ -731,6 +739,9 @@ token_username = "oauth2"
 # jwt_revocation = "keys"
 # Clients are disconnected when their token expires.
 # disconnect_on_expiry = true
+# Tokens bound to a TLS client certificate (RFC 8705, cnf x5t#S256) are refused: this broker
+# cannot see the certificate itself to prove the binding. "off" uses them as bearer tokens.
+# require_certificate_binding = "when-present"
 
 # Fallback-broker only: clients without username and password. When true they get the
 # [anonymous] grants.
@@ -862,6 +873,10 @@ mod tests {
             (auth("log_dest = \"stdout\""), "unknown option auth.log_dest"),
             (auth("stats_interval = 1"), "unknown option auth.stats_interval"),
             (auth("login_wait_budget_ms = 100"), "unknown option auth.login_wait_budget_ms"),
+            (
+                auth("require_certificate_binding = \"required\""),
+                "option auth.require_certificate_binding: required cannot be enforced by this broker: rmqtt 0.24 hands it a client certificate's CN, subject and serial but not the certificate, so no token can be proven bound to it; use when-present (certificate-bound tokens are refused) or off",
+            ),
             (
                 auth("oauth_leeway = 1"),
                 "unknown option auth.oauth_leeway (did you mean auth.leeway?)",

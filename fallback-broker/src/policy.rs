@@ -194,6 +194,9 @@ impl Policy {
             will_topic: request.will_topic,
             admitted: false,
             exclusive: false,
+            // rmqtt 0.24 hands hooks the certificate's names, not its DER: a certificate-bound
+            // token cannot be proven here, so it is refused (see `require_certificate_binding`).
+            certificate: None,
         };
         let is_local_user = |name: &str| self.users_file.is_some() && self.users().contains(name);
         let token_login = self.auth.config().is_token_login(request.username, is_local_user);

@@ -22,6 +22,8 @@
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 
+use oauth_core::CertificateThumbprint;
+
 /// Mosquitto 2.0.11's declarations, generated from `plugin/wrapper.h`.
 pub(crate) mod bindings {
     // The file's lints allowances apply here too; bindgen's output adds this one.
@@ -74,6 +76,15 @@ pub(crate) type CallbackUnregister = unsafe extern "C" fn(
     *const c_void,
 ) -> c_int;
 
+/// `void *mosquitto_client_certificate(const struct mosquitto *)`: the peer's `X509*`, with a
+/// reference the caller releases with `X509_free`; NULL without a TLS client certificate.
+pub(crate) type ClientCertificate = unsafe extern "C" fn(*const mosquitto) -> *mut c_void;
+/// OpenSSL's `int i2d_X509(const X509 *, unsigned char **out)`: the DER length with a NULL
+/// `out`, else writes the DER at `*out` and advances it.
+pub(crate) type I2dX509 = unsafe extern "C" fn(*const c_void, *mut *mut u8) -> c_int;
+/// OpenSSL's `void X509_free(X509 *)`.
+pub(crate) type X509Free = unsafe extern "C" fn(*mut c_void);
+
 /// `void mosquitto_complete_basic_auth(const char *clientid, int result)`: Mosquitto 2.1 only.
 pub(crate) type CompleteBasicAuth = unsafe extern "C" fn(*const c_char, c_int);
 
@@ -89,6 +100,7 @@ const _: KickByClientId = bindings::mosquitto_kick_client_by_clientid;
 const _: BrokerPublishCopy = bindings::mosquitto_broker_publish_copy;
 const _: CallbackRegister = bindings::mosquitto_callback_register;
 const _: CallbackUnregister = bindings::mosquitto_callback_unregister;
+const _: ClientCertificate = bindings::mosquitto_client_certificate;
 // The same against 2.1's prototypes, which the plugin calls on a 2.1 broker.
 const _: LogPrintf = bindings_2_1::mosquitto_log_printf;
 const _: ClientString = bindings_2_1::mosquitto_client_id;
@@ -101,6 +113,7 @@ const _: BrokerPublishCopy = bindings_2_1::mosquitto_broker_publish_copy;
 const _: CallbackRegister = bindings_2_1::mosquitto_callback_register;
 const _: CallbackUnregister = bindings_2_1::mosquitto_callback_unregister;
 const _: CompleteBasicAuth = bindings_2_1::mosquitto_complete_basic_auth;
+const _: ClientCertificate = bindings_2_1::mosquitto_client_certificate;
 
 /// The broker functions, resolved in the running broker.
 #[derive(Clone, Copy)]
@@ -117,6 +130,9 @@ pub(crate) struct BrokerApi {
     pub callback_unregister: Option<CallbackUnregister>,
     /// Present on Mosquitto 2.1 and later: enables delayed logins.
     pub complete_basic_auth: Option<CompleteBasicAuth>,
+    /// The client certificate and the OpenSSL functions that encode and release it, for
+    /// certificate-bound tokens; `None` when the broker was built without TLS.
+    pub client_certificate: Option<(ClientCertificate, I2dX509, X509Free)>,
 }
 
 /// Looks a broker symbol up in the process.
@@ -157,6 +173,17 @@ impl BrokerApi {
             callback_register: resolve!(c"mosquitto_callback_register" as CallbackRegister),
             callback_unregister: resolve!(c"mosquitto_callback_unregister" as CallbackUnregister),
             complete_basic_auth: resolve!(c"mosquitto_complete_basic_auth" as CompleteBasicAuth),
+            // OpenSSL is the broker's own (libcrypto is loaded with it), looked up like the
+            // broker's functions: the plugin links no TLS library, and the same `.so` loads on
+            // brokers built with another OpenSSL version or without TLS.
+            client_certificate: match (
+                resolve!(c"mosquitto_client_certificate" as ClientCertificate),
+                resolve!(c"i2d_X509" as I2dX509),
+                resolve!(c"X509_free" as X509Free),
+            ) {
+                (Some(certificate), Some(encode), Some(free)) => Some((certificate, encode, free)),
+                _ => None,
+            },
         })
     }
 }
@@ -207,6 +234,42 @@ impl BrokerApi {
             },
             _ => true,
         }
+    }
+
+    /// The thumbprint of the TLS client certificate the client presented on this connection;
+    /// `None` without one (or a broker without TLS).
+    ///
+    /// # Safety
+    /// `client` is NULL or a client object alive for the current callback.
+    pub(crate) unsafe fn client_certificate_thumbprint(
+        &self,
+        client: *const mosquitto,
+    ) -> Option<CertificateThumbprint> {
+        let (certificate_of, encode, free) = self.client_certificate?;
+        if client.is_null() {
+            return None;
+        }
+        // SAFETY: `mosquitto_client_certificate` on a live client: NULL or an `X509*` whose
+        // reference we own until the `X509_free` below.
+        let certificate = unsafe { certificate_of(client) };
+        if certificate.is_null() {
+            return None;
+        }
+        // SAFETY: `i2d_X509` with a NULL output only measures the live certificate.
+        let length = usize::try_from(unsafe { encode(certificate, std::ptr::null_mut()) })
+            .ok()
+            .filter(|length| *length > 0);
+        let thumbprint = length.and_then(|length| {
+            let mut der = vec![0u8; length];
+            let mut cursor = der.as_mut_ptr();
+            // SAFETY: `der` has room for the `length` bytes `i2d_X509` just measured; it writes
+            // them at `cursor` and advances the cursor, which is ours.
+            let written = unsafe { encode(certificate, &mut cursor) };
+            (usize::try_from(written) == Ok(length)).then(|| CertificateThumbprint::of_der(&der))
+        });
+        // SAFETY: releases the reference `mosquitto_client_certificate` handed us, once.
+        unsafe { free(certificate) };
+        thumbprint
     }
 
     /// Gives the client a broker username (from `oauth_username_claim`) during its login check.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use oauth_core::policy::{self, Answer, LoginAttempt, LoginDecision};
 use oauth_core::{
-    Access, AccessToken, AuthError, Authenticator, ConfigError, Metrics, TokenDigest, TokenInfo,
-    UpstreamError, report,
+    Access, AccessToken, AuthError, Authenticator, CertificateThumbprint, ConfigError, Metrics,
+    TokenDigest, TokenInfo, UpstreamError, report,
 };
 
 use crate::clients::ClientTable;
@@ -103,6 +103,9 @@ pub struct Login<'a> {
     /// makes at once: a durable session (clean session / clean start false), or any MQTT 5
     /// client, whose Session Expiry and Will Delay Interval the plugin cannot read.
     pub outlives_connection: bool,
+    /// Thumbprint of the TLS client certificate presented on this connection, taken only when
+    /// [`Instance::needs_certificates`].
+    pub certificate: Option<CertificateThumbprint>,
 }
 
 /// Result of a login: the decision, and a username for the broker to adopt.
@@ -233,6 +236,12 @@ impl<H: Host> Instance<H> {
         self.auth.config().is_token_login(username, |name| self.local_users.borrow().contains(name))
     }
 
+    /// Whether logins need the client's certificate ([`Login::certificate`]): only when
+    /// certificate-bound tokens are enforced.
+    pub fn needs_certificates(&self) -> bool {
+        self.auth.config().certificate_binding.needs_certificates()
+    }
+
     /// The authenticator (configuration, cache, counters).
     pub fn authenticator(&self) -> &Arc<Authenticator> {
         &self.auth
@@ -305,6 +314,7 @@ impl<H: Host> Instance<H> {
             login.username,
             token,
             login.outlives_connection,
+            login.certificate.as_ref(),
             outcome,
         )
     }
@@ -334,6 +344,7 @@ impl<H: Host> Instance<H> {
             will_topic: None,
             admitted,
             exclusive: false,
+            certificate: login.certificate.as_ref(),
         };
         let decision = policy::decide_not_ours(&attempt, why, self.metrics());
         self.carry_out(login.address, &attempt, login.outlives_connection, decision)
@@ -439,6 +450,7 @@ impl<H: Host> Instance<H> {
             username: login.username.map(str::to_owned),
             token: token.clone(),
             outlives_connection: login.outlives_connection,
+            certificate: login.certificate,
             answer_awaited,
         }
     }
@@ -451,6 +463,7 @@ impl<H: Host> Instance<H> {
         username: Option<&str>,
         token: AccessToken,
         outlives_connection: bool,
+        certificate: Option<&CertificateThumbprint>,
         outcome: Result<TokenInfo, AuthError>,
     ) -> LoginOutcome {
         let attempt = LoginAttempt {
@@ -459,6 +472,7 @@ impl<H: Host> Instance<H> {
             will_topic: None,
             admitted: self.clients.borrow().live(address, Some(client_id)).is_some(),
             exclusive: false,
+            certificate,
         };
         let now = self.host.epoch_seconds();
         let decision = policy::decide_token_login(&self.auth, &attempt, token, outcome, now);
@@ -537,6 +551,7 @@ impl<H: Host> Instance<H> {
             will_topic: None,
             admitted: reauth,
             exclusive: true,
+            certificate: login.certificate.as_ref(),
         };
         let now = self.host.epoch_seconds();
         let decision = policy::decide_token_login(&self.auth, &attempt, token, outcome, now);
@@ -711,6 +726,7 @@ impl<H: Host> Instance<H> {
                         username,
                         token,
                         outlives_connection,
+                        certificate,
                         ..
                     } = pending;
                     // Voided by a newer login of the id, or by the client object leaving (its
@@ -728,6 +744,7 @@ impl<H: Host> Instance<H> {
                         username.as_deref(),
                         token,
                         outlives_connection,
+                        certificate.as_ref(),
                         outcome,
                     );
                     self.host.complete_login(&client_id, answer.decision);

@@ -176,6 +176,14 @@ pub unsafe extern "C" fn mosquitto_auth_unpwd_check(
             password: unsafe { ffi::borrow_bytes(password) },
             // SAFETY: the client is alive for the duration of the login check.
             outlives_connection: unsafe { api.outlives_connection(client) },
+            // SAFETY: as above.
+            certificate: unsafe {
+                plugin
+                    .instance
+                    .needs_certificates()
+                    .then(|| api.client_certificate_thumbprint(client))
+                    .flatten()
+            },
         };
         let outcome = plugin.instance.login(&login);
         if let (Some(username), Some(set_username)) = (&outcome.username, api.set_username)

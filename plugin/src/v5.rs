@@ -238,6 +238,14 @@ unsafe extern "C" fn on_basic_auth(
             password: unsafe { ffi::borrow_bytes(event.password) },
             // SAFETY: as for client_id.
             outlives_connection: unsafe { api.outlives_connection(event.client) },
+            // SAFETY: as above.
+            certificate: unsafe {
+                plugin
+                    .instance
+                    .needs_certificates()
+                    .then(|| api.client_certificate_thumbprint(event.client))
+                    .flatten()
+            },
         };
         let outcome = plugin.instance.login(&login);
         if let Some(username) = &outcome.username {
@@ -280,6 +288,14 @@ unsafe extern "C" fn on_extended_auth_start(
             password: None,
             // SAFETY: as above.
             outlives_connection: unsafe { api.outlives_connection(event.client) },
+            // SAFETY: as above.
+            certificate: unsafe {
+                plugin
+                    .instance
+                    .needs_certificates()
+                    .then(|| api.client_certificate_thumbprint(event.client))
+                    .flatten()
+            },
         };
         // SAFETY: NULL or a NUL-terminated string owned by the broker.
         let method = unsafe { ffi::borrow_str(event.auth_method) };

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use oauth_core::policy;
 use oauth_core::{
-    AccessToken, AuthError, Authenticator, Rejection, TokenDigest, TokenInfo, UpstreamError,
+    AccessToken, AuthError, Authenticator, CertificateThumbprint, Rejection, TokenDigest,
+    TokenInfo, UpstreamError,
 };
 
 /// Threads validating logins' tokens in the background: enough to overlap slow
@@ -44,6 +45,9 @@ pub struct PendingLogin {
     pub token: AccessToken,
     /// See [`Login::outlives_connection`](crate::instance::Login::outlives_connection).
     pub outlives_connection: bool,
+    /// See [`Login::certificate`](crate::instance::Login::certificate): taken on the broker
+    /// thread at login, where the client object is live.
+    pub certificate: Option<CertificateThumbprint>,
     /// True when the broker waits for the answer (a delayed login); false when the login was
     /// refused for now and only the cached verdict matters, for the client's reconnect.
     pub answer_awaited: bool,

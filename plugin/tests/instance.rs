@@ -91,6 +91,7 @@ fn login<'a>(address: usize, client_id: &'a str, password: Option<&'a [u8]>) -> 
         username: None,
         password,
         outlives_connection: false,
+        certificate: None,
     }
 }
 
@@ -151,6 +152,7 @@ fn null_and_empty_passwords_are_left_to_other_mechanisms() {
         username: None,
         password: None,
         outlives_connection: false,
+        certificate: None,
     };
     assert_eq!(plugin.login(&anonymous).decision, AuthDecision::Defer);
     let no_id = Login {
@@ -159,6 +161,7 @@ fn null_and_empty_passwords_are_left_to_other_mechanisms() {
         username: None,
         password: Some(b"x.y.z"),
         outlives_connection: false,
+        certificate: None,
     };
     assert_eq!(plugin.login(&no_id).decision, AuthDecision::Defer);
 }
@@ -184,6 +187,7 @@ fn token_username_marks_token_logins_and_others_are_deferred_untouched() {
         username: Some("human"),
         password: Some(token.as_bytes()),
         outlives_connection: false,
+        certificate: None,
     };
     assert_eq!(plugin.login(&human).decision, AuthDecision::Defer);
     assert_eq!(
@@ -434,6 +438,7 @@ fn enhanced_auth_accepts_raw_and_oauthbearer_tokens_and_reauth_swaps_grants() {
         username: None,
         password: None,
         outlives_connection: false,
+        certificate: None,
     };
     let outcome = plugin.extended_auth(&connect, Some("OAUTHBEARER"), first.as_bytes());
     assert_eq!(outcome.decision, AuthDecision::Accept);
@@ -466,6 +471,7 @@ fn failed_reauthentication_revokes_the_session_and_its_will_instead_of_deferring
         username: Some("human"),
         password: None,
         outlives_connection: true,
+        certificate: None,
     };
     assert_eq!(
         plugin.extended_auth(&connect, Some("OAUTHBEARER"), token.as_bytes()).decision,
@@ -583,6 +589,7 @@ fn enhanced_auth_obeys_the_token_username() {
         username,
         password: None,
         outlives_connection: false,
+        certificate: None,
     };
     let human =
         plugin.extended_auth(&connect(1, Some("human")), Some("OAUTHBEARER"), token.as_bytes());
@@ -952,4 +959,74 @@ fn without_a_token_username_password_file_users_never_log_in_with_a_token() {
     let again = Login { address: 2, ..device };
     assert_eq!(plugin.login(&again).decision, AuthDecision::Defer);
     std::fs::remove_file(passwd).unwrap();
+}
+
+/// Runs ticks until the fake host has been handed `count` completed delayed logins.
+fn tick_until_completed(plugin: &Instance<&FakeHost>, host: &FakeHost, count: usize) {
+    let started = Instant::now();
+    while host.completed.borrow().len() < count && started.elapsed() < Duration::from_secs(10) {
+        plugin.tick(Instant::now());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_certificate_bound_token_is_accepted_only_with_its_certificate_and_never_deferred() {
+    use oauth_core::CertificateThumbprint;
+    let mine = CertificateThumbprint::of_der(b"device-1 certificate");
+    let theirs = CertificateThumbprint::of_der(b"device-2 certificate");
+    let bound = jwt(DEVICE_SCOPES, now() + 600, json!({"cnf": {"x5t#S256": mine.to_string()}}));
+    let bearer = jwt(DEVICE_SCOPES, now() + 600, json!({}));
+    // (mode, token, presented certificate, decision)
+    let cases = [
+        ("when-present", &bound, Some(mine), AuthDecision::Accept),
+        ("when-present", &bound, Some(theirs), AuthDecision::Deny),
+        ("when-present", &bound, None, AuthDecision::Deny),
+        ("when-present", &bearer, None, AuthDecision::Accept),
+        ("required", &bearer, Some(mine), AuthDecision::Deny),
+        ("required", &bound, Some(mine), AuthDecision::Accept),
+        ("off", &bound, None, AuthDecision::Accept),
+    ];
+    for (mode, token, certificate, decision) in cases {
+        let host = FakeHost::default();
+        let plugin = instance(&host, &[("oauth_require_certificate_binding", mode)]);
+        assert_eq!(plugin.needs_certificates(), mode != "off");
+        let outcome =
+            plugin.login(&Login { certificate, ..login(1, "dev1", Some(token.as_bytes())) });
+        assert_eq!(outcome.decision, decision, "{mode} {certificate:?}");
+        let expected =
+            if decision == AuthDecision::Accept { AclDecision::Allow } else { AclDecision::Defer };
+        assert_eq!(plugin.acl_check(1, Some("dev1"), Access::Write, "devices/dev1/t"), expected);
+    }
+}
+
+#[test]
+fn a_delayed_login_is_held_to_the_certificate_presented_at_connect() {
+    use oauth_core::CertificateThumbprint;
+    let mine = CertificateThumbprint::of_der(b"device-1 certificate");
+    let theirs = CertificateThumbprint::of_der(b"device-2 certificate");
+    let host = FakeHost { delayed: true, ..FakeHost::default() };
+    let active = json!({
+        "active": true, "scope": "mqtt:write:a/#", "exp": now() + 600,
+        "cnf": {"x5t#S256": mine.to_string()}
+    });
+    let url = slow_introspection_stub(active.to_string(), Duration::ZERO);
+    let plugin = instance(
+        &host,
+        &[
+            ("oauth_introspection_url", url.as_str()),
+            ("oauth_client_id", "b"),
+            ("oauth_client_secret", "s"),
+        ],
+    );
+    let copied = Login { certificate: Some(theirs), ..login(1, "thief", Some(b"opaque-token")) };
+    assert_eq!(plugin.login(&copied).decision, AuthDecision::Delayed);
+    tick_until_completed(&plugin, &host, 1);
+    assert_eq!(*host.completed.borrow(), [("thief".to_owned(), AuthDecision::Deny)]);
+    assert_eq!(plugin.acl_check(1, Some("thief"), Access::Write, "a/x"), AclDecision::Defer);
+    // The same token, now cached, with its certificate; and without any.
+    let owner = Login { certificate: Some(mine), ..login(2, "dev1", Some(b"opaque-token")) };
+    assert_eq!(plugin.login(&owner).decision, AuthDecision::Accept);
+    assert_eq!(plugin.login(&login(3, "dev3", Some(b"opaque-token"))).decision, AuthDecision::Deny);
+    assert_eq!(plugin.authenticator().metrics().snapshot().connects_certificate_mismatch, 2);
 }

@@ -73,6 +73,7 @@ fn login<'a>(address: usize, client_id: &'a str, token: &'a str) -> Login<'a> {
         username: None,
         password: Some(token.as_bytes()),
         outlives_connection: true,
+        certificate: None,
     }
 }
 

@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use compact_str::CompactString;
 
 use crate::{
-    Access, AccessToken, AuthError, Authenticator, Metrics, Rejection, Session, TokenInfo, report,
+    Access, AccessToken, AuthError, Authenticator, BindingFailure, CertificateThumbprint, Metrics,
+    Rejection, Session, TokenInfo, report,
 };
 
 /// A client admitted with a token, kept by its broker for as long as the broker may act for it
@@ -282,6 +283,9 @@ pub struct LoginAttempt<'a> {
     /// The client chose this plugin's authentication method (MQTT 5 enhanced authentication):
     /// a rejected token is refused, not left to other mechanisms.
     pub exclusive: bool,
+    /// The thumbprint of the TLS client certificate the connection presented, for
+    /// certificate-bound tokens (RFC 8705); `None` without one, or when the host cannot see it.
+    pub certificate: Option<&'a CertificateThumbprint>,
 }
 
 /// What to answer to a login.
@@ -320,10 +324,15 @@ pub fn decide_token_login(
 ) -> LoginDecision {
     let metrics = auth.metrics();
     let client_id = attempt.client_id;
-    let session =
-        outcome.and_then(|info| auth.session_for(&info, &token, client_id, attempt.username, now));
-    let error = match session {
-        Ok(session) => {
+    let checked = outcome.and_then(|info| {
+        let session = auth.session_for(&info, &token, client_id, attempt.username, now)?;
+        let binding =
+            auth.config().certificate_binding.check(&info.confirmation, attempt.certificate);
+        Ok((session, binding))
+    });
+    let error = match checked {
+        Ok((_, Err(failure))) => return refuse_wrong_holder(attempt, &failure, metrics),
+        Ok((session, Ok(()))) => {
             let client = TokenClient::new(client_id, session, token);
             if let Some(topic) = attempt.will_topic
                 && client.check(Access::Write, topic, now, &mut &**metrics) != AclVerdict::Allow
@@ -356,6 +365,22 @@ pub fn decide_token_login(
             LoginDecision::Deny
         }
     }
+}
+
+/// Refuses a valid token presented without the certificate it is bound to: never left to
+/// other mechanisms, whoever the client claims to be.
+fn refuse_wrong_holder(
+    attempt: &LoginAttempt<'_>,
+    failure: &BindingFailure,
+    metrics: &Metrics,
+) -> LoginDecision {
+    if attempt.admitted {
+        return refuse_admitted(attempt.client_id, &failure.to_string(), metrics);
+    }
+    Metrics::bump(&metrics.connects_denied);
+    Metrics::bump(&metrics.connects_certificate_mismatch);
+    log::info!("client {:?} refused: {failure}", attempt.client_id);
+    LoginDecision::Deny
 }
 
 fn refuse_admitted(client_id: &str, why: &str, metrics: &Metrics) -> LoginDecision {
@@ -467,7 +492,14 @@ mod tests {
     }
 
     fn attempt(admitted: bool, exclusive: bool) -> LoginAttempt<'static> {
-        LoginAttempt { client_id: "dev", username: None, will_topic: None, admitted, exclusive }
+        LoginAttempt {
+            client_id: "dev",
+            username: None,
+            will_topic: None,
+            admitted,
+            exclusive,
+            certificate: None,
+        }
     }
 
     #[test]
@@ -503,6 +535,7 @@ mod tests {
             bound_client_id: None,
             username: None,
             source: TokenSource::Introspection,
+            confirmation: crate::Confirmation::Bearer,
         }
     }
 
@@ -542,6 +575,50 @@ mod tests {
             let snapshot = auth.metrics().snapshot();
             assert_eq!(
                 (name, (snapshot.connects_accepted, snapshot.connects_denied)),
+                (expected, counted),
+                "{attempt:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bound_token_without_its_certificate_is_refused_never_deferred() {
+        let mine = CertificateThumbprint::of_der(b"device-1 certificate");
+        let theirs = CertificateThumbprint::of_der(b"device-2 certificate");
+        let bound = || {
+            Ok(TokenInfo {
+                confirmation: crate::Confirmation::Certificate(Box::new(mine)),
+                ..info(EXP)
+            })
+        };
+        let with = |certificate, admitted| LoginAttempt { certificate, ..attempt(admitted, false) };
+        // (attempt, decision, counted (accepted, denied, certificate mismatch))
+        let cases = [
+            (with(Some(&mine), false), "accept", (1, 0, 0)),
+            (with(Some(&theirs), false), "deny", (0, 1, 1)),
+            (with(None, false), "deny", (0, 1, 1)),
+            (with(None, true), "deny and revoke", (0, 1, 0)),
+        ];
+        for (attempt, expected, counted) in cases {
+            let auth = authenticator();
+            let decision =
+                decide_token_login(&auth, &attempt, AccessToken::new(&b"t"[..]), bound(), 999);
+            let name = match decision {
+                LoginDecision::Accept(_) => "accept",
+                LoginDecision::Defer => "defer",
+                LoginDecision::Deny => "deny",
+                LoginDecision::DenyAndRevoke => "deny and revoke",
+            };
+            let snapshot = auth.metrics().snapshot();
+            assert_eq!(
+                (
+                    name,
+                    (
+                        snapshot.connects_accepted,
+                        snapshot.connects_denied,
+                        snapshot.connects_certificate_mismatch
+                    )
+                ),
                 (expected, counted),
                 "{attempt:?}"
             );
