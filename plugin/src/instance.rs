@@ -308,15 +308,7 @@ impl<H: Host> Instance<H> {
                 None => return LoginOutcome::only(AuthDecision::Deny),
             }
         };
-        self.conclude(
-            login.address,
-            client_id,
-            login.username,
-            token,
-            login.outlives_connection,
-            login.certificate.as_ref(),
-            outcome,
-        )
+        self.conclude(login, client_id, token, outcome)
     }
 
     /// Forgets what was kept for the client object at `address`: a new one is logging in there,
@@ -458,25 +450,22 @@ impl<H: Host> Instance<H> {
     /// Turns a validation outcome into the login answer (and the session, when accepted).
     fn conclude(
         &self,
-        address: usize,
+        login: &Login<'_>,
         client_id: &str,
-        username: Option<&str>,
         token: AccessToken,
-        outlives_connection: bool,
-        certificate: Option<&CertificateThumbprint>,
         outcome: Result<TokenInfo, AuthError>,
     ) -> LoginOutcome {
         let attempt = LoginAttempt {
             client_id,
-            username,
+            username: login.username,
             will_topic: None,
-            admitted: self.clients.borrow().live(address, Some(client_id)).is_some(),
+            admitted: self.clients.borrow().live(login.address, Some(client_id)).is_some(),
             exclusive: false,
-            certificate,
+            certificate: login.certificate.as_ref(),
         };
         let now = self.host.epoch_seconds();
         let decision = policy::decide_token_login(&self.auth, &attempt, token, outcome, now);
-        self.carry_out(address, &attempt, outlives_connection, decision)
+        self.carry_out(login.address, &attempt, login.outlives_connection, decision)
     }
 
     /// Mosquitto 2.1 re-runs the login check of every connected client on SIGHUP. A client
@@ -738,15 +727,15 @@ impl<H: Host> Instance<H> {
                         continue;
                     }
                     self.delayed_logins.borrow_mut().remove(&client_id);
-                    let answer = self.conclude(
+                    let login = Login {
                         address,
-                        &client_id,
-                        username.as_deref(),
-                        token,
+                        client_id: Some(&client_id),
+                        username: username.as_deref(),
+                        password: None,
                         outlives_connection,
-                        certificate.as_ref(),
-                        outcome,
-                    );
+                        certificate,
+                    };
+                    let answer = self.conclude(&login, &client_id, token, outcome);
                     self.host.complete_login(&client_id, answer.decision);
                 }
                 Report::Invalid(digest, reason) => {
