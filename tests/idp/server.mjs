@@ -28,6 +28,13 @@
 // Clients (static): mqtt-broker / broker-secret (client_secret_basic) and mqtt-broker-post /
 // broker-secret-post (client_secret_post) may introspect and revoke any token; device-1, device-2,
 // device-3 and wildcat (secret "<id>-secret", client_secret_basic) get tokens.
+//
+// Certificate-bound tokens (RFC 8705 §3): bound-device (secret "bound-device-secret") is
+// registered with tls_client_certificate_bound_access_tokens, so its tokens carry
+// cnf.x5t#S256 (in the JWT, and in the introspection answer of opaque ones) of the TLS client
+// certificate it presented. This server speaks plain http, so the certificate arrives as a
+// TLS-terminating proxy forwards it: URL-encoded PEM in the X-SSL-Client-Cert header (nginx's
+// $ssl_client_escaped_cert). A token request of bound-device without it is refused.
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -51,6 +58,8 @@ const { default: Provider, errors } = await import('oidc-provider');
 const DEFAULT_TTL_SECONDS = 3600;
 const BROKER_CLIENTS = new Set(['mqtt-broker', 'mqtt-broker-post']);
 const DEVICE_CLIENTS = ['device-1', 'device-2', 'device-3', 'wildcat'];
+const BOUND_DEVICE_CLIENTS = new Set(['bound-device']);
+const CLIENT_CERTIFICATE_HEADER = 'x-ssl-client-cert';
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -215,15 +224,27 @@ function tokenTtl(ctx, token) {
 const clients = [
   { client_id: 'mqtt-broker', client_secret: 'broker-secret', auth: 'client_secret_basic' },
   { client_id: 'mqtt-broker-post', client_secret: 'broker-secret-post', auth: 'client_secret_post' },
-  ...DEVICE_CLIENTS.map((id) => ({ client_id: id, client_secret: `${id}-secret`, auth: 'client_secret_basic' })),
+  ...[...DEVICE_CLIENTS, ...BOUND_DEVICE_CLIENTS].map((id) => ({ client_id: id, client_secret: `${id}-secret`, auth: 'client_secret_basic' })),
 ].map(({ client_id, client_secret, auth }) => ({
   client_id,
   client_secret,
   token_endpoint_auth_method: auth,
+  tls_client_certificate_bound_access_tokens: BOUND_DEVICE_CLIENTS.has(client_id),
   grant_types: ['client_credentials'],
   response_types: [],
   redirect_uris: [],
 }));
+
+// The client's TLS certificate as its proxy forwards it (see the header comment), or undefined.
+function forwardedCertificate(ctx) {
+  const header = ctx.get(CLIENT_CERTIFICATE_HEADER);
+  if (!header) return undefined;
+  try {
+    return decodeURIComponent(header);
+  } catch {
+    return undefined;
+  }
+}
 
 const configuration = {
   adapter: MapAdapter,
@@ -231,6 +252,11 @@ const configuration = {
   jwks,
   features: {
     devInteractions: { enabled: false },
+    mTLS: {
+      enabled: true,
+      certificateBoundAccessTokens: true,
+      getCertificate: forwardedCertificate,
+    },
     clientCredentials: { enabled: true },
     introspection: {
       enabled: true,
@@ -314,6 +340,12 @@ async function clientCredentialsGrant(ctx) {
     token.resourceServer = new provider.ResourceServer(params.resource, info);
   } else if (params.token_format === 'jwt') {
     throw new errors.InvalidRequest('a JWT access token needs an audience: add a resource parameter');
+  }
+
+  if (client.tlsClientCertificateBoundAccessTokens) {
+    const certificate = forwardedCertificate(ctx);
+    if (!certificate) throw new errors.InvalidGrant('mutual TLS client certificate not provided');
+    token.setThumbprint('x5t', certificate);
   }
 
   ctx.oidc.entity('ClientCredentials', token);

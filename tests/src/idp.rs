@@ -30,6 +30,12 @@ pub const BROKER_POST_CLIENT_SECRET: &str = "broker-secret-post";
 /// The device clients known to the server; each one's secret is `<id>-secret`
 /// (see [`client_secret`]) and they authenticate with HTTP Basic.
 pub const DEVICE_CLIENTS: [&str; 4] = ["device-1", "device-2", "device-3", "wildcat"];
+/// The device client whose tokens are bound to the certificate it presents (RFC 8705), see
+/// [`TokenRequest::presenting`].
+pub const BOUND_DEVICE: &str = "bound-device";
+/// How the server receives the client's certificate: as nginx forwards it behind TLS
+/// termination (`$ssl_client_escaped_cert`).
+const CLIENT_CERTIFICATE_HEADER: &str = "x-ssl-client-cert";
 
 /// How long to wait for the server's ready line (usually there within a second).
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -91,6 +97,9 @@ pub struct TokenRequest<'a> {
     /// Forces the format: with a resource, [`TokenFormat::Opaque`] gives an opaque token that
     /// still has an audience. Without a resource only opaque is possible.
     pub format: Option<TokenFormat>,
+    /// The PEM certificate the client presents, forwarded as a TLS-terminating proxy would:
+    /// [`BOUND_DEVICE`]'s tokens are bound to it (RFC 8705 `cnf.x5t#S256`).
+    pub certificate_pem: Option<&'a str>,
 }
 
 impl<'a> TokenRequest<'a> {
@@ -125,6 +134,13 @@ impl<'a> TokenRequest<'a> {
     #[must_use]
     pub fn format(mut self, format: TokenFormat) -> Self {
         self.format = Some(format);
+        self
+    }
+
+    /// Presents the client certificate `pem` (see [`Self::certificate_pem`]).
+    #[must_use]
+    pub fn presenting(mut self, pem: &'a str) -> Self {
+        self.certificate_pem = Some(pem);
         self
     }
 
@@ -296,7 +312,10 @@ impl Idp {
 
     /// The token endpoint's full answer to `request`, success or error.
     pub fn token_response(&self, request: &TokenRequest<'_>) -> TokenResponse {
-        let builder = self.http.post(self.token_url());
+        let mut builder = self.http.post(self.token_url());
+        if let Some(pem) = request.certificate_pem {
+            builder = builder.header(CLIENT_CERTIFICATE_HEADER, percent_encode(pem));
+        }
         let builder = authenticate(builder, request.client_id, request.form());
         let response = builder.send().expect("token request sent");
         let status = response.status().as_u16();
@@ -438,6 +457,19 @@ fn server_dir() -> PathBuf {
 }
 
 /// Adds client authentication the way `client_id` is registered, and the form body.
+/// Percent-encodes everything but unreserved characters (RFC 3986 §2.3).
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len() * 2);
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 fn authenticate(
     builder: RequestBuilder,
     client_id: &str,

@@ -62,6 +62,15 @@ pub fn client_certificate(dir: &Path, name: &str, cn: &str) {
     );
 }
 
+/// The RFC 8705 thumbprint (SHA-256 of the DER) of certificate `<name>.pem` in `dir`, with the
+/// DER written by `openssl` (independently of how the plugin encodes it).
+pub fn certificate_thumbprint(dir: &Path, name: &str) -> oauth_core::CertificateThumbprint {
+    let (pem, der) = (format!("{name}.pem"), format!("{name}.der"));
+    openssl(dir, &["x509", "-in", &pem, "-outform", "DER", "-out", &der]);
+    let der = std::fs::read(dir.join(der)).expect("DER certificate written");
+    oauth_core::CertificateThumbprint::of_der(&der)
+}
+
 fn signed_certificate(dir: &Path, name: &str, cn: &str, extensions: &str) {
     let (key, csr, pem, ext) = (
         format!("{name}.key"),

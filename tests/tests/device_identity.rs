@@ -11,16 +11,23 @@
 //! - (b) one TLS listener with `require_certificate true` and no `use_identity_as_username`: every
 //!   client presents a certificate, and the password decides (a token for token devices, a
 //!   users-file password for people).
+//!
+//! On layout (b) tokens may be bound to the device's certificate (item 2, RFC 8705): the test
+//! server's `bound-device` gets tokens carrying `cnf.x5t#S256`, and the plugin admits them only
+//! with that certificate.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
-use mosquitto_oauth_e2e::idp::{BROKER_CLIENT_ID, BROKER_CLIENT_SECRET, Idp};
+use mosquitto_oauth_e2e::idp::{
+    BOUND_DEVICE, BROKER_CLIENT_ID, BROKER_CLIENT_SECRET, Idp, TokenRequest,
+};
 use mosquitto_oauth_e2e::mosquitto::{Mosquitto, MosquittoConfig, plugin_path};
-use mosquitto_oauth_e2e::mqtt::{ConnectOptions, MqttClient, Protocol};
+use mosquitto_oauth_e2e::mqtt::{ConnectOptions, ConnectRefused, MqttClient, Protocol};
 use mosquitto_oauth_e2e::scenarios::{QUIET, WAIT};
 use mosquitto_oauth_e2e::tls::{
-    client_certificate, make_certificates, publish_over_tls, publish_without_certificate,
+    certificate_thumbprint, client_certificate, make_certificates, publish_over_tls,
+    publish_without_certificate,
 };
 
 /// Part of the start-up warning about a listener where the plugin is never asked.
@@ -189,4 +196,130 @@ fn a_plugin_serving_a_listener_that_takes_certificate_identities_is_warned_about
         ),
         WAIT,
     );
+}
+
+/// The scopes of the bound device's tokens.
+const BOUND_SCOPES: [&str; 1] = ["mqtt:write:devices/bound-device/#"];
+
+/// A Mosquitto with the plugin (opaque tokens introspected, JWTs verified against the test
+/// server's keys, `binding` as `oauth_require_certificate_binding` unless `None`): a plain
+/// listener and a TLS one requiring certificates, with client certificates `bound-device` and
+/// `other-device` in its config dir.
+fn broker_for_bound_tokens(idp: &Idp, binding: Option<&str>) -> (Mosquitto, PathBuf) {
+    let (config, _, _) =
+        config_with(&[("bound-device", "bound-device"), ("other-device", "device-2")]);
+    let dir = config.dir().to_path_buf();
+    let binding = binding
+        .map(|mode| format!("plugin_opt_oauth_require_certificate_binding {mode}\n"))
+        .unwrap_or_default();
+    let mosquitto = config.start(|ports| {
+        format!(
+            "{}listener {} 127.0.0.1\nallow_anonymous false\n{}plugin_opt_oauth_jwks_url {}\n{binding}",
+            tls_lines(ports.second, &dir),
+            ports.main,
+            plugin_lines(idp),
+            idp.jwks_url(),
+        )
+    });
+    (mosquitto, dir)
+}
+
+/// `bound-device`'s certificate as the test server receives it.
+fn bound_device_pem(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("bound-device.pem")).unwrap()
+}
+
+#[test]
+fn a_certificate_bound_token_is_accepted_only_from_the_device_holding_its_certificate() {
+    let idp = Idp::start();
+    let (mosquitto, dir) = broker_for_bound_tokens(&idp, None);
+    let tls_port = mosquitto.ports().second;
+    let watcher = watcher(&idp, mosquitto.port());
+    let pem = bound_device_pem(&dir);
+    let request = TokenRequest::new(BOUND_DEVICE, &BOUND_SCOPES).presenting(&pem);
+    let opaque = idp.token(&request);
+    let jwt = idp.token(&request.resource("urn:mqtt:broker"));
+
+    // The device with its certificate: both token kinds work, and only within their grants.
+    for (token, topic) in
+        [(&opaque, "devices/bound-device/opaque"), (&jwt, "devices/bound-device/jwt")]
+    {
+        let login = Some(("oauth2", token.as_str()));
+        assert!(publish_over_tls(tls_port, &dir, "bound-device", login, topic));
+        assert!(publish_over_tls(tls_port, &dir, "bound-device", login, "devices/other/t"));
+    }
+    assert_eq!(
+        watcher.topics_until_quiet(WAIT, QUIET),
+        ["devices/bound-device/opaque", "devices/bound-device/jwt"]
+    );
+
+    // The same tokens copied to another device: its own valid certificate does not do.
+    for token in [&opaque, &jwt] {
+        let login = Some(("oauth2", token.as_str()));
+        assert!(!publish_over_tls(tls_port, &dir, "other-device", login, "devices/bound-device/t"));
+    }
+    let bound = certificate_thumbprint(&dir, "bound-device");
+    let other = certificate_thumbprint(&dir, "other-device");
+    mosquitto.expect_log(
+        &format!(
+            "client \"other-device\" refused: the token is bound to the certificate {bound}, the connection presented {other}"
+        ),
+        WAIT,
+    );
+    // Nor does a connection without a certificate: refused, not left to other mechanisms.
+    for token in [&opaque, &jwt] {
+        let options = ConnectOptions::new("thief").credentials("oauth2", token);
+        let refused = MqttClient::connect(mosquitto.port(), Protocol::V5, options).err();
+        assert_eq!(refused, Some(ConnectRefused::Code(0x87)));
+    }
+    mosquitto.expect_log(
+        "client \"thief\" refused: the token is bound to a TLS client certificate (cnf x5t#S256) and the connection presented none",
+        WAIT,
+    );
+    assert!(watcher.expect_nothing(QUIET));
+
+    // Unbound tokens stay bearer tokens, with a certificate or without.
+    let bearer = idp.opaque_token("device-1", &["mqtt:write:devices/device-1/#"]);
+    let device = client(mosquitto.port(), "device-1", "oauth2", &bearer);
+    assert_eq!(device.publish("devices/device-1/t", b"x", 1, false), Some(0x00));
+    let login = Some(("oauth2", bearer.as_str()));
+    assert!(publish_over_tls(tls_port, &dir, "other-device", login, "devices/device-1/tls"));
+    assert_eq!(
+        watcher.topics_until_quiet(WAIT, QUIET),
+        ["devices/device-1/t", "devices/device-1/tls"]
+    );
+}
+
+#[test]
+fn required_binding_refuses_bearer_tokens_and_off_ignores_the_binding() {
+    let idp = Idp::start();
+    let bearer = idp.opaque_token("device-1", &["mqtt:write:devices/device-1/#"]);
+    let bearer_login = Some(("oauth2", bearer.as_str()));
+
+    let (mosquitto, dir) = broker_for_bound_tokens(&idp, Some("required"));
+    let pem = bound_device_pem(&dir);
+    let bound = idp.token(&TokenRequest::new(BOUND_DEVICE, &BOUND_SCOPES).presenting(&pem));
+    let bound_login = Some(("oauth2", bound.as_str()));
+    let tls_port = mosquitto.ports().second;
+    assert!(publish_over_tls(
+        tls_port,
+        &dir,
+        "bound-device",
+        bound_login,
+        "devices/bound-device/t"
+    ));
+    assert!(!publish_over_tls(tls_port, &dir, "other-device", bearer_login, "devices/device-1/t"));
+    mosquitto.expect_log(
+        "client \"other-device\" refused: the token is not bound to a certificate (no cnf x5t#S256) and binding is required",
+        WAIT,
+    );
+    drop(mosquitto);
+
+    let (mosquitto, dir) = broker_for_bound_tokens(&idp, Some("off"));
+    let pem = bound_device_pem(&dir);
+    let bound = idp.token(&TokenRequest::new(BOUND_DEVICE, &BOUND_SCOPES).presenting(&pem));
+    let watcher = watcher(&idp, mosquitto.port());
+    let device = client(mosquitto.port(), "anywhere", "oauth2", &bound);
+    assert_eq!(device.publish("devices/bound-device/t", b"x", 1, false), Some(0x00));
+    assert_eq!(watcher.topics_until_quiet(WAIT, QUIET), ["devices/bound-device/t"]);
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use mosquitto_oauth_e2e::fallback::{
     FallbackBroker, FallbackConfig, FallbackLauncher, auth_lines, run_cli, toml_string,
 };
-use mosquitto_oauth_e2e::idp::{Idp, TokenRequest};
+use mosquitto_oauth_e2e::idp::{BOUND_DEVICE, Idp, TokenRequest};
 use mosquitto_oauth_e2e::mqtt::{
     ConnectOptions, ConnectRefused, MqttClient, Packet, Protocol, RawConnect, RawRead, RawSession,
     encode_publish, encode_subscribe,
@@ -471,6 +471,65 @@ fn certificate_devices_token_devices_and_users_share_a_listener_requiring_certif
         MqttClient::connect(broker.port(), Protocol::V5, ConnectOptions::new("tenant1:dev7")).err(),
         Some(ConnectRefused::Code(0x87))
     );
+}
+
+/// rmqtt 0.24 hands the broker a client certificate's names, not the certificate: a
+/// certificate-bound token (RFC 8705) cannot be proven, so it is refused even with its own
+/// certificate (`require_certificate_binding` when-present, the default), and used as a bearer
+/// token with `off`. Bearer tokens are unaffected.
+#[test]
+fn certificate_bound_tokens_are_refused_because_the_binding_cannot_be_proven_here() {
+    for binding in ["when-present", "off"] {
+        let idp = Idp::start();
+        let config = FallbackConfig::new();
+        make_certificates(config.dir());
+        client_certificate(config.dir(), "bound-device", "bound-device");
+        let dir = config.dir().to_path_buf();
+        let tls_port = config.ports().second;
+        let broker = start(
+            &idp,
+            config,
+            &format!("token_username = \"oauth2\"\nrequire_certificate_binding = \"{binding}\"\n"),
+            &format!(
+                "[[listener]]\ntype = \"tls\"\nbind = \"127.0.0.1:{tls_port}\"\ncert = \"server.pem\"\n\
+                 key = \"server.key\"\nrequire_certificate = true\nca = \"ca.pem\"\n"
+            ),
+        );
+        let pem = std::fs::read_to_string(dir.join("bound-device.pem")).unwrap();
+        let scopes = ["mqtt:write:devices/bound-device/#"];
+        let bound = idp.token(&TokenRequest::new(BOUND_DEVICE, &scopes).presenting(&pem));
+        let bearer = idp.opaque_token("device-1", &["mqtt:write:devices/device-1/#"]);
+        let watcher_token = idp.opaque_token("device-3", &["mqtt:read:#"]);
+        let watcher_login = ConnectOptions::new("watcher").credentials("oauth2", &watcher_token);
+        let watcher = MqttClient::connect(broker.port(), Protocol::V5, watcher_login).unwrap();
+        assert_eq!(watcher.subscribe("#", 1), 0x01);
+
+        let bound_login = Some(("oauth2", bound.as_str()));
+        let admitted = binding == "off";
+        assert_eq!(
+            publish_over_tls(tls_port, &dir, "bound-device", bound_login, "devices/bound-device/t"),
+            admitted,
+            "{binding}"
+        );
+        let bearer_login = Some(("oauth2", bearer.as_str()));
+        assert!(publish_over_tls(
+            tls_port,
+            &dir,
+            "bound-device",
+            bearer_login,
+            "devices/device-1/t"
+        ));
+        let expected: &[&str] = if admitted {
+            &["devices/bound-device/t", "devices/device-1/t"]
+        } else {
+            broker.expect_log(
+                "client \"bound-device\" refused: the token is bound to a TLS client certificate (cnf x5t#S256) and the connection presented none",
+                WAIT,
+            );
+            &["devices/device-1/t"]
+        };
+        assert_eq!(watcher.topics_until_quiet(WAIT, QUIET), expected, "{binding}");
+    }
 }
 
 #[test]

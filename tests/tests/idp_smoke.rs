@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mosquitto_oauth_e2e::idp::{
-    BROKER_POST_CLIENT_ID, Idp, TokenFormat, TokenRequest, jwt_claims, jwt_header,
+    BOUND_DEVICE, BROKER_POST_CLIENT_ID, Idp, TokenFormat, TokenRequest, jwt_claims, jwt_header,
 };
+use mosquitto_oauth_e2e::tls;
 use serde_json::Value;
 
 const SCOPES: [&str; 4] =
@@ -188,6 +189,30 @@ fn issued_jwts_are_introspected_and_revoked_like_am_and_keycloak_do() {
     let (head, rest) = other.split_once('.').expect("a JWT has three parts");
     let forged = format!("{head}.{}", rest.replace('a', "b"));
     assert_eq!(idp.introspect(&forged)["active"], false);
+}
+
+#[test]
+fn bound_device_tokens_carry_the_thumbprint_of_the_certificate_it_presented() {
+    let idp = Idp::start();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    tls::make_certificates(dir.path());
+    tls::client_certificate(dir.path(), "bound", "bound-device");
+    let pem = std::fs::read_to_string(dir.path().join("bound.pem")).expect("certificate");
+    let thumbprint = tls::certificate_thumbprint(dir.path(), "bound").to_string();
+
+    let request = TokenRequest::new(BOUND_DEVICE, &SCOPES).presenting(&pem);
+    let opaque = idp.token(&request);
+    assert_eq!(idp.introspect(&opaque)["cnf"]["x5t#S256"], thumbprint);
+    let jwt = idp.token(&request.resource(AUDIENCE));
+    assert_eq!(jwt_claims(&jwt)["cnf"]["x5t#S256"], thumbprint);
+    assert_eq!(idp.introspect(&jwt)["cnf"]["x5t#S256"], thumbprint);
+
+    let refused = idp.token_response(&TokenRequest::new(BOUND_DEVICE, &SCOPES));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["error"], "invalid_grant", "{}", refused.body);
+    // Other devices' tokens stay bearer tokens, certificate or not.
+    let bearer = idp.token(&TokenRequest::new("device-1", &SCOPES).presenting(&pem));
+    assert!(idp.introspect(&bearer).get("cnf").is_none());
 }
 
 #[test]
