@@ -84,6 +84,12 @@ pub(crate) fn start_instance(
         .into_iter()
         .chain(instance.authenticator().config().unbound_identity_warning())
         .chain(broker_settings.identity_listener_warnings())
+        .chain((instance.needs_certificates() && api.client_certificate.is_none()).then(|| {
+            "this broker cannot hand plugins the client certificate (no TLS, or \
+                 mosquitto_client_certificate, i2d_X509 or X509_free missing): certificate-bound \
+                 tokens will be refused (oauth_require_certificate_binding)"
+                .to_owned()
+        }))
     {
         log::warn!("{warning}");
     }
