@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
-use crate::config::{Config, ConfigError, JwtRevocation, Mode};
+use crate::config::{Config, ConfigError, DEFAULT_PROFILE, JwtRevocation, Mode};
 use crate::grants::{Access, SessionGrants};
 use crate::http::{HttpClient, UpstreamError};
 use crate::introspect::{Introspection, Introspector};
-use crate::jwt::{JwtVerifier, VerifyError, looks_like_jwt};
-use crate::metrics::Metrics;
+use crate::jwt::{JwtVerifier, VerifyError, looks_like_jwt, unverified_issuer};
+use crate::metrics::{Counters, Metrics};
 use crate::secret::{AccessToken, TokenDigest};
 use crate::token::{Rejection, TokenInfo, TokenSource, check_claims, now_epoch};
 
@@ -72,12 +72,34 @@ fn since_epoch() -> Duration {
 /// called from any thread.
 pub struct Authenticator {
     config: Arc<Config>,
-    introspector: Option<Introspector>,
-    jwt: Option<JwtVerifier>,
+    /// The issuer profiles, in the order opaque tokens try them (see [`Config::profiles`]).
+    profiles: Vec<Profile>,
     http: HttpClient,
-    cache: Cache<TokenDigest, Verdict>,
     revoked_jwts: RevokedJwts,
     metrics: Arc<Metrics>,
+}
+
+/// One authorization server: its configuration, the means to check its tokens, and its own
+/// cache of verdicts (one profile's answer never stands for another's).
+struct Profile {
+    /// `None` for the only profile of a configuration without named ones.
+    name: Option<String>,
+    config: Arc<Config>,
+    introspector: Option<Introspector>,
+    jwt: Option<JwtVerifier>,
+    cache: Cache<TokenDigest, Verdict>,
+    counters: Counters,
+}
+
+/// Which profiles may validate a token.
+enum Route<'a> {
+    /// The one whose issuer the JWT names (or the default profile).
+    One(&'a Profile),
+    /// An opaque token: every profile with an introspection endpoint, in order; the first
+    /// that knows the token decides.
+    InOrder(Vec<&'a Profile>),
+    /// None can: refused without a call.
+    Nowhere(Rejection),
 }
 
 /// JWTs that introspection found revoked (`oauth_jwt_revocation introspect`), with their
@@ -105,7 +127,17 @@ impl RevokedJwts {
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator")
+        let mut debug = f.debug_struct("Authenticator");
+        for profile in &self.profiles {
+            debug.field(profile.name.as_deref().unwrap_or(DEFAULT_PROFILE), profile);
+        }
+        debug.finish()
+    }
+}
+
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profile")
             .field("mode", &self.config.mode)
             .field("introspection", &self.introspector.is_some())
             .field("jwt", &self.jwt)
@@ -114,11 +146,15 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
-impl Authenticator {
-    /// Sets up HTTP, keys and cache. Fails (naming the option) when a file cannot be used.
-    pub fn new(config: Config) -> Result<Self, ConfigError> {
-        let metrics = Arc::new(Metrics::default());
-        let http = HttpClient::new(&config)?;
+impl Profile {
+    fn new(
+        name: Option<String>,
+        config: Arc<Config>,
+        http: &HttpClient,
+        all: &Arc<Metrics>,
+    ) -> Result<Self, ConfigError> {
+        let counters =
+            Counters::new(Arc::clone(all), name.as_ref().map(|_| Arc::new(Metrics::default())));
         let introspector =
             config.introspection.clone().map(|settings| Introspector::new(settings, http.clone()));
         let jwt = match (&config.keys, config.mode) {
@@ -127,7 +163,7 @@ impl Authenticator {
                 &config.spelling.of("jwks_file"),
                 config.algorithms.clone(),
                 http.clone(),
-                Arc::clone(&metrics),
+                counters.clone(),
             )?),
             _ => None,
         };
@@ -138,15 +174,80 @@ impl Authenticator {
                 negative_ttl: config.cache.negative_ttl,
             })
             .build();
-        let auth = Self {
-            config: Arc::new(config),
-            introspector,
-            jwt,
-            http,
-            cache,
-            revoked_jwts: RevokedJwts::default(),
-            metrics,
+        Ok(Self { name, config, introspector, jwt, cache, counters })
+    }
+
+    /// Whether opaque tokens may be sent to this profile's introspection endpoint.
+    fn introspects_opaque_tokens(&self) -> bool {
+        self.introspector.is_some() && self.config.mode != Mode::Jwt
+    }
+
+    fn introspect(&self, token: &AccessToken) -> Result<Introspection, UpstreamError> {
+        let Some(introspector) = &self.introspector else {
+            return Ok(Introspection::Inactive);
         };
+        let started = Instant::now();
+        let answer = introspector.introspect(token);
+        self.counters.record_upstream(started.elapsed(), answer.is_err());
+        answer
+    }
+
+    /// Whether validating `token` here may call the authorization server.
+    fn needs_network(&self, token: &str) -> bool {
+        let verifier = self.jwt.as_ref().filter(|_| self.config.mode != Mode::Introspect);
+        match verifier {
+            Some(jwt) if looks_like_jwt(token) => jwt.would_fetch(token),
+            _ => true,
+        }
+    }
+
+    fn introspects_jwts_at_revalidation(&self, info: &TokenInfo) -> bool {
+        info.source == TokenSource::Jwt && self.config.jwt_revocation == JwtRevocation::Introspect
+    }
+}
+
+/// How the answers of several profiles to an opaque token add up: the first that knows the
+/// token (anything but "inactive") decides; if none does, a profile that could not answer
+/// makes it unchecked (it might have known the token), else it is inactive.
+fn first_that_knows<'a, T>(
+    profiles: impl IntoIterator<Item = &'a Profile>,
+    mut ask: impl FnMut(&'a Profile) -> Result<T, AuthError>,
+) -> Result<T, AuthError> {
+    let mut unavailable = None;
+    for profile in profiles {
+        match ask(profile) {
+            Err(AuthError::Rejected(Rejection::Inactive)) => {}
+            Err(AuthError::Unavailable(problem)) => {
+                unavailable.get_or_insert(problem);
+            }
+            known => return known,
+        }
+    }
+    Err(unavailable.map_or(AuthError::Rejected(Rejection::Inactive), AuthError::Unavailable))
+}
+
+impl Authenticator {
+    /// Sets up HTTP, keys and caches. Fails (naming the option) when a file cannot be used.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        let metrics = Arc::new(Metrics::default());
+        let http = HttpClient::new(&config)?;
+        let config = Arc::new(config);
+        let named = !config.issuers.is_empty();
+        let mut profiles = Vec::new();
+        if config.validates_tokens() {
+            let name = named.then(|| DEFAULT_PROFILE.to_owned());
+            profiles.push(Profile::new(name, Arc::clone(&config), &http, &metrics)?);
+        }
+        for issuer in &config.issuers {
+            let profile_config = Arc::new(issuer.config.clone());
+            profiles.push(Profile::new(
+                Some(issuer.name.clone()),
+                profile_config,
+                &http,
+                &metrics,
+            )?);
+        }
+        let auth = Self { config, profiles, http, revoked_jwts: RevokedJwts::default(), metrics };
         // Now rather than at the first login, so that a client that cannot be set up stops the
         // start; and only when used, so that a broker without network work starts no thread.
         if auth.uses_network() {
@@ -165,20 +266,90 @@ impl Authenticator {
         &self.metrics
     }
 
+    /// Every counter as `(topic suffix, value)` for `$SYS/broker/oauth/<suffix>`: the
+    /// broker-wide ones, and with issuer profiles each profile's cache and authorization
+    /// server counters under `issuer/<name>/` (see
+    /// [`MetricsSnapshot::per_issuer`](crate::MetricsSnapshot::per_issuer)).
+    pub fn sys_counters(&self) -> Vec<(String, u64)> {
+        let mut counters: Vec<(String, u64)> = self
+            .metrics
+            .snapshot()
+            .named()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        for profile in &self.profiles {
+            let (Some(name), Some(own)) = (&profile.name, profile.counters.own()) else {
+                continue;
+            };
+            for (suffix, value) in own.snapshot().per_issuer() {
+                counters.push((format!("issuer/{name}/{suffix}"), value));
+            }
+        }
+        counters
+    }
+
+    /// Whether any profile takes usernames from a claim (`oauth_username_claim`).
+    pub fn claims_usernames(&self) -> bool {
+        self.profiles.iter().any(|profile| profile.config.username_claim.is_some())
+    }
+
+    /// The profiles that may validate `token`: a JWT goes to the profile of its `iss` (the
+    /// default profile when none names it), an opaque token to every profile that introspects.
+    fn route(&self, token: &str) -> Route<'_> {
+        if let [only] = self.profiles.as_slice() {
+            return Route::One(only);
+        }
+        if looks_like_jwt(token) {
+            let issuer = unverified_issuer(token);
+            let named = self.profiles.iter().find(|profile| {
+                profile.name.as_deref() != Some(DEFAULT_PROFILE)
+                    && issuer.is_some()
+                    && profile.config.issuer == issuer
+            });
+            let default =
+                || self.profiles.iter().find(|p| p.name.as_deref() == Some(DEFAULT_PROFILE));
+            return match named.or_else(default) {
+                Some(profile) => Route::One(profile),
+                None => Route::Nowhere(Rejection::WrongIssuer),
+            };
+        }
+        let introspecting: Vec<&Profile> =
+            self.profiles.iter().filter(|p| p.introspects_opaque_tokens()).collect();
+        if introspecting.is_empty() {
+            Route::Nowhere(Rejection::Malformed(
+                "not a JWT, and no introspection endpoint is configured",
+            ))
+        } else {
+            Route::InOrder(introspecting)
+        }
+    }
+
     /// Validates a token, answering from the cache when possible. Concurrent validations of one
     /// token make a single upstream call.
     pub fn validate(&self, token: &AccessToken) -> Result<TokenInfo, AuthError> {
         let text = precheck(token)?;
+        match self.route(text) {
+            Route::One(profile) => self.validate_at(profile, token, text),
+            Route::InOrder(profiles) => {
+                first_that_knows(profiles, |profile| self.validate_at(profile, token, text))
+            }
+            Route::Nowhere(rejection) => Err(AuthError::Rejected(rejection)),
+        }
+    }
+
+    fn validate_at(
+        &self,
+        profile: &Profile,
+        token: &AccessToken,
+        text: &str,
+    ) -> Result<TokenInfo, AuthError> {
         let mut verified_here = false;
-        let verdict = self.cache.try_get_with(token.digest(), || {
+        let verdict = profile.cache.try_get_with(token.digest(), || {
             verified_here = true;
-            self.verify(text)
+            self.verify(profile, text)
         });
-        Metrics::bump(if verified_here {
-            &self.metrics.cache_misses
-        } else {
-            &self.metrics.cache_hits
-        });
+        profile.counters.bump(|m| if verified_here { &m.cache_misses } else { &m.cache_hits });
         match verdict {
             Ok(Ok(info)) => Ok(info),
             Ok(Err(rejection)) => Err(AuthError::Rejected(rejection)),
@@ -201,12 +372,37 @@ impl Authenticator {
     /// Validates a token without consulting the cache, and refreshes its cache entry with the
     /// answer (used to re-check live sessions for revocation). With `oauth_jwt_revocation
     /// introspect`, a JWT that is still valid locally is also introspected: the authorization
-    /// server may have revoked it.
+    /// server may have revoked it. An opaque token that a profile holds valid is re-checked
+    /// there alone.
     pub fn revalidate(&self, token: &AccessToken) -> Result<TokenInfo, AuthError> {
         let text = precheck(token)?;
-        let verdict = match self.verify(text)? {
-            Ok(info) if self.introspects_jwts_at_revalidation(&info) => {
-                if self.still_active(token)? {
+        match self.route(text) {
+            Route::One(profile) => self.revalidate_at(profile, token, text),
+            Route::InOrder(profiles) => {
+                let digest = token.digest();
+                let holder = profiles.iter().find(|profile| {
+                    profile.cache.get(&digest).is_some_and(|verdict| verdict.is_ok())
+                });
+                match holder {
+                    Some(profile) => self.revalidate_at(profile, token, text),
+                    None => first_that_knows(profiles, |profile| {
+                        self.revalidate_at(profile, token, text)
+                    }),
+                }
+            }
+            Route::Nowhere(rejection) => Err(AuthError::Rejected(rejection)),
+        }
+    }
+
+    fn revalidate_at(
+        &self,
+        profile: &Profile,
+        token: &AccessToken,
+        text: &str,
+    ) -> Result<TokenInfo, AuthError> {
+        let verdict = match self.verify(profile, text)? {
+            Ok(info) if profile.introspects_jwts_at_revalidation(&info) => {
+                if matches!(profile.introspect(token)?, Introspection::Active(_)) {
                     Ok(info)
                 } else {
                     self.revoked_jwts.insert(token.digest(), info.expires_at, now_epoch());
@@ -215,65 +411,58 @@ impl Authenticator {
             }
             verdict => verdict,
         };
-        self.cache.insert(token.digest(), verdict.clone());
+        profile.cache.insert(token.digest(), verdict.clone());
         verdict.map_err(AuthError::Rejected)
-    }
-
-    fn introspects_jwts_at_revalidation(&self, info: &TokenInfo) -> bool {
-        info.source == TokenSource::Jwt && self.config.jwt_revocation == JwtRevocation::Introspect
-    }
-
-    /// Whether the authorization server still holds the token active.
-    fn still_active(&self, token: &AccessToken) -> Result<bool, UpstreamError> {
-        let Some(introspector) = &self.introspector else { return Ok(true) };
-        Ok(matches!(self.introspect(introspector, token)?, Introspection::Active(_)))
-    }
-
-    fn introspect(
-        &self,
-        introspector: &Introspector,
-        token: &AccessToken,
-    ) -> Result<Introspection, UpstreamError> {
-        let started = Instant::now();
-        let answer = introspector.introspect(token);
-        self.metrics.record_upstream(started.elapsed(), answer.is_err());
-        answer
     }
 
     /// True when re-checking `token` at revalidation calls the authorization server (what a
     /// round paces): introspected tokens, JWTs whose keys must be fetched, and with
     /// `oauth_jwt_revocation introspect` every JWT.
     pub fn revalidation_calls_server(&self, token: &AccessToken) -> bool {
-        self.needs_network(token)
-            || (self.config.jwt_revocation == JwtRevocation::Introspect
-                && token.expose_str().is_some_and(looks_like_jwt))
-    }
-
-    /// Drops a token's cached verdict.
-    pub fn forget(&self, token: &AccessToken) {
-        self.cache.invalidate(&token.digest());
-    }
-
-    /// Downloads the JWKS again (rate-limited like refetches on an unknown `kid`); a no-op
-    /// without remote keys. Called from background threads so that the broker thread rarely
-    /// has to fetch keys itself.
-    pub fn refresh_keys(&self) -> Result<(), UpstreamError> {
-        match &self.jwt {
-            Some(jwt) => jwt.refresh().map(|_| ()),
-            None => Ok(()),
+        let Some(text) = token.expose_str() else { return true };
+        match self.route(text) {
+            Route::One(profile) => {
+                profile.needs_network(text)
+                    || (profile.config.jwt_revocation == JwtRevocation::Introspect
+                        && looks_like_jwt(text))
+            }
+            Route::InOrder(_) => true,
+            Route::Nowhere(_) => false,
         }
+    }
+
+    /// Drops a token's cached verdicts.
+    pub fn forget(&self, token: &AccessToken) {
+        let digest = token.digest();
+        for profile in &self.profiles {
+            profile.cache.invalidate(&digest);
+        }
+    }
+
+    /// Downloads the JWKS of every profile again (rate-limited like refetches on an unknown
+    /// `kid`); a no-op without remote keys. Called from background threads so that the broker
+    /// thread rarely has to fetch keys itself. One profile's failure does not stop the others';
+    /// the first is returned.
+    pub fn refresh_keys(&self) -> Result<(), UpstreamError> {
+        let mut first_failure = None;
+        for jwt in self.profiles.iter().filter_map(|profile| profile.jwt.as_ref()) {
+            if let Err(problem) = jwt.refresh() {
+                first_failure.get_or_insert(problem);
+            }
+        }
+        first_failure.map_or(Ok(()), Err)
     }
 
     /// True when validating a token may call the authorization server (introspection, or keys
     /// downloaded from a URL); false when everything is checked against a local key file, so
     /// the host needs no background thread at all.
     pub fn uses_network(&self) -> bool {
-        self.introspector.is_some() || self.downloads_keys()
+        self.profiles.iter().any(|p| p.introspector.is_some()) || self.downloads_keys()
     }
 
     /// True when JWT verification keys come from a URL (directly or through discovery).
     pub fn downloads_keys(&self) -> bool {
-        self.jwt.as_ref().is_some_and(JwtVerifier::is_remote)
+        self.profiles.iter().any(|p| p.jwt.as_ref().is_some_and(JwtVerifier::is_remote))
     }
 
     /// Lets the HTTP client go (its runtime thread and pooled connections) when the
@@ -285,13 +474,20 @@ impl Authenticator {
 
     /// Drops every cached verdict (operator-requested flush, e.g. on SIGHUP).
     pub fn forget_all(&self) {
-        self.cache.invalidate_all();
+        for profile in &self.profiles {
+            profile.cache.invalidate_all();
+        }
     }
 
     /// Number of cached verdicts (approximate; for diagnostics).
     pub fn cached_entries(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        self.profiles
+            .iter()
+            .map(|profile| {
+                profile.cache.run_pending_tasks();
+                profile.cache.entry_count()
+            })
+            .sum()
     }
 
     /// Logs a client in: validates the token, applies the client-id binding, resolves
@@ -310,19 +506,36 @@ impl Authenticator {
     /// introspected, or it is a JWT whose key is not loaded yet (a JWKS download is due).
     /// False when it is verified locally with the keys at hand.
     pub fn needs_network(&self, token: &AccessToken) -> bool {
-        let verifier = self.jwt.as_ref().filter(|_| self.config.mode != Mode::Introspect);
-        match (verifier, token.expose_str()) {
-            (Some(jwt), Some(text)) if looks_like_jwt(text) => jwt.would_fetch(text),
-            _ => true,
+        let Some(text) = token.expose_str() else { return true };
+        match self.route(text) {
+            Route::One(profile) => profile.needs_network(text),
+            Route::InOrder(_) => true,
+            Route::Nowhere(_) => false,
         }
     }
 
     /// The cached verdict for a token, without verifying anything (`None` on a miss): lets a
     /// host answer at once when it can and hand misses to a background thread.
     pub fn cached(&self, token: &AccessToken) -> Option<Result<TokenInfo, AuthError>> {
-        let verdict = self.cache.get(&token.digest())?;
-        Metrics::bump(&self.metrics.cache_hits);
-        Some(verdict.map_err(AuthError::Rejected))
+        let digest = token.digest();
+        let cached_at = |profile: &Profile| -> Option<Result<TokenInfo, AuthError>> {
+            let verdict = profile.cache.get(&digest)?;
+            profile.counters.bump(|m| &m.cache_hits);
+            Some(verdict.map_err(AuthError::Rejected))
+        };
+        match self.route(token.expose_str()?) {
+            Route::One(profile) => cached_at(profile),
+            Route::InOrder(profiles) => {
+                for profile in profiles {
+                    match cached_at(profile)? {
+                        Err(AuthError::Rejected(Rejection::Inactive)) => {}
+                        known => return Some(known),
+                    }
+                }
+                Some(Err(AuthError::Rejected(Rejection::Inactive)))
+            }
+            Route::Nowhere(_) => None,
+        }
     }
 
     /// The second half of [`login`](Self::login), for a token already validated: client-id
@@ -335,7 +548,11 @@ impl Authenticator {
         username: Option<&str>,
         now: u64,
     ) -> Result<Session, AuthError> {
-        if let (Some(claim), Some(bound)) = (&self.config.client_id_claim, &info.bound_client_id)
+        let config = self
+            .profiles
+            .get(usize::from(info.profile))
+            .map_or(&*self.config, |profile| &*profile.config);
+        if let (Some(claim), Some(bound)) = (&config.client_id_claim, &info.bound_client_id)
             && **bound != *client_id
         {
             return Err(Rejection::ClientIdMismatch(claim.clone()).into());
@@ -354,32 +571,34 @@ impl Authenticator {
         Ok(session)
     }
 
-    /// One uncached verification, by the route the mode selects.
-    fn verify(&self, token: &str) -> Result<Verdict, UpstreamError> {
+    /// One uncached verification by `profile`, by the route its mode selects.
+    fn verify(&self, profile: &Profile, token: &str) -> Result<Verdict, UpstreamError> {
         let is_jwt = looks_like_jwt(token);
         let now = now_epoch();
-        match (self.config.mode, &self.jwt, &self.introspector) {
-            (Mode::Jwt, _, _) if !is_jwt => {
-                Ok(Err(Rejection::Malformed("not a JWT (oauth_mode jwt)")))
-            }
+        let config = &profile.config;
+        let verdict = match (config.mode, &profile.jwt, &profile.introspector) {
+            (Mode::Jwt, _, _) if !is_jwt => Err(Rejection::Malformed("not a JWT (oauth_mode jwt)")),
             (Mode::Jwt | Mode::Auto, Some(jwt), _) if is_jwt => match jwt.verify(token) {
-                Ok(_) if self.revoked_jwts.holds(token) => Ok(Err(Rejection::Inactive)),
-                Ok(claims) => Ok(check_claims(&claims, &self.config, TokenSource::Jwt, now)),
-                Err(VerifyError::Rejected(rejection)) => Ok(Err(rejection)),
-                Err(VerifyError::Upstream(e)) => Err(e),
+                Ok(_) if self.revoked_jwts.holds(token) => Err(Rejection::Inactive),
+                Ok(claims) => check_claims(&claims, config, TokenSource::Jwt, now),
+                Err(VerifyError::Rejected(rejection)) => Err(rejection),
+                Err(VerifyError::Upstream(e)) => return Err(e),
             },
-            (Mode::Introspect | Mode::Auto, _, Some(introspector)) => {
-                match self.introspect(introspector, &AccessToken::new(token.as_bytes()))? {
+            (Mode::Introspect | Mode::Auto, _, Some(_)) => {
+                match profile.introspect(&AccessToken::new(token.as_bytes()))? {
                     Introspection::Active(claims) => {
-                        Ok(check_claims(&claims, &self.config, TokenSource::Introspection, now))
+                        check_claims(&claims, config, TokenSource::Introspection, now)
                     }
-                    Introspection::Inactive => Ok(Err(Rejection::Inactive)),
+                    Introspection::Inactive => Err(Rejection::Inactive),
                 }
             }
-            _ => Ok(Err(Rejection::Malformed(
-                "not a JWT, and no introspection endpoint is configured",
-            ))),
-        }
+            _ => {
+                Err(Rejection::Malformed("not a JWT, and no introspection endpoint is configured"))
+            }
+        };
+        let index = self.profiles.iter().position(|p| std::ptr::eq(p, profile)).unwrap_or(0);
+        Ok(verdict
+            .map(|info| TokenInfo { profile: u8::try_from(index).unwrap_or(u8::MAX), ..info }))
     }
 }
 

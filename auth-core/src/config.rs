@@ -9,6 +9,7 @@
 //! broker's anonymous access, ...) live in that host's own struct, deserialized by
 //! [`deserialize_options`] from the entries left over.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -117,22 +118,28 @@ impl ConfigError {
 }
 
 /// How a host spells the options in its configuration file and in messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spelling {
-    prefix: &'static str,
+    prefix: Cow<'static, str>,
 }
 
 impl Spelling {
     /// Mosquitto's plugin options: `oauth_<name>` (`plugin_opt_oauth_<name>` in the file).
-    pub const PLUGIN: Self = Self { prefix: "oauth_" };
+    pub const PLUGIN: Self = Self { prefix: Cow::Borrowed("oauth_") };
 
     /// Options of a TOML section: `<section>.<name>`; `prefix` is the section with its dot.
     pub const fn section(prefix: &'static str) -> Self {
-        Self { prefix }
+        Self { prefix: Cow::Borrowed(prefix) }
+    }
+
+    /// The options of issuer profile `name`: `oauth_issuer.<name>.<option>` for the plugin,
+    /// `auth.issuer.<name>.<option>` in a TOML section.
+    fn profile(&self, name: &str) -> Self {
+        Self { prefix: Cow::Owned(format!("{}{PROFILE_PREFIX}{name}.", self.prefix)) }
     }
 
     /// The option `name` as the host spells it; gomozzie's `openam_*` names stay as they are.
-    pub fn of(self, name: &str) -> String {
+    pub fn of(&self, name: &str) -> String {
         if name.starts_with("openam_") { name.to_owned() } else { format!("{}{name}", self.prefix) }
     }
 }
@@ -291,7 +298,7 @@ impl de::Error for MappingError {
 /// the "did you mean" hint.
 pub fn deserialize_options<T: DeserializeOwned>(
     entries: Vec<(String, OptionValue)>,
-    spelling: Spelling,
+    spelling: &Spelling,
     also_known: &[&str],
 ) -> Result<T, ConfigError> {
     let map = de::value::MapDeserializer::<_, MappingError>::new(entries.into_iter());
@@ -422,6 +429,109 @@ pub struct CacheSettings {
     pub max_entries: u64,
 }
 
+/// What introduces an issuer profile option: `issuer.<name>.<option>`.
+const PROFILE_PREFIX: &str = "issuer.";
+
+/// The name of the profile the options outside named profiles make, in `$SYS` and messages.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// Options that name one authorization server: the default profile's alone, never inherited
+/// by named profiles.
+const ENDPOINT_OPTIONS: &[&str] = &[
+    "issuer",
+    "jwks_url",
+    "jwks_file",
+    "introspection_url",
+    "client_id",
+    "client_secret",
+    "client_secret_file",
+];
+
+/// What an issuer profile may set: its server, and how its tokens are read. Options left out
+/// of a profile (other than the endpoints) are inherited from outside the profiles; the rest
+/// (cache, timeouts, revalidation, `token_username`, certificate binding) is broker-wide.
+const PROFILE_OPTIONS: &[&str] = &[
+    "issuer",
+    "jwks_url",
+    "jwks_file",
+    "introspection_url",
+    "client_id",
+    "client_secret",
+    "client_secret_file",
+    "client_auth",
+    "mode",
+    "audience",
+    "algorithms",
+    "leeway",
+    "scope_prefix",
+    "required_scopes",
+    "client_id_claim",
+    "username_claim",
+    "jwt_revocation",
+];
+
+/// The core's name of an option given under one of gomozzie's aliases.
+fn canonical_name(name: &str) -> &str {
+    match name {
+        "openam_endpoint" => "introspection_url",
+        "openam_client_id" => "client_id",
+        "openam_client_secret" => "client_secret",
+        other => other,
+    }
+}
+
+/// Splits `issuer.<name>.<option>` entries off, grouped by profile in the order the profiles
+/// are first named.
+#[allow(clippy::type_complexity)]
+fn split_profiles(
+    entries: Vec<(String, OptionValue)>,
+    spelling: &Spelling,
+) -> Result<(Vec<(String, OptionValue)>, Vec<(String, Vec<(String, OptionValue)>)>), ConfigError> {
+    let mut shared = Vec::new();
+    let mut profiles: Vec<(String, Vec<(String, OptionValue)>)> = Vec::new();
+    for (key, value) in entries {
+        let Some(rest) = key.strip_prefix(PROFILE_PREFIX) else {
+            shared.push((key, value));
+            continue;
+        };
+        let Some((name, option)) = rest.split_once('.').filter(|(_, option)| !option.is_empty())
+        else {
+            return Err(ConfigError::invalid(
+                &spelling.of(&key),
+                format!("expected {} <value>", spelling.of("issuer.<name>.<option>")),
+            ));
+        };
+        let valid_name = !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_name || name == DEFAULT_PROFILE {
+            return Err(ConfigError::invalid(
+                &spelling.of(&key),
+                format!(
+                    "a profile name is letters, digits, - and _ (it names $SYS topics), and not {DEFAULT_PROFILE:?}"
+                ),
+            ));
+        }
+        match profiles.iter_mut().find(|(known, _)| known == name) {
+            Some((_, own)) => own.push((option.to_owned(), value)),
+            None => profiles.push((name.to_owned(), vec![(option.to_owned(), value)])),
+        }
+    }
+    if profiles.len() > usize::from(u8::MAX) {
+        return Err(ConfigError::invalid(&spelling.of("issuer"), "at most 255 issuer profiles"));
+    }
+    Ok((shared, profiles))
+}
+
+/// One authorization server among several (`oauth_issuer.<name>.<option>`): its issuer, keys,
+/// introspection endpoint and credentials, and how its tokens are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerProfile {
+    /// The profile's name.
+    pub name: String,
+    /// Its configuration: the profile's options over the inherited ones.
+    pub config: Config,
+}
+
 /// Everything the core needs, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -467,6 +577,8 @@ pub struct Config {
     pub jwt_revocation: JwtRevocation,
     /// `oauth_require_certificate_binding`.
     pub certificate_binding: CertificateBinding,
+    /// Issuer profiles (`oauth_issuer.<name>.<option>`), in the order they were first named.
+    pub issuers: Vec<IssuerProfile>,
     /// How the host spells the options, for errors found after parsing (unreadable key files).
     pub spelling: Spelling,
 }
@@ -517,7 +629,7 @@ pub fn is_own_key(key: &str) -> bool {
 }
 
 /// Reads option values into types, naming the option as the host spells it in every error.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Reader<'a> {
     spelling: Spelling,
     base_dir: &'a Path,
@@ -631,7 +743,7 @@ impl<'a> Reader<'a> {
         value: Option<&OptionValue>,
     ) -> Result<Option<String>, ConfigError> {
         let Some(text) = self.text(name, value)? else { return Ok(None) };
-        validate_url(&self.key(name), &text, self.spelling).map(Some)
+        validate_url(&self.key(name), &text, &self.spelling).map(Some)
     }
 
     /// A path, relative to the host's configuration directory unless absolute.
@@ -648,7 +760,7 @@ fn split_list(value: &str) -> Vec<String> {
     value.split([',', ' ', '\t']).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-fn validate_url(key: &str, value: &str, spelling: Spelling) -> Result<String, ConfigError> {
+fn validate_url(key: &str, value: &str, spelling: &Spelling) -> Result<String, ConfigError> {
     let url = reqwest::Url::parse(value)
         .map_err(|e| ConfigError::invalid(key, format!("{value:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -723,7 +835,11 @@ fn read_secret_file(key: &str, path: &Path) -> Result<Secret, ConfigError> {
 
 /// " (did you mean X?)" for a name within two edits of a known one (a name written with the
 /// plugin's `oauth_` prefix where the host has none counts as its bare name).
-fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a &'a str>, spelling: Spelling) -> String {
+fn suggest<'a>(
+    name: &str,
+    known: impl Iterator<Item = &'a &'a str>,
+    spelling: &Spelling,
+) -> String {
     let bare = name.strip_prefix("oauth_").unwrap_or(name);
     known
         .map(|known| (edit_distance(bare, known).min(edit_distance(name, known)), *known))
@@ -762,14 +878,104 @@ impl Config {
     /// Builds and validates the configuration from a host's entries (option names without the
     /// plugin's prefix), naming options in errors as `spelling` does; relative paths are taken
     /// from `base_dir`; `also_known` are the host's own option names (for "did you mean").
+    ///
+    /// Options `issuer.<name>.<option>` make issuer profiles (see [`IssuerProfile`]).
     pub fn from_options(
         entries: Vec<(String, OptionValue)>,
         spelling: Spelling,
         base_dir: &Path,
         also_known: &[&str],
     ) -> Result<Self, ConfigError> {
-        let given: Options = deserialize_options(entries, spelling, also_known)?;
-        let read = Reader::new(spelling, base_dir);
+        let (shared, profiles) = split_profiles(entries, &spelling)?;
+        if profiles.is_empty() {
+            return Self::from_own_options(shared, spelling, base_dir, also_known, true);
+        }
+        // The shared options without the default profile's endpoints: what every named
+        // profile starts from.
+        let inherited: Vec<(String, OptionValue)> = shared
+            .iter()
+            .filter(|(name, _)| !ENDPOINT_OPTIONS.contains(&canonical_name(name)))
+            .cloned()
+            .collect();
+        let mut config =
+            Self::from_own_options(shared, spelling.clone(), base_dir, also_known, false)?;
+        for (name, own) in profiles {
+            let profile_spelling = spelling.profile(&name);
+            if let Some((option, _)) =
+                own.iter().find(|(option, _)| !PROFILE_OPTIONS.contains(&canonical_name(option)))
+            {
+                return Err(ConfigError::invalid(
+                    &profile_spelling.of(option),
+                    format!(
+                        "is not an issuer profile option; a profile takes {}",
+                        PROFILE_OPTIONS.join(", ")
+                    ),
+                ));
+            }
+            if !own.iter().any(|(option, _)| option == "issuer") {
+                return Err(ConfigError::Missing {
+                    key: profile_spelling.of("issuer"),
+                    reason: "JWTs are routed to a profile by their iss".into(),
+                });
+            }
+            let mut merged: Vec<(String, OptionValue)> = inherited
+                .iter()
+                .filter(|(option, _)| {
+                    !own.iter().any(|(mine, _)| canonical_name(mine) == canonical_name(option))
+                })
+                .cloned()
+                .collect();
+            merged.extend(own);
+            let profile = Self::from_own_options(
+                merged,
+                profile_spelling.clone(),
+                base_dir,
+                also_known,
+                true,
+            )?;
+            let clash = config
+                .profiles()
+                .find(|(_, other)| other.issuer.is_some() && other.issuer == profile.issuer);
+            if let Some((other, _)) = clash {
+                return Err(ConfigError::invalid(
+                    &profile_spelling.of("issuer"),
+                    format!(
+                        "is the issuer of profile {:?} as well; JWTs are routed by issuer, so each profile needs its own",
+                        other.unwrap_or(DEFAULT_PROFILE)
+                    ),
+                ));
+            }
+            config.issuers.push(IssuerProfile { name, config: profile });
+        }
+        Ok(config)
+    }
+
+    /// True when this configuration validates tokens itself (an introspection endpoint or
+    /// keys): always without issuer profiles; with them, when the options outside the profiles
+    /// make a default profile.
+    pub fn validates_tokens(&self) -> bool {
+        self.introspection.is_some() || self.keys.is_some()
+    }
+
+    /// Every issuer profile in the order opaque tokens try them: the default one (name `None`,
+    /// the options outside the profiles) when it validates tokens, then the named ones.
+    pub fn profiles(&self) -> impl Iterator<Item = (Option<&str>, &Config)> {
+        self.validates_tokens().then_some((None, self)).into_iter().chain(
+            self.issuers.iter().map(|profile| (Some(profile.name.as_str()), &profile.config)),
+        )
+    }
+
+    /// One configuration from its own options; `needs_endpoints` is false for the options
+    /// outside issuer profiles, which need no endpoint of their own then.
+    fn from_own_options(
+        entries: Vec<(String, OptionValue)>,
+        spelling: Spelling,
+        base_dir: &Path,
+        also_known: &[&str],
+        needs_endpoints: bool,
+    ) -> Result<Self, ConfigError> {
+        let given: Options = deserialize_options(entries, &spelling, also_known)?;
+        let read = Reader::new(spelling.clone(), base_dir);
         let key = |name: &str| spelling.of(name);
 
         let mode = match read.text("mode", given.mode.as_ref())?.as_deref() {
@@ -813,7 +1019,9 @@ impl Config {
             (None, None) => issuer.clone().map(KeySource::Discovery),
         };
 
+        let endpoints_given = introspection.is_some() || keys.is_some();
         match mode {
+            _ if !needs_endpoints && !endpoints_given => {}
             Mode::Introspect if introspection.is_none() => {
                 return Err(ConfigError::Missing {
                     key: key("introspection_url"),
@@ -846,26 +1054,29 @@ impl Config {
             _ => {}
         }
 
-        let jwt_revocation =
-            match read.text("jwt_revocation", given.jwt_revocation.as_ref())?.as_deref() {
-                None | Some("keys") => JwtRevocation::Keys,
-                Some("introspect") if introspection.is_none() => {
-                    return Err(ConfigError::Missing {
-                        key: key("introspection_url"),
-                        reason: format!(
-                            "{} introspect needs the introspection endpoint",
-                            key("jwt_revocation")
-                        ),
-                    });
-                }
-                Some("introspect") => JwtRevocation::Introspect,
-                Some(other) => {
-                    return Err(ConfigError::invalid(
-                        &key("jwt_revocation"),
-                        format!("expected keys or introspect, got {other:?}"),
-                    ));
-                }
-            };
+        let jwt_revocation = match read
+            .text("jwt_revocation", given.jwt_revocation.as_ref())?
+            .as_deref()
+        {
+            None | Some("keys") => JwtRevocation::Keys,
+            Some("introspect") if !needs_endpoints && !endpoints_given => JwtRevocation::Introspect,
+            Some("introspect") if introspection.is_none() => {
+                return Err(ConfigError::Missing {
+                    key: key("introspection_url"),
+                    reason: format!(
+                        "{} introspect needs the introspection endpoint",
+                        key("jwt_revocation")
+                    ),
+                });
+            }
+            Some("introspect") => JwtRevocation::Introspect,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    &key("jwt_revocation"),
+                    format!("expected keys or introspect, got {other:?}"),
+                ));
+            }
+        };
 
         let certificate_binding = match read
             .text("require_certificate_binding", given.require_certificate_binding.as_ref())?
@@ -960,6 +1171,7 @@ impl Config {
             .expect("at most 64"),
             jwt_revocation,
             certificate_binding,
+            issuers: Vec::new(),
             spelling,
         })
     }
@@ -1010,10 +1222,11 @@ impl Config {
     /// the token (with `oauth_token_username` every token login has the marker as username).
     pub fn unbound_identity_warning(&self) -> Option<String> {
         let mut unbound = Vec::new();
-        if self.client_id_claim.is_none() {
+        // With issuer profiles, each of them whose tokens leave the identity to the client.
+        if self.profiles().any(|(_, profile)| profile.client_id_claim.is_none()) {
             unbound.push("%c stands for any client id the client picks (set oauth_client_id_claim, e.g. to sub, to bind it)");
         }
-        if self.username_claim.is_none() {
+        if self.profiles().any(|(_, profile)| profile.username_claim.is_none()) {
             unbound.push(match self.token_username {
                 Some(_) => "%u stands for the oauth_token_username marker, the same for every token (set oauth_username_claim to bind it)",
                 None => "%u stands for any username the client picks (set oauth_username_claim to bind it)",

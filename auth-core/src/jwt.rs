@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::config::{ConfigError, KeySource};
 use crate::http::{HttpClient, JsonObject, UpstreamError};
-use crate::metrics::Metrics;
+use crate::metrics::Counters;
 use crate::token::Rejection;
 
 /// Shortest time between two JWKS downloads: an unknown `kid` cannot make us hammer the server.
@@ -115,7 +115,7 @@ enum Fetch {
     /// A file read once at start.
     Fixed,
     /// A URL, or a URL found through discovery.
-    Remote { source: KeySource, http: HttpClient, metrics: Arc<Metrics> },
+    Remote { source: KeySource, http: HttpClient, counters: Counters },
 }
 
 /// Verifies JWT signatures against the configured key set.
@@ -148,11 +148,11 @@ impl JwtVerifier {
         jwks_file_option: &str,
         algorithms: Vec<Algorithm>,
         http: HttpClient,
-        metrics: Arc<Metrics>,
+        counters: Counters,
     ) -> Result<Self, ConfigError> {
         let (keys, fetch) = match source {
             KeySource::File(path) => (load_file(path, jwks_file_option)?, Fetch::Fixed),
-            remote => (KeySet::default(), Fetch::Remote { source: remote.clone(), http, metrics }),
+            remote => (KeySet::default(), Fetch::Remote { source: remote.clone(), http, counters }),
         };
         Ok(Self {
             algorithms,
@@ -178,7 +178,7 @@ impl JwtVerifier {
     /// Downloads the key set unless one was downloaded less than [`REFRESH_MIN_INTERVAL`] ago.
     /// Returns the key set to use afterwards.
     pub(crate) fn refresh(&self) -> Result<Arc<KeySet>, UpstreamError> {
-        let Fetch::Remote { source, http, metrics } = &self.fetch else {
+        let Fetch::Remote { source, http, counters } = &self.fetch else {
             return Ok(self.current());
         };
         let mut last = self.last_fetch.lock().unwrap_or_else(|p| p.into_inner());
@@ -188,7 +188,7 @@ impl JwtVerifier {
         let started = Instant::now();
         *last = Some(started);
         let fetched = fetch_jwks(http, source);
-        metrics.record_upstream(started.elapsed(), fetched.is_err());
+        counters.record_upstream(started.elapsed(), fetched.is_err());
         let loaded = fetched.and_then(|(url, document)| {
             let keys = KeySet::from_document(&document).map_err(UpstreamError::Malformed)?;
             Ok((url, keys))
@@ -323,6 +323,15 @@ fn map_jwt_error(error: &jsonwebtoken::errors::Error) -> Rejection {
         | ErrorKind::InvalidToken => Rejection::Malformed("JWT is not well formed"),
         _ => Rejection::BadSignature,
     }
+}
+
+/// The `iss` claim of a JWT, read without verifying anything: only to pick the issuer whose
+/// keys then verify the token. `None` when there is none or the payload cannot be read.
+pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: JsonObject = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(|iss| iss.trim_end_matches('/').to_owned())
 }
 
 /// True when the token has the shape of a JWS compact serialization with a JSON header.

@@ -1,5 +1,6 @@
 //! Counters shared by the core and its host, published by the host (`$SYS/broker/oauth/...`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -97,6 +98,56 @@ impl MetricsSnapshot {
             ("upstream/latency_us/max", self.upstream_latency_us_max),
             ("revalidation/round_seconds", self.revalidation_round_seconds),
             ("revalidation/behind", self.revalidation_behind),
+        ]
+    }
+}
+
+/// Where one issuer profile's cache lookups and calls to its authorization server are
+/// counted: the broker-wide counters, and with several profiles the profile's own as well.
+#[derive(Debug, Clone)]
+pub(crate) struct Counters {
+    all: Arc<Metrics>,
+    own: Option<Arc<Metrics>>,
+}
+
+impl Counters {
+    pub(crate) fn new(all: Arc<Metrics>, own: Option<Arc<Metrics>>) -> Self {
+        Self { all, own }
+    }
+
+    /// The profile's own counters, when it has them.
+    pub(crate) fn own(&self) -> Option<&Arc<Metrics>> {
+        self.own.as_ref()
+    }
+
+    /// Adds one to the counter `field` picks.
+    pub(crate) fn bump(&self, field: impl Fn(&Metrics) -> &AtomicU64) {
+        Metrics::bump(field(&self.all));
+        if let Some(own) = &self.own {
+            Metrics::bump(field(own));
+        }
+    }
+
+    /// Records one upstream request and whether it failed.
+    pub(crate) fn record_upstream(&self, elapsed: Duration, failed: bool) {
+        self.all.record_upstream(elapsed, failed);
+        if let Some(own) = &self.own {
+            own.record_upstream(elapsed, failed);
+        }
+    }
+}
+
+impl MetricsSnapshot {
+    /// The counters an issuer profile has of its own, `(topic suffix, value)`, for
+    /// `$SYS/broker/oauth/issuer/<name>/<suffix>`.
+    pub fn per_issuer(&self) -> [(&'static str, u64); 6] {
+        [
+            ("cache/hits", self.cache_hits),
+            ("cache/misses", self.cache_misses),
+            ("upstream/calls", self.upstream_calls),
+            ("upstream/errors", self.upstream_errors),
+            ("upstream/latency_us/avg", self.upstream_latency_us_avg),
+            ("upstream/latency_us/max", self.upstream_latency_us_max),
         ]
     }
 }

@@ -1,7 +1,7 @@
 //! The log lines both hosts (the Mosquitto plugin and the fallback broker) write for the same
 //! events, worded once. None of them carries a token or a secret.
 
-use crate::config::{Config, KeySource};
+use crate::config::{Config, DEFAULT_PROFILE, KeySource};
 use crate::{Rejection, Session, TokenSource, UpstreamError};
 
 /// A token login accepted: how the token was checked, its grants, its remaining life.
@@ -37,15 +37,29 @@ pub fn token_unchecked(client_id: &str, problem: &UpstreamError) -> String {
 /// How tokens are checked, for a host's start-up line: mode, introspection endpoint, key source,
 /// token username.
 pub fn validation_setup(config: &Config) -> Vec<String> {
-    let mut parts = vec![format!("mode {:?}", config.mode).to_lowercase()];
-    if let Some(introspection) = &config.introspection {
-        parts.push(format!("introspection {}", introspection.url));
-    }
-    match &config.keys {
-        Some(KeySource::Url(url)) => parts.push(format!("jwks {url}")),
-        Some(KeySource::File(path)) => parts.push(format!("jwks file {}", path.display())),
-        Some(KeySource::Discovery(issuer)) => parts.push(format!("jwks via discovery at {issuer}")),
-        None => {}
+    let mut parts = Vec::new();
+    for (name, profile) in config.profiles() {
+        let mut setup = vec![format!("mode {:?}", profile.mode).to_lowercase()];
+        if let Some(introspection) = &profile.introspection {
+            setup.push(format!("introspection {}", introspection.url));
+        }
+        match &profile.keys {
+            Some(KeySource::Url(url)) => setup.push(format!("jwks {url}")),
+            Some(KeySource::File(path)) => setup.push(format!("jwks file {}", path.display())),
+            Some(KeySource::Discovery(issuer)) => {
+                setup.push(format!("jwks via discovery at {issuer}"));
+            }
+            None => {}
+        }
+        match (name, config.issuers.is_empty()) {
+            (_, true) => parts.extend(setup),
+            (name, false) => parts.push(format!(
+                "issuer profile {} ({}{})",
+                name.unwrap_or(DEFAULT_PROFILE),
+                profile.issuer.as_deref().map(|iss| format!("iss {iss}, ")).unwrap_or_default(),
+                setup.join(", ")
+            )),
+        }
     }
     parts.push(format!("certificate-bound tokens {}", config.certificate_binding.name()));
     if let Some(marker) = &config.token_username {

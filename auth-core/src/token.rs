@@ -84,6 +84,9 @@ pub struct TokenInfo {
     /// What the `cnf` claim binds the token to (RFC 8705); [`Confirmation::Bearer`] when
     /// `oauth_require_certificate_binding` is off.
     pub confirmation: Confirmation,
+    /// Which issuer profile validated the token (its index among
+    /// [`Config::profiles`](crate::Config::profiles)); 0 without profiles.
+    pub profile: u8,
 }
 
 /// Seconds since the Unix epoch.
@@ -211,6 +214,7 @@ pub(crate) fn check_claims(
         username: claim(&config.username_claim)?,
         source,
         confirmation,
+        profile: 0,
     })
 }
 

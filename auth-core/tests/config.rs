@@ -380,3 +380,105 @@ fn start_up_warning_names_the_placeholders_no_claim_binds() {
         }
     }
 }
+
+/// Two issuer profiles, `edge` (introspection) and `cloud` (JWKS URL), and shared options.
+const TWO_ISSUERS: [(&str, &str); 9] = [
+    ("oauth_audience", "urn:mqtt:broker"),
+    ("oauth_issuer.edge.issuer", "https://am.example.com/oauth2/"),
+    ("oauth_issuer.edge.introspection_url", "https://am.example.com/oauth2/introspect"),
+    ("oauth_issuer.edge.client_id", "mqtt-broker"),
+    ("oauth_issuer.edge.client_secret", "secret"),
+    ("oauth_issuer.cloud.issuer", "https://idp.example.com/realms/iot"),
+    ("oauth_issuer.cloud.jwks_url", "https://idp.example.com/realms/iot/certs"),
+    ("oauth_issuer.cloud.scope_prefix", "iot:"),
+    ("oauth_issuer.cloud.client_id_claim", "sub"),
+];
+
+#[test]
+fn issuer_profiles_take_their_own_server_and_inherit_the_shared_claim_options() {
+    let config = parse(&TWO_ISSUERS).unwrap();
+    assert!(!config.validates_tokens(), "no default profile: no endpoint outside the profiles");
+    let profiles: Vec<_> = config.profiles().collect();
+    assert_eq!(profiles.len(), 2);
+    let (edge, cloud) = (profiles[0], profiles[1]);
+    assert_eq!(edge.0, Some("edge"));
+    assert_eq!(edge.1.issuer.as_deref(), Some("https://am.example.com/oauth2"));
+    assert_eq!(edge.1.introspection.as_ref().unwrap().client_id, "mqtt-broker");
+    assert_eq!((edge.1.scope_prefix.as_str(), edge.1.client_id_claim.as_deref()), ("mqtt:", None));
+    assert_eq!(cloud.0, Some("cloud"));
+    assert!(cloud.1.introspection.is_none());
+    assert_eq!(
+        cloud.1.keys,
+        Some(KeySource::Url("https://idp.example.com/realms/iot/certs".into()))
+    );
+    assert_eq!(
+        (cloud.1.scope_prefix.as_str(), cloud.1.client_id_claim.as_deref()),
+        ("iot:", Some("sub"))
+    );
+    for (_, profile) in &profiles {
+        assert_eq!(profile.audiences, ["urn:mqtt:broker"]);
+    }
+
+    // Endpoints outside the profiles make a default profile, tried first; named profiles do not
+    // inherit them.
+    let mut pairs = INTROSPECTION.to_vec();
+    pairs.extend_from_slice(&TWO_ISSUERS);
+    let config = parse(&pairs).unwrap();
+    let names: Vec<_> = config.profiles().map(|(name, _)| name).collect();
+    assert_eq!(names, [None, Some("edge"), Some("cloud")]);
+    assert!(config.profiles().nth(2).unwrap().1.introspection.is_none());
+}
+
+#[test]
+fn issuer_profile_errors_name_the_profile_option() {
+    let with = |extra: &[(&str, &str)]| {
+        let mut pairs = TWO_ISSUERS.to_vec();
+        pairs.extend_from_slice(extra);
+        error(&pairs)
+    };
+    assert_eq!(
+        with(&[("oauth_issuer.cloud.cache_ttl", "5")]),
+        "option oauth_issuer.cloud.cache_ttl: is not an issuer profile option; a profile takes issuer, jwks_url, jwks_file, introspection_url, client_id, client_secret, client_secret_file, client_auth, mode, audience, algorithms, leeway, scope_prefix, required_scopes, client_id_claim, username_claim, jwt_revocation"
+    );
+    assert_eq!(
+        with(&[("oauth_issuer.spare.jwks_url", "https://x/jwks")]),
+        "option oauth_issuer.spare.issuer is required: JWTs are routed to a profile by their iss"
+    );
+    assert_eq!(
+        with(&[
+            ("oauth_issuer.copy.issuer", "https://am.example.com/oauth2"),
+            ("oauth_issuer.copy.jwks_url", "https://x/jwks")
+        ]),
+        "option oauth_issuer.copy.issuer: is the issuer of profile \"edge\" as well; JWTs are routed by issuer, so each profile needs its own"
+    );
+    assert_eq!(
+        with(&[
+            ("oauth_issuer.spare.issuer", "https://x"),
+            ("oauth_issuer.spare.mode", "introspect")
+        ]),
+        "option oauth_issuer.spare.introspection_url is required: oauth_issuer.spare.mode introspect needs the introspection endpoint"
+    );
+    assert_eq!(
+        with(&[("oauth_issuer.default.issuer", "https://x")]),
+        "option oauth_issuer.default.issuer: a profile name is letters, digits, - and _ (it names $SYS topics), and not \"default\""
+    );
+    assert_eq!(
+        with(&[("oauth_issuer.a/b.issuer", "https://x")]),
+        "option oauth_issuer.a/b.issuer: a profile name is letters, digits, - and _ (it names $SYS topics), and not \"default\""
+    );
+    assert_eq!(
+        with(&[("oauth_issuer.edge", "https://x")]),
+        "option oauth_issuer.edge: expected oauth_issuer.<name>.<option> <value>"
+    );
+    assert_eq!(
+        with(&[("oauth_issuer.cloud.scope_prefix", "again")]),
+        "option oauth_issuer.cloud.scope_prefix is given more than once (under its name or an alias)"
+    );
+    assert_eq!(
+        with(&[
+            ("oauth_issuer.spare.issuer", "https://x"),
+            ("oauth_issuer.spare.scope_prefix", "two words")
+        ]),
+        "option oauth_issuer.spare.scope_prefix: must be a non-empty word without spaces"
+    );
+}

@@ -438,29 +438,26 @@ fn parse_auth(table: &Table, base: &Path) -> Result<(AuthConfig, bool), ConfigEr
     }
     let mut entries = Vec::new();
     for (name, value) in table.iter().filter(|(name, _)| !AUTH_OWN_KEYS.contains(&name.as_str())) {
-        let key = format!("auth.{name}");
-        let value = match value {
-            Value::String(text) => OptionValue::Text(text.clone()),
-            Value::Integer(n) => OptionValue::Integer(*n),
-            Value::Boolean(flag) => OptionValue::Flag(*flag),
-            Value::Array(items) => OptionValue::List(
-                items
-                    .iter()
-                    .map(|item| item.as_str().map(str::to_owned))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| ConfigError::invalid(&key, "expected a list of strings"))?,
-            ),
-            other => {
-                return Err(ConfigError::invalid(
-                    &key,
-                    format!(
-                        "expected a string, number, true or false, or a list of strings, got {}",
-                        other.type_str()
-                    ),
-                ));
+        match value {
+            // `[auth.issuer.<name>]` tables (or dotted keys `issuer.<name>.<option>`): issuer
+            // profiles, handed to the core as `issuer.<name>.<option>`.
+            Value::Table(profiles) if name == "issuer" => {
+                for (profile, options) in profiles {
+                    let Value::Table(options) = options else {
+                        return Err(ConfigError::invalid(
+                            &format!("auth.issuer.{profile}"),
+                            "expected a table ([auth.issuer.<name>])",
+                        ));
+                    };
+                    for (option, value) in options {
+                        let entry = format!("issuer.{profile}.{option}");
+                        let value = option_value(&format!("auth.{entry}"), value)?;
+                        entries.push((entry, value));
+                    }
+                }
             }
-        };
-        entries.push((name.clone(), value));
+            value => entries.push((name.clone(), option_value(&format!("auth.{name}"), value)?)),
+        }
     }
     let auth = AuthConfig::from_options(entries, AUTH_SPELLING, base, AUTH_OWN_KEYS)
         .map_err(|e| ConfigError::from_core(&e))?;
@@ -473,6 +470,29 @@ fn parse_auth(table: &Table, base: &Path) -> Result<(AuthConfig, bool), ConfigEr
         ));
     }
     Ok((auth, allow_anonymous))
+}
+
+/// A TOML value of `[auth]` as the core's option value; `key` names it in errors.
+fn option_value(key: &str, value: &Value) -> Result<OptionValue, ConfigError> {
+    match value {
+        Value::String(text) => Ok(OptionValue::Text(text.clone())),
+        Value::Integer(n) => Ok(OptionValue::Integer(*n)),
+        Value::Boolean(flag) => Ok(OptionValue::Flag(*flag)),
+        Value::Array(items) => Ok(OptionValue::List(
+            items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or_else(|| ConfigError::invalid(key, "expected a list of strings"))?,
+        )),
+        other => Err(ConfigError::invalid(
+            key,
+            format!(
+                "expected a string, number, true or false, or a list of strings, got {}",
+                other.type_str()
+            ),
+        )),
+    }
 }
 
 fn parse_users(

@@ -32,9 +32,9 @@ pub async fn publish_forever(scx: ServerContext, hooks: OAuthHooks, interval: Du
     ));
     loop {
         ticker.tick().await;
-        let snapshot = hooks.policy().authenticator().metrics().snapshot();
-        let clients = hooks.token_clients() as u64;
-        for (name, value) in snapshot.named().into_iter().chain([("clients", clients)]) {
+        let counters = hooks.policy().authenticator().sys_counters();
+        let clients = ("clients".to_owned(), hooks.token_clients() as u64);
+        for (name, value) in counters.into_iter().chain([clients]) {
             publish_retained(&scx, &from, format!("{TOPIC_PREFIX}/{name}"), value.to_string())
                 .await;
         }

@@ -285,7 +285,7 @@ impl<H: Host> Instance<H> {
         // validated off the broker thread. The username claim needs the live client object,
         // so it keeps the synchronous path.
         let outcome = if self.host.supports_delayed_login()
-            && self.auth.config().username_claim.is_none()
+            && !self.auth.claims_usernames()
             && self.auth.needs_network(&token)
         {
             match self.auth.cached(&token) {
@@ -826,8 +826,7 @@ impl<H: Host> Instance<H> {
 
     fn publish_stats(&self) {
         self.clients.borrow_mut().fold_counts(self.metrics());
-        let snapshot = self.metrics().snapshot();
-        for (name, value) in snapshot.named() {
+        for (name, value) in self.auth.sys_counters() {
             let topic = format!("{}/{name}", self.stats_topic_prefix);
             self.host.publish_retained(&topic, value.to_string().as_bytes());
         }

@@ -73,8 +73,8 @@ impl PluginConfig {
             .into_iter()
             .partition(|(name, _)| own_names.contains(&name.as_str()));
         let spelling = Spelling::PLUGIN;
-        let core = Config::from_options(core, spelling, Path::new(""), own_names)?;
-        let given: PluginOptions = config::deserialize_options(own, spelling, &[])?;
+        let core = Config::from_options(core, spelling.clone(), Path::new(""), own_names)?;
+        let given: PluginOptions = config::deserialize_options(own, &spelling, &[])?;
         let read = Reader::new(spelling, Path::new(""));
         let http_timeout_ms = u64::try_from(core.http_timeout.as_millis()).unwrap_or(u64::MAX);
         Ok(Self {

@@ -536,6 +536,7 @@ mod tests {
             username: None,
             source: TokenSource::Introspection,
             confirmation: crate::Confirmation::Bearer,
+            profile: 0,
         }
     }
 
