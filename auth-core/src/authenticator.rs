@@ -268,7 +268,7 @@ impl Authenticator {
 
     /// Every counter as `(topic suffix, value)` for `$SYS/broker/oauth/<suffix>`: the
     /// broker-wide ones, and with issuer profiles each profile's cache and authorization
-    /// server counters under `issuer/<name>/` (see
+    /// server counters under `issuers/<name>/` (see
     /// [`MetricsSnapshot::per_issuer`](crate::MetricsSnapshot::per_issuer)).
     pub fn sys_counters(&self) -> Vec<(String, u64)> {
         let mut counters: Vec<(String, u64)> = self
@@ -283,7 +283,7 @@ impl Authenticator {
                 continue;
             };
             for (suffix, value) in own.snapshot().per_issuer() {
-                counters.push((format!("issuer/{name}/{suffix}"), value));
+                counters.push((format!("issuers/{name}/{suffix}"), value));
             }
         }
         counters

@@ -132,8 +132,8 @@ impl Spelling {
         Self { prefix: Cow::Borrowed(prefix) }
     }
 
-    /// The options of issuer profile `name`: `oauth_issuer.<name>.<option>` for the plugin,
-    /// `auth.issuer.<name>.<option>` in a TOML section.
+    /// The options of issuer profile `name`: `oauth_issuers.<name>.<option>` for the plugin,
+    /// `auth.issuers.<name>.<option>` in a TOML section.
     fn profile(&self, name: &str) -> Self {
         Self { prefix: Cow::Owned(format!("{}{PROFILE_PREFIX}{name}.", self.prefix)) }
     }
@@ -429,8 +429,8 @@ pub struct CacheSettings {
     pub max_entries: u64,
 }
 
-/// What introduces an issuer profile option: `issuer.<name>.<option>`.
-const PROFILE_PREFIX: &str = "issuer.";
+/// What introduces an issuer profile option: `issuers.<name>.<option>`.
+const PROFILE_PREFIX: &str = "issuers.";
 
 /// The name of the profile the options outside named profiles make, in `$SYS` and messages.
 pub const DEFAULT_PROFILE: &str = "default";
@@ -480,7 +480,7 @@ fn canonical_name(name: &str) -> &str {
     }
 }
 
-/// Splits `issuer.<name>.<option>` entries off, grouped by profile in the order the profiles
+/// Splits `issuers.<name>.<option>` entries off, grouped by profile in the order the profiles
 /// are first named.
 #[allow(clippy::type_complexity)]
 fn split_profiles(
@@ -498,7 +498,7 @@ fn split_profiles(
         else {
             return Err(ConfigError::invalid(
                 &spelling.of(&key),
-                format!("expected {} <value>", spelling.of("issuer.<name>.<option>")),
+                format!("expected {} <value>", spelling.of("issuers.<name>.<option>")),
             ));
         };
         let valid_name = !name.is_empty()
@@ -522,7 +522,7 @@ fn split_profiles(
     Ok((shared, profiles))
 }
 
-/// One authorization server among several (`oauth_issuer.<name>.<option>`): its issuer, keys,
+/// One authorization server among several (`oauth_issuers.<name>.<option>`): its issuer, keys,
 /// introspection endpoint and credentials, and how its tokens are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuerProfile {
@@ -577,7 +577,7 @@ pub struct Config {
     pub jwt_revocation: JwtRevocation,
     /// `oauth_require_certificate_binding`.
     pub certificate_binding: CertificateBinding,
-    /// Issuer profiles (`oauth_issuer.<name>.<option>`), in the order they were first named.
+    /// Issuer profiles (`oauth_issuers.<name>.<option>`), in the order they were first named.
     pub issuers: Vec<IssuerProfile>,
     /// How the host spells the options, for errors found after parsing (unreadable key files).
     pub spelling: Spelling,
@@ -879,7 +879,7 @@ impl Config {
     /// plugin's prefix), naming options in errors as `spelling` does; relative paths are taken
     /// from `base_dir`; `also_known` are the host's own option names (for "did you mean").
     ///
-    /// Options `issuer.<name>.<option>` make issuer profiles (see [`IssuerProfile`]).
+    /// Options `issuers.<name>.<option>` make issuer profiles (see [`IssuerProfile`]).
     pub fn from_options(
         entries: Vec<(String, OptionValue)>,
         spelling: Spelling,

@@ -139,7 +139,7 @@ impl Counters {
 
 impl MetricsSnapshot {
     /// The counters an issuer profile has of its own, `(topic suffix, value)`, for
-    /// `$SYS/broker/oauth/issuer/<name>/<suffix>`.
+    /// `$SYS/broker/oauth/issuers/<name>/<suffix>`.
     pub fn per_issuer(&self) -> [(&'static str, u64); 6] {
         [
             ("cache/hits", self.cache_hits),

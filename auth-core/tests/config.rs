@@ -384,14 +384,14 @@ fn start_up_warning_names_the_placeholders_no_claim_binds() {
 /// Two issuer profiles, `edge` (introspection) and `cloud` (JWKS URL), and shared options.
 const TWO_ISSUERS: [(&str, &str); 9] = [
     ("oauth_audience", "urn:mqtt:broker"),
-    ("oauth_issuer.edge.issuer", "https://am.example.com/oauth2/"),
-    ("oauth_issuer.edge.introspection_url", "https://am.example.com/oauth2/introspect"),
-    ("oauth_issuer.edge.client_id", "mqtt-broker"),
-    ("oauth_issuer.edge.client_secret", "secret"),
-    ("oauth_issuer.cloud.issuer", "https://idp.example.com/realms/iot"),
-    ("oauth_issuer.cloud.jwks_url", "https://idp.example.com/realms/iot/certs"),
-    ("oauth_issuer.cloud.scope_prefix", "iot:"),
-    ("oauth_issuer.cloud.client_id_claim", "sub"),
+    ("oauth_issuers.edge.issuer", "https://am.example.com/oauth2/"),
+    ("oauth_issuers.edge.introspection_url", "https://am.example.com/oauth2/introspect"),
+    ("oauth_issuers.edge.client_id", "mqtt-broker"),
+    ("oauth_issuers.edge.client_secret", "secret"),
+    ("oauth_issuers.cloud.issuer", "https://idp.example.com/realms/iot"),
+    ("oauth_issuers.cloud.jwks_url", "https://idp.example.com/realms/iot/certs"),
+    ("oauth_issuers.cloud.scope_prefix", "iot:"),
+    ("oauth_issuers.cloud.client_id_claim", "sub"),
 ];
 
 #[test]
@@ -437,48 +437,48 @@ fn issuer_profile_errors_name_the_profile_option() {
         error(&pairs)
     };
     assert_eq!(
-        with(&[("oauth_issuer.cloud.cache_ttl", "5")]),
-        "option oauth_issuer.cloud.cache_ttl: is not an issuer profile option; a profile takes issuer, jwks_url, jwks_file, introspection_url, client_id, client_secret, client_secret_file, client_auth, mode, audience, algorithms, leeway, scope_prefix, required_scopes, client_id_claim, username_claim, jwt_revocation"
+        with(&[("oauth_issuers.cloud.cache_ttl", "5")]),
+        "option oauth_issuers.cloud.cache_ttl: is not an issuer profile option; a profile takes issuer, jwks_url, jwks_file, introspection_url, client_id, client_secret, client_secret_file, client_auth, mode, audience, algorithms, leeway, scope_prefix, required_scopes, client_id_claim, username_claim, jwt_revocation"
     );
     assert_eq!(
-        with(&[("oauth_issuer.spare.jwks_url", "https://x/jwks")]),
-        "option oauth_issuer.spare.issuer is required: JWTs are routed to a profile by their iss"
-    );
-    assert_eq!(
-        with(&[
-            ("oauth_issuer.copy.issuer", "https://am.example.com/oauth2"),
-            ("oauth_issuer.copy.jwks_url", "https://x/jwks")
-        ]),
-        "option oauth_issuer.copy.issuer: is the issuer of profile \"edge\" as well; JWTs are routed by issuer, so each profile needs its own"
+        with(&[("oauth_issuers.spare.jwks_url", "https://x/jwks")]),
+        "option oauth_issuers.spare.issuer is required: JWTs are routed to a profile by their iss"
     );
     assert_eq!(
         with(&[
-            ("oauth_issuer.spare.issuer", "https://x"),
-            ("oauth_issuer.spare.mode", "introspect")
+            ("oauth_issuers.copy.issuer", "https://am.example.com/oauth2"),
+            ("oauth_issuers.copy.jwks_url", "https://x/jwks")
         ]),
-        "option oauth_issuer.spare.introspection_url is required: oauth_issuer.spare.mode introspect needs the introspection endpoint"
-    );
-    assert_eq!(
-        with(&[("oauth_issuer.default.issuer", "https://x")]),
-        "option oauth_issuer.default.issuer: a profile name is letters, digits, - and _ (it names $SYS topics), and not \"default\""
-    );
-    assert_eq!(
-        with(&[("oauth_issuer.a/b.issuer", "https://x")]),
-        "option oauth_issuer.a/b.issuer: a profile name is letters, digits, - and _ (it names $SYS topics), and not \"default\""
-    );
-    assert_eq!(
-        with(&[("oauth_issuer.edge", "https://x")]),
-        "option oauth_issuer.edge: expected oauth_issuer.<name>.<option> <value>"
-    );
-    assert_eq!(
-        with(&[("oauth_issuer.cloud.scope_prefix", "again")]),
-        "option oauth_issuer.cloud.scope_prefix is given more than once (under its name or an alias)"
+        "option oauth_issuers.copy.issuer: is the issuer of profile \"edge\" as well; JWTs are routed by issuer, so each profile needs its own"
     );
     assert_eq!(
         with(&[
-            ("oauth_issuer.spare.issuer", "https://x"),
-            ("oauth_issuer.spare.scope_prefix", "two words")
+            ("oauth_issuers.spare.issuer", "https://x"),
+            ("oauth_issuers.spare.mode", "introspect")
         ]),
-        "option oauth_issuer.spare.scope_prefix: must be a non-empty word without spaces"
+        "option oauth_issuers.spare.introspection_url is required: oauth_issuers.spare.mode introspect needs the introspection endpoint"
+    );
+    assert_eq!(
+        with(&[("oauth_issuers.default.issuer", "https://x")]),
+        "option oauth_issuers.default.issuer: a profile name is letters, digits, - and _ (it names $SYS topics), and not \"default\""
+    );
+    assert_eq!(
+        with(&[("oauth_issuers.a/b.issuer", "https://x")]),
+        "option oauth_issuers.a/b.issuer: a profile name is letters, digits, - and _ (it names $SYS topics), and not \"default\""
+    );
+    assert_eq!(
+        with(&[("oauth_issuers.edge", "https://x")]),
+        "option oauth_issuers.edge: expected oauth_issuers.<name>.<option> <value>"
+    );
+    assert_eq!(
+        with(&[("oauth_issuers.cloud.scope_prefix", "again")]),
+        "option oauth_issuers.cloud.scope_prefix is given more than once (under its name or an alias)"
+    );
+    assert_eq!(
+        with(&[
+            ("oauth_issuers.spare.issuer", "https://x"),
+            ("oauth_issuers.spare.scope_prefix", "two words")
+        ]),
+        "option oauth_issuers.spare.scope_prefix: must be a non-empty word without spaces"
     );
 }

@@ -34,11 +34,11 @@ fn a_jwt_is_verified_only_with_the_keys_of_the_issuer_it_names() {
     let edge_jwks = key_path("jwks-1.json");
     let cloud_jwks = cloud_jwks(dir.path());
     let auth = authenticator(&[
-        ("oauth_issuer.edge.issuer", EDGE),
-        ("oauth_issuer.edge.jwks_file", edge_jwks.to_str().unwrap()),
-        ("oauth_issuer.cloud.issuer", CLOUD),
-        ("oauth_issuer.cloud.jwks_file", &cloud_jwks),
-        ("oauth_issuer.cloud.scope_prefix", "iot:"),
+        ("oauth_issuers.edge.issuer", EDGE),
+        ("oauth_issuers.edge.jwks_file", edge_jwks.to_str().unwrap()),
+        ("oauth_issuers.cloud.issuer", CLOUD),
+        ("oauth_issuers.cloud.jwks_file", &cloud_jwks),
+        ("oauth_issuers.cloud.scope_prefix", "iot:"),
     ]);
     let edge_token = sign("rsa-1", &claims(EDGE, "mqtt:write:a/#"));
     let cloud_token = sign("rsa-2", &claims(CLOUD, "iot:write:b/# mqtt:write:a/#"));
@@ -83,16 +83,16 @@ fn an_opaque_token_is_asked_of_each_profile_in_order_until_one_knows_it() {
     let (edge_url, cloud_url) = (edge.url("/introspect"), cloud.url("/introspect"));
     let auth = authenticator(&[
         ("oauth_http_timeout_ms", "500"),
-        ("oauth_issuer.edge.issuer", EDGE),
-        ("oauth_issuer.edge.mode", "introspect"),
-        ("oauth_issuer.edge.introspection_url", &edge_url),
-        ("oauth_issuer.edge.client_id", "broker"),
-        ("oauth_issuer.edge.client_secret", "s"),
-        ("oauth_issuer.cloud.issuer", CLOUD),
-        ("oauth_issuer.cloud.mode", "introspect"),
-        ("oauth_issuer.cloud.introspection_url", &cloud_url),
-        ("oauth_issuer.cloud.client_id", "broker"),
-        ("oauth_issuer.cloud.client_secret", "s"),
+        ("oauth_issuers.edge.issuer", EDGE),
+        ("oauth_issuers.edge.mode", "introspect"),
+        ("oauth_issuers.edge.introspection_url", &edge_url),
+        ("oauth_issuers.edge.client_id", "broker"),
+        ("oauth_issuers.edge.client_secret", "s"),
+        ("oauth_issuers.cloud.issuer", CLOUD),
+        ("oauth_issuers.cloud.mode", "introspect"),
+        ("oauth_issuers.cloud.introspection_url", &cloud_url),
+        ("oauth_issuers.cloud.client_id", "broker"),
+        ("oauth_issuers.cloud.client_secret", "s"),
     ]);
     // cloud's token costs a call to each; edge's one call; from then on the caches answer.
     assert_eq!(auth.validate(&token("cloud-token")).unwrap().profile, 1);
@@ -117,10 +117,10 @@ fn an_opaque_token_is_asked_of_each_profile_in_order_until_one_knows_it() {
 
     let counters: std::collections::HashMap<String, u64> =
         auth.sys_counters().into_iter().collect();
-    assert_eq!(counters["issuer/cloud/upstream/calls"], 5);
-    assert_eq!(counters["issuer/edge/upstream/errors"], 2);
+    assert_eq!(counters["issuers/cloud/upstream/calls"], 5);
+    assert_eq!(counters["issuers/edge/upstream/errors"], 2);
     assert_eq!(
         counters["upstream/calls"],
-        counters["issuer/cloud/upstream/calls"] + counters["issuer/edge/upstream/calls"]
+        counters["issuers/cloud/upstream/calls"] + counters["issuers/edge/upstream/calls"]
     );
 }

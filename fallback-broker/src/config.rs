@@ -439,18 +439,18 @@ fn parse_auth(table: &Table, base: &Path) -> Result<(AuthConfig, bool), ConfigEr
     let mut entries = Vec::new();
     for (name, value) in table.iter().filter(|(name, _)| !AUTH_OWN_KEYS.contains(&name.as_str())) {
         match value {
-            // `[auth.issuer.<name>]` tables (or dotted keys `issuer.<name>.<option>`): issuer
-            // profiles, handed to the core as `issuer.<name>.<option>`.
-            Value::Table(profiles) if name == "issuer" => {
+            // `[auth.issuers.<name>]` tables (or dotted keys `issuers.<name>.<option>`): issuer
+            // profiles, handed to the core as `issuers.<name>.<option>`.
+            Value::Table(profiles) if name == "issuers" => {
                 for (profile, options) in profiles {
                     let Value::Table(options) = options else {
                         return Err(ConfigError::invalid(
-                            &format!("auth.issuer.{profile}"),
-                            "expected a table ([auth.issuer.<name>])",
+                            &format!("auth.issuers.{profile}"),
+                            "expected a table ([auth.issuers.<name>])",
                         ));
                     };
                     for (option, value) in options {
-                        let entry = format!("issuer.{profile}.{option}");
+                        let entry = format!("issuers.{profile}.{option}");
                         let value = option_value(&format!("auth.{entry}"), value)?;
                         entries.push((entry, value));
                     }

@@ -16,6 +16,8 @@
 //   GET  /__test/stats                       {"introspections":N,"tokens":N,"jwks":N} (HTTP requests seen)
 //   POST /__test/reset                       zero the counters
 //   POST /__test/delay?ms=N                  delay answers of introspection and JWKS by N ms (0 = none)
+//   POST /__test/sign                        {"token": JWT}: the JSON body's claims signed RS256 with
+//                                            this server's key, exactly as given (forgeries for tests)
 //
 // Token requests (client_credentials) accept, besides the standard parameters:
 //   scope=...          any space-separated scopes; they are granted exactly as requested
@@ -367,6 +369,24 @@ let delayMs = nonNegativeInteger(args['introspection-delay-ms'], '--introspectio
 
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
+function readBody(request) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    request.on('data', (chunk) => chunks.push(chunk));
+    request.on('end', () => resolve(Buffer.concat(chunks).toString()));
+    request.on('error', reject);
+  });
+}
+
+// An RS256 JWT of `claims` (an at+jwt, as the token endpoint issues) with this server's RSA key.
+function signClaims(claims) {
+  const jwk = jwks.keys.find((key) => key.kty === 'RSA');
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signingInput = `${encode({ alg: 'RS256', typ: 'at+jwt', kid: jwk.kid })}.${encode(claims)}`;
+  const key = crypto.createPrivateKey({ key: jwk, format: 'jwk' });
+  return `${signingInput}.${crypto.sign('sha256', Buffer.from(signingInput), key).toString('base64url')}`;
+}
+
 async function testHooks(ctx, next) {
   if (ctx.path.startsWith('/__test/')) {
     if (ctx.path === '/__test/stats' && ctx.method === 'GET') {
@@ -376,6 +396,8 @@ async function testHooks(ctx, next) {
       stats.tokens = 0;
       stats.jwks = 0;
       ctx.body = { ...stats };
+    } else if (ctx.path === '/__test/sign' && ctx.method === 'POST') {
+      ctx.body = { token: signClaims(JSON.parse(await readBody(ctx.req))) };
     } else if (ctx.path === '/__test/delay' && ctx.method === 'POST') {
       try {
         delayMs = nonNegativeInteger(String(ctx.query.ms ?? ''), 'ms');

@@ -310,6 +310,22 @@ impl Idp {
             .to_owned()
     }
 
+    /// A JWT of exactly `claims`, signed RS256 with this server's key (its `kid`, `typ:
+    /// at+jwt`): for tokens the token endpoint would never issue, e.g. claiming another
+    /// server's `iss`.
+    pub fn sign(&self, claims: &Value) -> String {
+        let response = self
+            .http
+            .post(format!("{}/__test/sign", self.issuer))
+            .header("content-type", "application/json")
+            .body(claims.to_string())
+            .send()
+            .expect("sign request sent");
+        assert_eq!(response.status().as_u16(), 200, "sign request refused");
+        let body: Value = response.json().expect("sign response is JSON");
+        body["token"].as_str().expect("a signed token").to_owned()
+    }
+
     /// The token endpoint's full answer to `request`, success or error.
     pub fn token_response(&self, request: &TokenRequest<'_>) -> TokenResponse {
         let mut builder = self.http.post(self.token_url());

@@ -706,3 +706,92 @@ pub fn binary_and_oversized_passwords_are_refused_without_harm(launcher: &dyn La
     let token = idp.opaque_token("device-1", &["mqtt:read:x"]);
     connected(port, Protocol::V5, "still-serving", &token);
 }
+
+/// Two issuers (issue #20 item 3): the server every scenario broker introspects at, with its
+/// keys (the default profile), and a second server as profile `second`. Each server's JWTs and
+/// opaque tokens get in with their own grants; a JWT signed by one server's key claiming the
+/// other's `iss`, or an issuer neither is, is refused; each profile has its `$SYS` counters;
+/// with the second server down, the first one's tokens still get in.
+pub fn each_issuer_admits_its_own_tokens_and_none_vouches_for_the_other(launcher: &dyn Launcher) {
+    use crate::idp::{BROKER_CLIENT_ID, BROKER_CLIENT_SECRET};
+    let first = Idp::start();
+    let second = Idp::start();
+    let setup = Setup::new()
+        .option("issuer", first.issuer())
+        .option("jwks_url", first.jwks_url())
+        .option("stats_interval", "1")
+        .option("issuers.second.issuer", second.issuer())
+        .option("issuers.second.jwks_url", second.jwks_url())
+        .option("issuers.second.introspection_url", second.introspection_url())
+        .option("issuers.second.client_id", BROKER_CLIENT_ID)
+        .option("issuers.second.client_secret", BROKER_CLIENT_SECRET);
+    let broker = launcher.start(&first, &setup);
+    let port = broker.port();
+    let first_grants = ["mqtt:write:first/#", "mqtt:read:$SYS/broker/oauth/#"];
+    let second_grants = ["mqtt:write:second/#"];
+
+    let tokens = [
+        ("first-jwt", first.jwt_token("device-1", &first_grants, AUDIENCE), "first/"),
+        ("first-opaque", first.opaque_token("device-1", &first_grants), "first/"),
+        ("second-jwt", second.jwt_token("device-2", &second_grants, AUDIENCE), "second/"),
+        ("second-opaque", second.opaque_token("device-2", &second_grants), "second/"),
+    ];
+    let reader = first.opaque_token("device-3", &["mqtt:read:first/#", "mqtt:read:second/#"]);
+    let reader = connected(port, Protocol::V5, "reader", &reader);
+    assert_eq!(reader.subscribe("first/#", 0), 0x00);
+    assert_eq!(reader.subscribe("second/#", 0), 0x00);
+    for (client_id, token, own) in &tokens {
+        let client = connected(port, Protocol::V5, client_id, token);
+        assert_eq!(client.publish(&format!("{own}{client_id}"), b"x", 1, false), Some(0x00));
+        let other = if *own == "first/" { "second/x" } else { "first/x" };
+        assert_eq!(client.publish(other, b"x", 1, false), Some(0x87), "{client_id}");
+    }
+    assert_eq!(
+        reader.topics_until_quiet(WAIT, QUIET),
+        ["first/first-jwt", "first/first-opaque", "second/second-jwt", "second/second-opaque"]
+    );
+
+    // A server's key vouches for its own issuer only.
+    let forged = |signer: &Idp, iss: &str| {
+        let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+        signer.sign(&serde_json::json!({
+            "iss": iss, "aud": AUDIENCE, "exp": exp, "sub": "device-9", "scope": "mqtt:write:#"
+        }))
+    };
+    for (signer, iss) in
+        [(&first, second.issuer()), (&second, first.issuer()), (&first, "http://127.0.0.1:9")]
+    {
+        assert_eq!(
+            connect(port, Protocol::V5, "forger", &forged(signer, iss)).err(),
+            Some(ConnectRefused::Code(not_authorized(Protocol::V5))),
+            "signed by {} claiming {iss}",
+            signer.issuer()
+        );
+    }
+    broker.expect_log("token is signed with a key not in the JWKS", WAIT);
+    broker.expect_log("token issuer does not match oauth_issuer", WAIT);
+
+    // Per-profile counters: the second server was asked for its keys and its opaque token.
+    let watcher = connected(port, Protocol::V5, "watcher", &tokens[0].1);
+    assert_eq!(watcher.subscribe("$SYS/broker/oauth/issuers/second/upstream/calls", 0), 0x00);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let calls = watcher.recv(WAIT).expect("the second profile's counter is published");
+        let calls: u64 = String::from_utf8(calls.payload).unwrap().parse().unwrap();
+        if calls >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the second profile counts {calls} calls");
+    }
+
+    // The second server down: the first one's new tokens still get in; an opaque token only
+    // the second one could vouch for is refused (unchecked), never let through.
+    let late_first = first.opaque_token("device-1", &first_grants);
+    let late_second = second.opaque_token("device-2", &second_grants);
+    drop(second);
+    connected(port, Protocol::V5, "late-first", &late_first);
+    assert_eq!(
+        connect(port, Protocol::V5, "late-second", &late_second).err(),
+        Some(ConnectRefused::Code(not_authorized(Protocol::V5)))
+    );
+}

@@ -143,6 +143,11 @@ fn sys_topics_need_an_explicit_grant_and_carry_the_counters() {
 }
 
 #[test]
+fn each_issuer_admits_its_own_tokens_and_none_vouches_for_the_other() {
+    scenarios::each_issuer_admits_its_own_tokens_and_none_vouches_for_the_other(&PLUGIN);
+}
+
+#[test]
 fn a_topic_alias_is_checked_as_the_topic_it_stands_for() {
     scenarios::a_topic_alias_is_checked_as_the_topic_it_stands_for(&PLUGIN);
 }
