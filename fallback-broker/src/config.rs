@@ -456,6 +456,12 @@ fn parse_auth(table: &Table, base: &Path) -> Result<(AuthConfig, bool), ConfigEr
                     }
                 }
             }
+            _ if name == "issuers" => {
+                return Err(ConfigError::invalid(
+                    "auth.issuers",
+                    "expected tables ([auth.issuers.<name>])",
+                ));
+            }
             value => entries.push((name.clone(), option_value(&format!("auth.{name}"), value)?)),
         }
     }
@@ -767,6 +773,13 @@ token_username = "oauth2"
 # [anonymous] grants.
 allow_anonymous = false
 
+# Several issuers: one table per authorization server, with its own issuer, keys,
+# introspection endpoint and credentials, audience, scope_prefix and claim options (the options
+# above that are not about one server are inherited). JWTs go to the profile their iss names.
+# [auth.issuers.cloud]
+# issuer = "https://idp.example.com/realms/iot"
+# jwks_url = "https://idp.example.com/realms/iot/protocol/openid-connect/certs"
+
 # [anonymous]
 # read = ["public/#"]
 # write = []
@@ -862,6 +875,40 @@ mod tests {
         assert_eq!(config.auth.cache.ttl, Duration::ZERO);
         assert_eq!(config.auth.revalidate_interval, Duration::from_secs(60));
         assert_eq!(config.log, LogConfig { level: "info".to_owned(), format: LogFormat::Text });
+    }
+
+    #[test]
+    fn issuer_profiles_are_auth_issuers_tables() {
+        let config = BrokerConfig::parse(
+            &auth(
+                "audience = \"urn:mqtt:broker\"\n\
+                 [auth.issuers.cloud]\nissuer = \"https://idp.example.com/realms/iot\"\n\
+                 jwks_url = \"https://idp.example.com/realms/iot/certs\"\nscope_prefix = \"iot:\"",
+            ),
+            Path::new("."),
+        )
+        .expect("parses");
+        let profiles: Vec<_> = config.auth.profiles().collect();
+        assert_eq!(profiles.len(), 2, "the default profile, then cloud");
+        let (name, cloud) = profiles[1];
+        assert_eq!(name, Some("cloud"));
+        assert_eq!(
+            (cloud.scope_prefix.as_str(), cloud.audiences.as_slice()),
+            ("iot:", &["urn:mqtt:broker".to_owned()][..])
+        );
+        assert!(cloud.introspection.is_none(), "the default profile's endpoint is its own");
+        assert_eq!(
+            error(&auth("[auth.issuers.cloud]\nissuer = \"https://x\"\ncache_ttl = 5")),
+            "option auth.issuers.cloud.cache_ttl: is not an issuer profile option; a profile takes issuer, jwks_url, jwks_file, introspection_url, client_id, client_secret, client_secret_file, client_auth, mode, audience, algorithms, leeway, scope_prefix, required_scopes, client_id_claim, username_claim, jwt_revocation"
+        );
+        assert_eq!(
+            error(&auth("issuers = \"x\"")),
+            "option auth.issuers: expected tables ([auth.issuers.<name>])"
+        );
+        assert_eq!(
+            error(&auth("issuers.cloud = 5")),
+            "option auth.issuers.cloud: expected a table ([auth.issuers.<name>])"
+        );
     }
 
     #[test]
