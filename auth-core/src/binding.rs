@@ -49,15 +49,22 @@ impl fmt::Debug for CertificateThumbprint {
     }
 }
 
-/// What a token's `cnf` claim binds it to.
+/// What a token's `cnf` claim binds it to. One pointer wide: most tokens are bearer tokens,
+/// and every cached token pays this field.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Confirmation {
     /// No `cnf`: a plain bearer token.
     #[default]
     Bearer,
-    /// `cnf.x5t#S256`: the TLS client certificate with this thumbprint. Boxed: most tokens are
-    /// not bound, and every cached token pays this field.
-    Certificate(Box<CertificateThumbprint>),
+    /// A `cnf` naming a proof of possession.
+    Bound(Box<Binding>),
+}
+
+/// The proof of possession a `cnf` claim asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// `cnf.x5t#S256`: the TLS client certificate with this thumbprint.
+    Certificate(CertificateThumbprint),
     /// A `cnf` without `x5t#S256` (a DPoP `jkt`, a raw `jwk`, ...): proof of possession an MQTT
     /// connection cannot give. The member names are kept for the log.
     Other(Box<str>),
@@ -73,13 +80,13 @@ impl Confirmation {
         };
         match members.get(X5T_S256) {
             Some(Value::String(text)) => CertificateThumbprint::from_base64url(text)
-                .map(|thumbprint| Self::Certificate(Box::new(thumbprint)))
+                .map(|thumbprint| Self::Bound(Box::new(Binding::Certificate(thumbprint))))
                 .ok_or_else(|| Rejection::InvalidClaim(format!("cnf.{X5T_S256}"))),
             Some(_) => Err(Rejection::InvalidClaim(format!("cnf.{X5T_S256}"))),
             None if members.is_empty() => Ok(Self::Bearer),
             None => {
                 let names: Vec<&str> = members.keys().map(String::as_str).collect();
-                Ok(Self::Other(names.join(", ").into()))
+                Ok(Self::Bound(Box::new(Binding::Other(names.join(", ").into()))))
             }
         }
     }
@@ -135,19 +142,19 @@ impl CertificateBinding {
         confirmation: &Confirmation,
         presented: Option<&CertificateThumbprint>,
     ) -> Result<(), BindingFailure> {
-        match (self, confirmation, presented) {
-            (Self::Off, _, _) => Ok(()),
-            (Self::WhenPresent, Confirmation::Bearer, _) => Ok(()),
-            (Self::Required, Confirmation::Bearer, _) => Err(BindingFailure::Unbound),
-            (_, Confirmation::Other(members), _) => {
+        let binding = match (self, confirmation) {
+            (Self::Off, _) | (Self::WhenPresent, Confirmation::Bearer) => return Ok(()),
+            (Self::Required, Confirmation::Bearer) => return Err(BindingFailure::Unbound),
+            (_, Confirmation::Bound(binding)) => &**binding,
+        };
+        match (binding, presented) {
+            (Binding::Other(members), _) => {
                 Err(BindingFailure::UnprovableConfirmation(members.clone()))
             }
-            (_, Confirmation::Certificate(_), None) => Err(BindingFailure::NoCertificate),
-            (_, Confirmation::Certificate(bound), Some(presented)) if **bound == *presented => {
-                Ok(())
-            }
-            (_, Confirmation::Certificate(bound), Some(presented)) => {
-                Err(BindingFailure::OtherCertificate { bound: **bound, presented: *presented })
+            (Binding::Certificate(_), None) => Err(BindingFailure::NoCertificate),
+            (Binding::Certificate(bound), Some(presented)) if bound == presented => Ok(()),
+            (Binding::Certificate(bound), Some(presented)) => {
+                Err(BindingFailure::OtherCertificate { bound: *bound, presented: *presented })
             }
         }
     }
@@ -182,6 +189,15 @@ pub enum BindingFailure {
 mod tests {
     use super::*;
 
+    fn certificate(thumbprint: CertificateThumbprint) -> Confirmation {
+        Confirmation::Bound(Box::new(Binding::Certificate(thumbprint)))
+    }
+
+    #[test]
+    fn a_confirmation_is_one_pointer_wide() {
+        assert_eq!(size_of::<Confirmation>(), size_of::<usize>());
+    }
+
     fn claims(value: Value) -> JsonObject {
         match value {
             Value::Object(map) => map,
@@ -214,15 +230,15 @@ mod tests {
             (serde_json::json!({}), Ok(Confirmation::Bearer)),
             (serde_json::json!({"cnf": null}), Ok(Confirmation::Bearer)),
             (serde_json::json!({"cnf": {}}), Ok(Confirmation::Bearer)),
-            (
-                serde_json::json!({"cnf": {"x5t#S256": bound.to_string()}}),
-                Ok(Confirmation::Certificate(Box::new(bound))),
-            ),
+            (serde_json::json!({"cnf": {"x5t#S256": bound.to_string()}}), Ok(certificate(bound))),
             (
                 serde_json::json!({"cnf": {"x5t#S256": bound.to_string(), "jkt": "k"}}),
-                Ok(Confirmation::Certificate(Box::new(bound))),
+                Ok(certificate(bound)),
             ),
-            (serde_json::json!({"cnf": {"jkt": "k"}}), Ok(Confirmation::Other("jkt".into()))),
+            (
+                serde_json::json!({"cnf": {"jkt": "k"}}),
+                Ok(Confirmation::Bound(Box::new(Binding::Other("jkt".into())))),
+            ),
             (serde_json::json!({"cnf": "x"}), Err(Rejection::InvalidClaim("cnf".into()))),
             (
                 serde_json::json!({"cnf": {"x5t#S256": "short"}}),
@@ -243,8 +259,8 @@ mod tests {
         use CertificateBinding::{Off, Required, WhenPresent};
         let mine = CertificateThumbprint::of_der(b"mine");
         let theirs = CertificateThumbprint::of_der(b"theirs");
-        let bound = Confirmation::Certificate(Box::new(mine));
-        let dpop = Confirmation::Other("jkt".into());
+        let bound = certificate(mine);
+        let dpop = Confirmation::Bound(Box::new(Binding::Other("jkt".into())));
         let bearer = Confirmation::Bearer;
         let other = BindingFailure::OtherCertificate { bound: mine, presented: theirs };
         let unprovable = BindingFailure::UnprovableConfirmation("jkt".into());

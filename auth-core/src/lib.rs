@@ -25,7 +25,9 @@ pub mod token;
 pub mod topic;
 
 pub use authenticator::{AuthError, Authenticator, MAX_TOKEN_BYTES, Session, positive_lifetime};
-pub use binding::{BindingFailure, CertificateBinding, CertificateThumbprint, Confirmation};
+pub use binding::{
+    Binding, BindingFailure, CertificateBinding, CertificateThumbprint, Confirmation,
+};
 pub use config::{Config, ConfigError};
 pub use grants::{Access, Grants, SessionGrants};
 pub use http::UpstreamError;

@@ -588,7 +588,9 @@ mod tests {
         let theirs = CertificateThumbprint::of_der(b"device-2 certificate");
         let bound = || {
             Ok(TokenInfo {
-                confirmation: crate::Confirmation::Certificate(Box::new(mine)),
+                confirmation: crate::Confirmation::Bound(Box::new(crate::Binding::Certificate(
+                    mine,
+                ))),
                 ..info(EXP)
             })
         };
