@@ -84,6 +84,9 @@ pub struct Authenticator {
 struct Profile {
     /// `None` for the only profile of a configuration without named ones.
     name: Option<String>,
+    /// Its place among the authenticator's profiles, recorded in the verdicts it gives
+    /// ([`TokenInfo::profile`]).
+    index: u8,
     config: Arc<Config>,
     introspector: Option<Introspector>,
     jwt: Option<JwtVerifier>,
@@ -149,6 +152,7 @@ impl std::fmt::Debug for Profile {
 impl Profile {
     fn new(
         name: Option<String>,
+        index: usize,
         config: Arc<Config>,
         http: &HttpClient,
         all: &Arc<Metrics>,
@@ -174,7 +178,10 @@ impl Profile {
                 negative_ttl: config.cache.negative_ttl,
             })
             .build();
-        Ok(Self { name, config, introspector, jwt, cache, counters })
+        let index = u8::try_from(index).map_err(|_| {
+            ConfigError::invalid(&config.spelling.of("issuers"), "at most 255 issuer profiles")
+        })?;
+        Ok(Self { name, index, config, introspector, jwt, cache, counters })
     }
 
     /// Whether opaque tokens may be sent to this profile's introspection endpoint.
@@ -236,16 +243,12 @@ impl Authenticator {
         let mut profiles = Vec::new();
         if config.validates_tokens() {
             let name = named.then(|| DEFAULT_PROFILE.to_owned());
-            profiles.push(Profile::new(name, Arc::clone(&config), &http, &metrics)?);
+            profiles.push(Profile::new(name, 0, Arc::clone(&config), &http, &metrics)?);
         }
         for issuer in &config.issuers {
             let profile_config = Arc::new(issuer.config.clone());
-            profiles.push(Profile::new(
-                Some(issuer.name.clone()),
-                profile_config,
-                &http,
-                &metrics,
-            )?);
+            let (name, index) = (Some(issuer.name.clone()), profiles.len());
+            profiles.push(Profile::new(name, index, profile_config, &http, &metrics)?);
         }
         let auth = Self { config, profiles, http, revoked_jwts: RevokedJwts::default(), metrics };
         // Now rather than at the first login, so that a client that cannot be set up stops the
@@ -596,9 +599,7 @@ impl Authenticator {
                 Err(Rejection::Malformed("not a JWT, and no introspection endpoint is configured"))
             }
         };
-        let index = self.profiles.iter().position(|p| std::ptr::eq(p, profile)).unwrap_or(0);
-        Ok(verdict
-            .map(|info| TokenInfo { profile: u8::try_from(index).unwrap_or(u8::MAX), ..info }))
+        Ok(verdict.map(|info| TokenInfo { profile: profile.index, ..info }))
     }
 }
 

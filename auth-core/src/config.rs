@@ -447,17 +447,10 @@ const ENDPOINT_OPTIONS: &[&str] = &[
     "client_secret_file",
 ];
 
-/// What an issuer profile may set: its server, and how its tokens are read. Options left out
-/// of a profile (other than the endpoints) are inherited from outside the profiles; the rest
-/// (cache, timeouts, revalidation, `token_username`, certificate binding) is broker-wide.
-const PROFILE_OPTIONS: &[&str] = &[
-    "issuer",
-    "jwks_url",
-    "jwks_file",
-    "introspection_url",
-    "client_id",
-    "client_secret",
-    "client_secret_file",
+/// What an issuer profile may set besides its server ([`ENDPOINT_OPTIONS`]): how its tokens
+/// are read. These are inherited from outside the profiles when a profile leaves them out; the
+/// rest (cache, timeouts, revalidation, `token_username`, certificate binding) is broker-wide.
+const TOKEN_OPTIONS: &[&str] = &[
     "client_auth",
     "mode",
     "audience",
@@ -517,7 +510,7 @@ fn split_profiles(
         }
     }
     if profiles.len() > usize::from(u8::MAX) {
-        return Err(ConfigError::invalid(&spelling.of("issuer"), "at most 255 issuer profiles"));
+        return Err(ConfigError::invalid(&spelling.of("issuers"), "at most 255 issuer profiles"));
     }
     Ok((shared, profiles))
 }
@@ -901,14 +894,17 @@ impl Config {
             Self::from_own_options(shared, spelling.clone(), base_dir, also_known, false)?;
         for (name, own) in profiles {
             let profile_spelling = spelling.profile(&name);
-            if let Some((option, _)) =
-                own.iter().find(|(option, _)| !PROFILE_OPTIONS.contains(&canonical_name(option)))
-            {
+            let takes = |option: &str| {
+                let option = canonical_name(option);
+                ENDPOINT_OPTIONS.contains(&option) || TOKEN_OPTIONS.contains(&option)
+            };
+            if let Some((option, _)) = own.iter().find(|(option, _)| !takes(option)) {
                 return Err(ConfigError::invalid(
                     &profile_spelling.of(option),
                     format!(
-                        "is not an issuer profile option; a profile takes {}",
-                        PROFILE_OPTIONS.join(", ")
+                        "is not an issuer profile option; a profile takes {}, {}",
+                        ENDPOINT_OPTIONS.join(", "),
+                        TOKEN_OPTIONS.join(", ")
                     ),
                 ));
             }
