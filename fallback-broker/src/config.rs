@@ -194,6 +194,13 @@ pub struct MetricsConfig {
     pub sys_interval: Duration,
 }
 
+/// `[storage]`: sessions and retained messages on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// Directory of the sled databases (`sessions/`, `retained/`).
+    pub dir: PathBuf,
+}
+
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -211,6 +218,8 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// Counters.
     pub metrics: MetricsConfig,
+    /// Durable sessions and retained messages kept across restarts; in memory when `None`.
+    pub storage: Option<StorageConfig>,
 }
 
 /// A table being read: remembers which keys were used so leftovers are reported.
@@ -378,6 +387,10 @@ impl BrokerConfig {
             }
             None => MetricsConfig { sys_interval: Duration::from_secs(DEFAULT_SYS_INTERVAL_SECS) },
         };
+        let storage = match sub_table(&mut root, "storage")? {
+            Some(table) => Some(parse_storage(table, base)?),
+            None => None,
+        };
         root.finish()?;
 
         if let Some(file) = users.as_ref().and_then(|users| users.file.as_ref())
@@ -392,7 +405,7 @@ impl BrokerConfig {
             );
         }
 
-        Ok(Self { auth, allow_anonymous, anonymous, users, listeners, log, metrics })
+        Ok(Self { auth, allow_anonymous, anonymous, users, listeners, log, metrics, storage })
     }
 
     /// A one-line description for the startup log (no secrets).
@@ -410,6 +423,10 @@ impl BrokerConfig {
             "anonymous {}",
             if self.allow_anonymous { "allowed" } else { "refused" }
         ));
+        match &self.storage {
+            Some(storage) => parts.push(format!("sessions stored in {}", storage.dir.display())),
+            None => parts.push("sessions in memory".to_owned()),
+        }
         match self.auth.revalidate_interval.as_secs() {
             0 => parts.push("no revalidation".to_owned()),
             n => parts.push(format!("revalidation every {n} s")),
@@ -499,6 +516,24 @@ fn option_value(key: &str, value: &Value) -> Result<OptionValue, ConfigError> {
             ),
         )),
     }
+}
+
+fn parse_storage(table: &Table, base: &Path) -> Result<StorageConfig, ConfigError> {
+    let mut section = Section::new("storage", table);
+    match section.string("type")?.as_deref() {
+        None | Some("sled") => {}
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "storage.type",
+                format!("expected \"sled\" (the only engine built in), got {other:?}"),
+            ));
+        }
+    }
+    let dir = section.path("dir", base)?.ok_or_else(|| {
+        ConfigError::missing("storage.dir", "[storage] keeps its databases in this directory")
+    })?;
+    section.finish()?;
+    Ok(StorageConfig { dir })
 }
 
 fn parse_users(
@@ -780,6 +815,13 @@ allow_anonymous = false
 # issuer = "https://idp.example.com/realms/iot"
 # jwks_url = "https://idp.example.com/realms/iot/protocol/openid-connect/certs"
 
+# Durable sessions (clean session / clean start false), their subscriptions and queued QoS 1/2
+# messages, and retained messages survive a restart in sled databases in this directory
+# (without [storage] they are kept in memory). Restored sessions deliver nothing until their
+# client logs in again with a valid token.
+# [storage]
+# dir = "/var/lib/fallback-broker"
+
 # [anonymous]
 # read = ["public/#"]
 # write = []
@@ -972,6 +1014,18 @@ mod tests {
     #[test]
     fn broker_errors_name_the_key() {
         let cases = [
+            (
+                format!("{}[storage]\ntype = \"redis\"\ndir = \"d\"\n", auth("")),
+                "option storage.type: expected \"sled\" (the only engine built in), got \"redis\"",
+            ),
+            (
+                format!("{}[storage]\n", auth("")),
+                "option storage.dir is required: [storage] keeps its databases in this directory",
+            ),
+            (
+                format!("{}[storage]\ndir = \"d\"\npath = \"e\"\n", auth("")),
+                "unknown option storage.path",
+            ),
             (
                 "[auth]\njwks_file = \"j\"\n".to_owned(),
                 "option listener is required: the broker needs at least one [[listener]]",

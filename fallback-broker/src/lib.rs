@@ -3,7 +3,8 @@
 //! plugin's semantics. Our code is the glue: configuration ([`config`]), the decisions
 //! ([`policy`]), the one engine hook handler ([`hooks`]), users files ([`passwd`]), `$SYS`
 //! counters ([`sys`]), shared subscriptions ([`shared_subscriptions`]), session takeover
-//! ([`session_takeover`]), logging and the server assembly ([`server`]).
+//! ([`session_takeover`]), storage across restarts ([`storage`]), logging and the server
+//! assembly ([`server`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -15,4 +16,5 @@ pub mod policy;
 pub mod server;
 pub mod session_takeover;
 pub mod shared_subscriptions;
+pub mod storage;
 pub mod sys;

@@ -16,7 +16,6 @@ use crate::hooks::OAuthHooks;
 use crate::policy::Policy;
 
 /// Retained messages in memory, never expiring by themselves (as in Mosquitto).
-const RETAINER_CONFIG: &str = "storage.type = \"ram\"\nretained_message_ttl = \"0s\"\n";
 /// How long connected clients get to receive their DISCONNECT at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -81,13 +80,33 @@ pub async fn run(config: BrokerConfig, policy: Arc<Policy>) -> Result<(), StartE
         log::warn!("{warning}");
     }
 
-    let scx = ServerContext::new()
-        .plugins_config_map_add("rmqtt-retainer", RETAINER_CONFIG)
-        .build()
-        .await;
+    let storage = config.storage.as_ref();
+    if let Some(storage) = storage {
+        std::fs::create_dir_all(&storage.dir).map_err(|e| {
+            StartError(format!("option storage.dir: cannot create {}: {e}", storage.dir.display()))
+        })?;
+    }
+    let mut scx = ServerContext::new()
+        .plugins_config_map_add("rmqtt-retainer", &crate::storage::retainer_config(storage));
+    if let Some(storage) = storage {
+        scx = scx.plugins_config_map_add(
+            "rmqtt-session-storage",
+            &crate::storage::session_storage_config(storage),
+        );
+    }
+    let scx = scx.build().await;
     rmqtt_retainer::register(&scx, true, false)
         .await
         .map_err(|e| StartError(format!("cannot start the retained-message store: {e}")))?;
+    if storage.is_some() {
+        rmqtt_session_storage::register(&scx, true, false)
+            .await
+            .map_err(|e| StartError(format!("cannot start the session store: {e}")))?;
+        let mut manager = scx.extends.session_mgr_mut().await;
+        let storing =
+            std::mem::replace(&mut *manager, Box::new(rmqtt::session::DefaultSessionManager));
+        *manager = Box::new(crate::storage::WithoutCredentials(storing));
+    }
     *scx.extends.shared_subscription_mut().await =
         Box::new(crate::shared_subscriptions::RoundRobin::default());
     {

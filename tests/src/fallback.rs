@@ -259,6 +259,20 @@ impl FallbackBroker {
         );
     }
 
+    /// Stops the broker with SIGTERM and starts it again with the same config, directory and
+    /// ports; returns the new process and the old one's log.
+    pub fn restart(self) -> (FallbackBroker, String) {
+        self.signal("TERM");
+        if !self.log.wait_until(STOP_TIMEOUT, |state| state.open == 0) {
+            panic!("fallback-broker did not exit within {STOP_TIMEOUT:?}; log:\n{}", self.log());
+        }
+        let old_log = self.log();
+        let Self { guard, ports, config_text, dir, .. } = self;
+        drop(guard);
+        let broker = FallbackConfig { dir, ports }.start(|_| config_text);
+        (broker, old_log)
+    }
+
     /// SIGTERM, then waits for the exit: status and complete log.
     pub fn stop_with_status(mut self) -> (ExitStatus, String) {
         if self.guard.child_mut().try_wait().ok().flatten().is_none() {

@@ -869,3 +869,88 @@ fn an_immediate_reconnect_with_the_same_client_id_takes_the_session_over() {
     assert!(refused.is_empty(), "{} refused: {refused:?}", refused.len());
     assert!(!broker.log().contains("Connection Refused"), "{}", broker.log());
 }
+
+/// Every file under `dir`, read whole.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files
+}
+
+/// `[storage]` (issue #18 item 2): durable sessions with their subscriptions and queued QoS 1
+/// messages, and retained messages, survive a restart, and no token is written to disk. A
+/// restored session is still bound to tokens: its client gets in only with a token valid now,
+/// and its queued messages only through that token's read grants.
+#[test]
+fn durable_sessions_and_retained_messages_survive_a_restart_bound_to_tokens() {
+    let idp = Idp::start();
+    let broker = start(&idp, FallbackConfig::new(), "", "[storage]\ndir = \"data\"\n");
+    let port = broker.port();
+    let durable = |id: &str, token: &str| {
+        let options = ConnectOptions::new(id).credentials("x", token).clean(false);
+        MqttClient::connect(port, Protocol::V5, options.session_expiry(3600))
+    };
+    let keeper_token = idp.opaque_token("device-1", &["mqtt:read:q/#"]);
+    let short = TokenRequest::new("device-2", &["mqtt:read:q/#"]).resource(scenarios::AUDIENCE);
+    let expiring_token = idp.token(&short.ttl_secs(15));
+    let subscribers: Vec<MqttClient> = [("keeper", &keeper_token), ("expiring", &expiring_token)]
+        .into_iter()
+        .map(|(id, token)| {
+            let client = durable(id, token).unwrap();
+            assert_eq!(client.subscribe("q/#", 1), 0x01);
+            client
+        })
+        .collect();
+    // Each waits for the broker to close its socket, which rmqtt takes its time to do.
+    std::thread::scope(|scope| {
+        for client in subscribers {
+            scope.spawn(move || client.disconnect());
+        }
+    });
+    let writer_token = idp.opaque_token("device-3", &["mqtt:write:q/#"]);
+    let writer = connected(port, Protocol::V5, "writer", &writer_token);
+    for topic in ["q/0", "q/1", "q/2"] {
+        assert_eq!(writer.publish(topic, b"queued", 1, false), Some(0x00));
+    }
+    assert_eq!(writer.publish("q/retained", b"kept", 1, true), Some(0x00));
+    drop(writer);
+
+    let (broker, _) = broker.restart();
+    for (path, content) in files_under(&broker.dir().join("data")) {
+        for token in [&keeper_token, &expiring_token, &writer_token] {
+            assert!(
+                !content.windows(token.len()).any(|window| window == token.as_bytes()),
+                "a token is stored in {}",
+                path.display()
+            );
+        }
+    }
+
+    // The durable session is back, with its subscription and what was queued for it.
+    let keeper = durable("keeper", &keeper_token).unwrap();
+    assert!(keeper.connack().session_present);
+    assert_eq!(keeper.topics_until_quiet(WAIT, QUIET), ["q/0", "q/1", "q/2", "q/retained"]);
+    // Retained messages too.
+    let fresh = connected(port, Protocol::V5, "fresh", &keeper_token);
+    assert_eq!(fresh.subscribe("q/retained", 1), 0x01);
+    assert_eq!(fresh.topics_until_quiet(WAIT, QUIET), ["q/retained"]);
+
+    // The expiring token ran out while the broker was down: its session gives nothing to it,
+    // and a new token gets only what that token may read.
+    let exp = mosquitto_oauth_e2e::idp::jwt_claims(&expiring_token)["exp"].as_u64().unwrap();
+    while oauth_core::now_epoch() < exp {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(durable("expiring", &expiring_token).err(), Some(ConnectRefused::Code(0x87)));
+    let narrower = idp.opaque_token("device-2", &["mqtt:read:q/1"]);
+    let expiring = durable("expiring", &narrower).unwrap();
+    assert!(expiring.connack().session_present);
+    assert_eq!(expiring.topics_until_quiet(WAIT, QUIET), ["q/1"]);
+}
