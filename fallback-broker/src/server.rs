@@ -87,11 +87,11 @@ pub async fn run(config: BrokerConfig, policy: Arc<Policy>) -> Result<(), StartE
         })?;
     }
     let mut scx = ServerContext::new()
-        .plugins_config_map_add("rmqtt-retainer", &crate::storage::retainer_config(storage));
+        .plugins_config_map_add("rmqtt-retainer", crate::storage::retainer_config(storage));
     if let Some(storage) = storage {
         scx = scx.plugins_config_map_add(
             "rmqtt-session-storage",
-            &crate::storage::session_storage_config(storage),
+            crate::storage::session_storage_config(storage),
         );
     }
     let scx = scx.build().await;
