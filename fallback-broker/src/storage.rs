@@ -136,19 +136,19 @@ mod tests {
     #[test]
     fn the_engines_are_configured_with_our_directories() {
         let storage = StorageConfig { dir: "/var/lib/fallback \"broker\"".into() };
-        let retainer: toml::Table = retainer_config(Some(&storage)).parse().unwrap();
+        let retainer: toml::Table = retainer_config(Some(&storage)).parse().expect("TOML");
         assert_eq!(retainer["storage"]["type"].as_str(), Some("sled"));
         assert_eq!(
             retainer["storage"]["sled"]["path"].as_str(),
             Some("/var/lib/fallback \"broker\"/retained")
         );
         assert_eq!(retainer["retained_message_ttl"].as_str(), Some("0s"));
-        let sessions: toml::Table = session_storage_config(&storage).parse().unwrap();
+        let sessions: toml::Table = session_storage_config(&storage).parse().expect("TOML");
         assert_eq!(
             sessions["storage"]["sled"]["path"].as_str(),
             Some("/var/lib/fallback \"broker\"/sessions")
         );
-        let in_memory: toml::Table = retainer_config(None).parse().unwrap();
+        let in_memory: toml::Table = retainer_config(None).parse().expect("TOML");
         assert_eq!(in_memory["storage"]["type"].as_str(), Some("ram"));
     }
 }
