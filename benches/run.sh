@@ -5,7 +5,8 @@
 #      Mosquitto without auth (a warm-up round, then alternating rounds, median of each round's
 #      ratio to the no-auth round of its cycle; Mosquitto brokers on CPU 0, the load generator
 #      on CPU 1), with password_file + acl_file and the dynamic-security plugin as reference
-#      rows, and the fallback broker (its rate relative to Mosquitto with the plugin). Then
+#      rows, and the fallback broker (its rate relative to Mosquitto with the plugin, and F2:
+#      relative to its own engine without auth, examples/engine_without_auth.rs). Then
 #      what a plugin thread, ended or alive, adds to the broker thread's calloc/free and
 #      write/read.
 #   B. CONNECT/CONNACK/DISCONNECT rate, one at a time: no auth, one opaque token reused, distinct
@@ -53,6 +54,7 @@ if [ "${1:-}" = "--scale" ]; then
 fi
 [ -d tests/idp/node_modules/oidc-provider ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
 cargo build --release --locked -p mosquitto-oauth-plugin -p fallback-broker
+cargo build --release --locked -p fallback-broker --example engine_without_auth
 cargo build --release --locked -p mosquitto-oauth-e2e --bin oauth-bench
 bench=target/release/oauth-bench
 out=target/bench/results.md

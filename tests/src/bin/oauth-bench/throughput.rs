@@ -10,6 +10,7 @@ use mosquitto_oauth_e2e::fallback::{FallbackBroker, FallbackConfig, auth_lines};
 use mosquitto_oauth_e2e::idp::Idp;
 use mosquitto_oauth_e2e::mosquitto::Mosquitto;
 use mosquitto_oauth_e2e::mqtt::{Protocol, encode_publish, encode_subscribe};
+use mosquitto_oauth_e2e::{ProcessGuard, built_artifact, free_port, wait_for_port};
 
 use super::tokens::{Signer, fixture_jwks};
 use super::{
@@ -163,6 +164,22 @@ fn fallback_broker(idp: &Idp) -> FallbackBroker {
     })
 }
 
+/// The fallback broker's engine without our hooks (benchmark F2's reference; built with
+/// `cargo build --release -p fallback-broker --example engine_without_auth`).
+fn engine_without_auth() -> (ProcessGuard, u16) {
+    let binary = built_artifact(
+        "examples/engine_without_auth",
+        "fallback-broker --example engine_without_auth",
+    );
+    let port = free_port();
+    let guard = ProcessGuard::spawn(
+        "engine_without_auth",
+        Command::new(binary).arg(port.to_string()).stdout(Stdio::null()).stderr(Stdio::null()),
+    );
+    wait_for_port(port, Duration::from_secs(10));
+    (guard, port)
+}
+
 /// On a machine with two or more CPUs, runs these brokers on CPU 0 and this load generator
 /// (publisher and subscriber) on CPU 1: with everyone free to migrate, rounds of one and the
 /// same broker differ by ±20 %, pinned by about half that.
@@ -228,6 +245,7 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fall
     });
     let with_dynsec = dynsec_broker(&binary);
     let fallback = with_fallback.then(|| fallback_broker(&idp));
+    let engine = with_fallback.then(engine_without_auth);
     let device = Some(("device-1", token.as_str()));
     let mut setups = vec![
         Setup {
@@ -271,7 +289,14 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fall
     // Mosquitto runs one thread; the fallback broker, with as many as there are CPUs, is left
     // free to use them.
     pin_to_cpus(&setups);
-    if let Some(broker) = &fallback {
+    if let (Some(broker), Some((engine, engine_port))) = (&fallback, &engine) {
+        setups.push(Setup {
+            name: "fallback broker's engine without auth (rmqtt alone)",
+            port: *engine_port,
+            pid: engine.pid(),
+            credentials: device,
+            single_threaded_host: false,
+        });
         setups.push(Setup {
             name: "fallback broker (rmqtt + the same core)",
             port: broker.port(),
@@ -351,7 +376,16 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fall
         );
     }
     if fallback.is_some() {
-        let ratio = medians[setups.len() - 1] / medians[1];
+        let (with_auth, without) = (setups.len() - 1, setups.len() - 2);
+        let ratio = medians[with_auth] / medians[1];
         println!("\nfallback broker / Mosquitto with the oauth plugin: {ratio:.3}");
+        // F2, in the same way as the ratios to no auth above: per cycle, then the median.
+        let mut f2: Vec<f64> =
+            rates[with_auth].iter().zip(&rates[without]).map(|(auth, none)| auth / none).collect();
+        let cpu_ratio = cpu[with_auth] / cpu[without];
+        println!(
+            "F2: fallback broker / its engine without auth: {:.3} (broker CPU per message ratio {cpu_ratio:.3})",
+            median(&mut f2)
+        );
     }
 }
