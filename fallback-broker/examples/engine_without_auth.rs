@@ -38,7 +38,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bind()?
         .tcp()?;
     let server = MqttServer::new(scx.clone()).listener_by_id(listener, 1).build();
-    println!("engine without auth running on 127.0.0.1:{port}");
     server.run().await?;
     Ok(())
 }
