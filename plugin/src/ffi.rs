@@ -236,17 +236,19 @@ impl BrokerApi {
         }
     }
 
-    /// The thumbprint of the TLS client certificate the client presented on this connection;
-    /// `None` without one (or a broker without TLS).
+    /// For a login, when `wanted` (certificate-bound tokens are enforced): the thumbprint of the
+    /// TLS client certificate the client presented on this connection; `None` without one (or
+    /// a broker without TLS), and without any work when not `wanted`.
     ///
     /// # Safety
     /// `client` is NULL or a client object alive for the current callback.
     pub(crate) unsafe fn client_certificate_thumbprint(
         &self,
         client: *const mosquitto,
+        wanted: bool,
     ) -> Option<CertificateThumbprint> {
         let (certificate_of, encode, free) = self.client_certificate?;
-        if client.is_null() {
+        if !wanted || client.is_null() {
             return None;
         }
         // SAFETY: `mosquitto_client_certificate` on a live client: NULL or an `X509*` whose

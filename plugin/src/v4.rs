@@ -178,11 +178,7 @@ pub unsafe extern "C" fn mosquitto_auth_unpwd_check(
             outlives_connection: unsafe { api.outlives_connection(client) },
             // SAFETY: as above.
             certificate: unsafe {
-                plugin
-                    .instance
-                    .needs_certificates()
-                    .then(|| api.client_certificate_thumbprint(client))
-                    .flatten()
+                api.client_certificate_thumbprint(client, plugin.instance.needs_certificates())
             },
         };
         let outcome = plugin.instance.login(&login);

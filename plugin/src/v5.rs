@@ -240,11 +240,10 @@ unsafe extern "C" fn on_basic_auth(
             outlives_connection: unsafe { api.outlives_connection(event.client) },
             // SAFETY: as above.
             certificate: unsafe {
-                plugin
-                    .instance
-                    .needs_certificates()
-                    .then(|| api.client_certificate_thumbprint(event.client))
-                    .flatten()
+                api.client_certificate_thumbprint(
+                    event.client,
+                    plugin.instance.needs_certificates(),
+                )
             },
         };
         let outcome = plugin.instance.login(&login);
@@ -290,11 +289,10 @@ unsafe extern "C" fn on_extended_auth_start(
             outlives_connection: unsafe { api.outlives_connection(event.client) },
             // SAFETY: as above.
             certificate: unsafe {
-                plugin
-                    .instance
-                    .needs_certificates()
-                    .then(|| api.client_certificate_thumbprint(event.client))
-                    .flatten()
+                api.client_certificate_thumbprint(
+                    event.client,
+                    plugin.instance.needs_certificates(),
+                )
             },
         };
         // SAFETY: NULL or a NUL-terminated string owned by the broker.

@@ -540,6 +540,15 @@ mod tests {
         }
     }
 
+    fn decision_name(decision: &LoginDecision) -> &'static str {
+        match decision {
+            LoginDecision::Accept(_) => "accept",
+            LoginDecision::Defer => "defer",
+            LoginDecision::Deny => "deny",
+            LoginDecision::DenyAndRevoke => "deny and revoke",
+        }
+    }
+
     #[test]
     fn a_token_login_is_accepted_deferred_or_refused_by_its_outcome_and_its_client() {
         let rejected = || Err(AuthError::Rejected(Rejection::Inactive));
@@ -567,12 +576,7 @@ mod tests {
             let auth = authenticator();
             let decision =
                 decide_token_login(&auth, &attempt, AccessToken::new(&b"t"[..]), outcome, 999);
-            let name = match decision {
-                LoginDecision::Accept(_) => "accept",
-                LoginDecision::Defer => "defer",
-                LoginDecision::Deny => "deny",
-                LoginDecision::DenyAndRevoke => "deny and revoke",
-            };
+            let name = decision_name(&decision);
             let snapshot = auth.metrics().snapshot();
             assert_eq!(
                 (name, (snapshot.connects_accepted, snapshot.connects_denied)),
@@ -606,12 +610,7 @@ mod tests {
             let auth = authenticator();
             let decision =
                 decide_token_login(&auth, &attempt, AccessToken::new(&b"t"[..]), bound(), 999);
-            let name = match decision {
-                LoginDecision::Accept(_) => "accept",
-                LoginDecision::Defer => "defer",
-                LoginDecision::Deny => "deny",
-                LoginDecision::DenyAndRevoke => "deny and revoke",
-            };
+            let name = decision_name(&decision);
             let snapshot = auth.metrics().snapshot();
             assert_eq!(
                 (
