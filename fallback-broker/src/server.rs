@@ -18,6 +18,10 @@ use crate::policy::Policy;
 /// Retained messages in memory, never expiring by themselves (as in Mosquitto).
 /// How long connected clients get to receive their DISCONNECT at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// With `[storage]`, how long to wait before exiting: rmqtt-session-storage writes in the
+/// background and sled flushes every 500 ms, only then; the messages queued for offline
+/// sessions just before SIGTERM would otherwise be lost.
+const STORAGE_FLUSH_WAIT: Duration = Duration::from_millis(1500);
 
 /// A startup failure, with the exit code the process should end with.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +172,9 @@ pub async fn run(config: BrokerConfig, policy: Arc<Policy>) -> Result<(), StartE
         sys.abort();
     }
     disconnect_all(&scx).await;
+    if storage.is_some() {
+        tokio::time::sleep(STORAGE_FLUSH_WAIT).await;
+    }
     log::info!("stopped");
     Ok(())
 }
