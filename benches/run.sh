@@ -24,9 +24,12 @@
 #      connect time, throughput with them idle, a revalidation round's length and request rate
 #      at the authorization server, a probe's round trips during the round; the fallback
 #      broker's RSS per client with the same clients.
+#   F. (--cluster only) The fallback broker alone and as a 3-node cluster on loopback: QoS 0
+#      throughput and latency on one node and across nodes, connect rate per node.
 #   Core micro-benchmarks (ACL decision, cache hit, JWT verification): criterion.
 # Usage: benches/run.sh [--quick]   (the soak test is separate: benches/soak.sh)
 #        benches/run.sh --scale     (E alone, about 6 minutes)
+#        benches/run.sh --cluster   (F's cluster rows alone, about 4 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +53,19 @@ if [ "${1:-}" = "--scale" ]; then
             --revocation-clients 10000 --fallback
     } | tee target/bench/scale.md
     echo "written to target/bench/scale.md" >&2
+    exit 0
+fi
+if [ "${1:-}" = "--cluster" ]; then
+    [ -d tests/idp/node_modules/oidc-provider ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error
+    cargo build --release --locked -p fallback-broker
+    cargo build --release --locked -p mosquitto-oauth-e2e --bin oauth-bench
+    mkdir -p target/bench
+    {
+        echo "## F. The fallback broker as a 3-node cluster"
+        echo
+        target/release/oauth-bench cluster --messages 100000 --rounds 5 --connects 300
+    } | tee target/bench/cluster.md
+    echo "written to target/bench/cluster.md" >&2
     exit 0
 fi
 [ -d tests/idp/node_modules/oidc-provider ] || npm ci --prefix tests/idp --no-audit --no-fund --loglevel=error

@@ -5,7 +5,7 @@
 #   fallback-broker_<version>-1_amd64.deb   the broker, its system user, systemd unit, config
 # The version is the workspace's; file dates come from the last commit (SOURCE_DATE_EPOCH), so
 # the same commit gives the same file lists and contents.
-# Needs: cargo, dpkg-dev, lintian (installed with apt when missing, as root), cargo-deb (installed
+# Needs: cargo, dpkg-dev, lintian, protobuf-compiler (installed with apt when missing, as root), cargo-deb (installed
 # from crates.io when missing). Usage: bash packaging/build-deb.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 CARGO_DEB_VERSION=3.8.0
 MAINTAINER="The mosquitto-oauth developers <mosquitto-oauth@example.invalid>"
 
-if ! command -v dpkg-shlibdeps >/dev/null || ! command -v lintian >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpkg-dev lintian >/dev/null
+if ! command -v dpkg-shlibdeps >/dev/null || ! command -v lintian >/dev/null || ! command -v protoc >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpkg-dev lintian protobuf-compiler >/dev/null
 fi
 if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
     cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked

@@ -201,6 +201,34 @@ pub struct StorageConfig {
     pub dir: PathBuf,
 }
 
+/// `[cluster]`: this node's place in an rmqtt raft cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// This node's id, one of `nodes`.
+    pub node_id: u64,
+    /// Every node of the cluster, this one included, in the order written.
+    pub nodes: Vec<ClusterNode>,
+}
+
+/// One node of `[cluster]`: its id and the two addresses the other nodes reach it on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    /// Its id (1 or more, unique).
+    pub id: u64,
+    /// `host:port` of its gRPC service (forwarded messages, kicks, retained messages).
+    pub grpc: String,
+    /// `host:port` of its raft service (the replicated routing table).
+    pub raft: String,
+}
+
+impl ClusterConfig {
+    /// The node that starts the cluster when none is running: the lowest id. Every node
+    /// names the same one, so nodes started together never elect two leaders.
+    pub fn founder(&self) -> u64 {
+        self.nodes.iter().map(|node| node.id).min().unwrap_or(self.node_id)
+    }
+}
+
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -220,6 +248,8 @@ pub struct BrokerConfig {
     pub metrics: MetricsConfig,
     /// Durable sessions and retained messages kept across restarts; in memory when `None`.
     pub storage: Option<StorageConfig>,
+    /// Raft cluster membership; a single broker when `None`.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// A table being read: remembers which keys were used so leftovers are reported.
@@ -391,7 +421,18 @@ impl BrokerConfig {
             Some(table) => Some(parse_storage(table, base)?),
             None => None,
         };
+        let cluster = match sub_table(&mut root, "cluster")? {
+            Some(table) => Some(parse_cluster(table)?),
+            None => None,
+        };
         root.finish()?;
+        if cluster.is_some() && storage.is_some() {
+            return Err(ConfigError::invalid(
+                "cluster",
+                "cannot be combined with [storage] yet: a node restarting from its session \
+                 store would bring back sessions the cluster has handed to other nodes since",
+            ));
+        }
 
         if let Some(file) = users.as_ref().and_then(|users| users.file.as_ref())
             && auth.token_username.is_none()
@@ -405,7 +446,17 @@ impl BrokerConfig {
             );
         }
 
-        Ok(Self { auth, allow_anonymous, anonymous, users, listeners, log, metrics, storage })
+        Ok(Self {
+            auth,
+            allow_anonymous,
+            anonymous,
+            users,
+            listeners,
+            log,
+            metrics,
+            storage,
+            cluster,
+        })
     }
 
     /// A one-line description for the startup log (no secrets).
@@ -426,6 +477,13 @@ impl BrokerConfig {
         match &self.storage {
             Some(storage) => parts.push(format!("sessions stored in {}", storage.dir.display())),
             None => parts.push("sessions in memory".to_owned()),
+        }
+        if let Some(cluster) = &self.cluster {
+            parts.push(format!(
+                "cluster node {} of {}",
+                cluster.node_id,
+                cluster.nodes.iter().map(|node| node.id.to_string()).collect::<Vec<_>>().join(",")
+            ));
         }
         match self.auth.revalidate_interval.as_secs() {
             0 => parts.push("no revalidation".to_owned()),
@@ -534,6 +592,84 @@ fn parse_storage(table: &Table, base: &Path) -> Result<StorageConfig, ConfigErro
     })?;
     section.finish()?;
     Ok(StorageConfig { dir })
+}
+
+fn parse_cluster(table: &Table) -> Result<ClusterConfig, ConfigError> {
+    let mut section = Section::new("cluster", table);
+    if section.get("node_id").is_none() {
+        return Err(ConfigError::missing(
+            "cluster.node_id",
+            "this node's id, one of cluster.nodes",
+        ));
+    }
+    let node_id = section.number("node_id", 0, u64::from(u32::MAX))?;
+    let items = match section.get("nodes") {
+        Some(Value::Array(items)) if !items.is_empty() => items,
+        Some(_) => {
+            return Err(ConfigError::invalid(
+                "cluster.nodes",
+                "expected a list of { id, grpc, raft } tables, one per node",
+            ));
+        }
+        None => {
+            return Err(ConfigError::missing(
+                "cluster.nodes",
+                "every node of the cluster, this one included: { id, grpc, raft }",
+            ));
+        }
+    };
+    let mut nodes: Vec<ClusterNode> = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let path = format!("cluster.nodes[{index}]");
+        let Value::Table(entry) = item else {
+            return Err(ConfigError::invalid(&path, "expected a table { id, grpc, raft }"));
+        };
+        let mut node = Section::new(path.clone(), entry);
+        let id = node.number("id", 0, u64::from(u32::MAX))?;
+        if id == 0 {
+            return Err(ConfigError::invalid(&format!("{path}.id"), "expected a number from 1"));
+        }
+        if nodes.iter().any(|other| other.id == id) {
+            return Err(ConfigError::invalid(&format!("{path}.id"), format!("{id} is used twice")));
+        }
+        let mut address = |name: &'static str| -> Result<String, ConfigError> {
+            let key = format!("{path}.{name}");
+            let text = node.string(name)?.ok_or_else(|| {
+                ConfigError::missing(&key, "host:port the other nodes reach this node on")
+            })?;
+            let valid = text
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !valid {
+                return Err(ConfigError::invalid(
+                    &key,
+                    format!("expected host:port, got {text:?}"),
+                ));
+            }
+            if nodes.iter().any(|other| other.grpc == text || other.raft == text) {
+                return Err(ConfigError::invalid(&key, format!("{text} is used twice")));
+            }
+            Ok(text)
+        };
+        let grpc = address("grpc")?;
+        let raft = address("raft")?;
+        if grpc == raft {
+            return Err(ConfigError::invalid(
+                &format!("{path}.raft"),
+                format!("{raft} is also the node's grpc address"),
+            ));
+        }
+        node.finish()?;
+        nodes.push(ClusterNode { id, grpc, raft });
+    }
+    if !nodes.iter().any(|node| node.id == node_id) {
+        return Err(ConfigError::invalid(
+            "cluster.node_id",
+            format!("{node_id} is not the id of any of cluster.nodes"),
+        ));
+    }
+    section.finish()?;
+    Ok(ClusterConfig { node_id, nodes })
 }
 
 fn parse_users(
@@ -822,6 +958,18 @@ allow_anonymous = false
 # [storage]
 # dir = "/var/lib/fallback-broker"
 
+# A cluster of brokers on rmqtt's raft (the same file on every node but node_id): clients may
+# connect to any node; messages, session takeovers and kicks cross nodes. The grpc and raft
+# ports carry no authentication: keep them on a private network. Cannot be combined with
+# [storage] yet. The node with the lowest id starts the cluster when none is running.
+# [cluster]
+# node_id = 1
+# nodes = [
+#     { id = 1, grpc = "10.0.0.1:5363", raft = "10.0.0.1:6003" },
+#     { id = 2, grpc = "10.0.0.2:5363", raft = "10.0.0.2:6003" },
+#     { id = 3, grpc = "10.0.0.3:5363", raft = "10.0.0.3:6003" },
+# ]
+
 # [anonymous]
 # read = ["public/#"]
 # write = []
@@ -950,6 +1098,89 @@ mod tests {
         assert_eq!(
             error(&auth("issuers.cloud = 5")),
             "option auth.issuers.cloud: expected a table ([auth.issuers.<name>])"
+        );
+    }
+
+    const THREE_NODES: &str = "nodes = [\n\
+        { id = 1, grpc = \"10.0.0.1:5363\", raft = \"10.0.0.1:6003\" },\n\
+        { id = 2, grpc = \"10.0.0.2:5363\", raft = \"10.0.0.2:6003\" },\n\
+        { id = 3, grpc = \"node-3.internal:5363\", raft = \"node-3.internal:6003\" },\n]\n";
+
+    #[test]
+    fn a_cluster_lists_every_node_and_names_this_one() {
+        let config = BrokerConfig::parse(
+            &auth(&format!("[cluster]\nnode_id = 2\n{THREE_NODES}")),
+            Path::new("."),
+        )
+        .expect("parses");
+        let cluster = config.cluster.as_ref().expect("[cluster]");
+        assert_eq!((cluster.node_id, cluster.nodes[1].grpc.as_str()), (2, "10.0.0.2:5363"));
+        assert_eq!(cluster.founder(), 1);
+        assert_eq!(cluster.nodes[2].raft, "node-3.internal:6003");
+        assert!(config.describe().contains("cluster node 2 of 1,2,3"), "{}", config.describe());
+    }
+
+    #[test]
+    fn cluster_errors_name_the_option() {
+        let node = |id: &str, grpc: &str, raft: &str| {
+            format!("{{ id = {id}, grpc = \"{grpc}\", raft = \"{raft}\" }}")
+        };
+        let one = node("1", "h:1", "h:2");
+        for (section, expected) in [
+            (
+                format!("nodes = [{one}]"),
+                "option cluster.node_id is required: this node's id, one of cluster.nodes",
+            ),
+            (
+                "node_id = 1".to_owned(),
+                "option cluster.nodes is required: every node of the cluster, this one included: { id, grpc, raft }",
+            ),
+            (
+                "node_id = 1\nnodes = []".to_owned(),
+                "option cluster.nodes: expected a list of { id, grpc, raft } tables, one per node",
+            ),
+            (
+                format!("node_id = 4\nnodes = [{one}]"),
+                "option cluster.node_id: 4 is not the id of any of cluster.nodes",
+            ),
+            (
+                format!("node_id = 1\nnodes = [{one}, {}]", node("1", "h:3", "h:4")),
+                "option cluster.nodes[1].id: 1 is used twice",
+            ),
+            (
+                format!("node_id = 1\nnodes = [{}]", node("0", "h:3", "h:4")),
+                "option cluster.nodes[0].id: expected a number from 1",
+            ),
+            (
+                format!("node_id = 1\nnodes = [{}]", node("1", "h", "h:4")),
+                "option cluster.nodes[0].grpc: expected host:port, got \"h\"",
+            ),
+            (
+                format!("node_id = 1\nnodes = [{}]", node("1", "h:3", ":4")),
+                "option cluster.nodes[0].raft: expected host:port, got \":4\"",
+            ),
+            (
+                format!("node_id = 1\nnodes = [{}]", node("1", "h:3", "h:3")),
+                "option cluster.nodes[0].raft: h:3 is also the node's grpc address",
+            ),
+            (
+                format!("node_id = 1\nnodes = [{one}, {}]", node("2", "h:2", "h:5")),
+                "option cluster.nodes[1].grpc: h:2 is used twice",
+            ),
+            (format!("node_id = 1\nnodes = [{one}]\nleader = 1"), "unknown option cluster.leader"),
+            (
+                "node_id = 1\nnodes = [{ id = 1, grpc = \"h:1\" }]".to_owned(),
+                "option cluster.nodes[0].raft is required: host:port the other nodes reach this node on",
+            ),
+        ] {
+            assert_eq!(error(&auth(&format!("[cluster]\n{section}\n"))), expected, "{section}");
+        }
+        assert_eq!(
+            error(&auth(&format!(
+                "[storage]\ndir = \"d\"\n[cluster]\nnode_id = 1\nnodes = [{one}]\n"
+            ))),
+            "option cluster: cannot be combined with [storage] yet: a node restarting from its \
+             session store would bring back sessions the cluster has handed to other nodes since"
         );
     }
 

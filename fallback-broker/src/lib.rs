@@ -3,11 +3,12 @@
 //! plugin's semantics. Our code is the glue: configuration ([`config`]), the decisions
 //! ([`policy`]), the one engine hook handler ([`hooks`]), users files ([`passwd`]), `$SYS`
 //! counters ([`sys`]), shared subscriptions ([`shared_subscriptions`]), session takeover
-//! ([`session_takeover`]), storage across restarts ([`storage`]), logging and the server
+//! ([`session_takeover`]), storage across restarts ([`storage`]), the cluster ([`cluster`]), logging and the server
 //! assembly ([`server`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod config;
 pub mod hooks;
 pub mod logging;

@@ -92,6 +92,12 @@ pub async fn run(config: BrokerConfig, policy: Arc<Policy>) -> Result<(), StartE
     }
     let mut scx = ServerContext::new()
         .plugins_config_map_add("rmqtt-retainer", crate::storage::retainer_config(storage));
+    if let Some(cluster) = &config.cluster {
+        scx = scx.node_id(cluster.node_id).plugins_config_map_add(
+            crate::cluster::PLUGIN_NAME,
+            crate::cluster::plugin_config(cluster),
+        );
+    }
     if let Some(storage) = storage {
         scx = scx.plugins_config_map_add(
             "rmqtt-session-storage",
@@ -113,6 +119,10 @@ pub async fn run(config: BrokerConfig, policy: Arc<Policy>) -> Result<(), StartE
     }
     *scx.extends.shared_subscription_mut().await =
         Box::new(crate::shared_subscriptions::RoundRobin::default());
+    // The cluster plugin installs its own `Shared` when it starts: wrap that one below.
+    if let Some(cluster) = &config.cluster {
+        crate::cluster::join(&scx, cluster).await?;
+    }
     {
         let mut shared = scx.extends.shared_mut().await;
         let engine =

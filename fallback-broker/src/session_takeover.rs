@@ -18,13 +18,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rmqtt::Result;
+use rmqtt::grpc::GrpcClients;
 use rmqtt::session::Session;
-use rmqtt::shared::{Entry, RetainLoadCallback, Shared};
+use rmqtt::shared::{Entry, MessageLoadCallback, RetainLoadCallback, Shared};
 use rmqtt::types::{
     ForwardedCount, ForwardedRecipients, From, HealthInfo, Id, IsAdmin, MsgID, NodeHealthStatus,
-    NodeId, OfflineSession, Publish, Reason, Retain, SessionStatus, SubRelations, SubRelationsMap,
-    SubsSearchParams, SubsSearchResult, Subscribe, SubscribeReturn, To, TopicFilter, TopicName, Tx,
-    Unsubscribe,
+    NodeId, OfflineSession, Publish, Reason, Retain, SessionStatus, SharedGroup, SubRelations,
+    SubRelationsMap, SubsSearchParams, SubsSearchResult, Subscribe, SubscribeReturn, To,
+    TopicFilter, TopicName, Tx, Unsubscribe,
 };
 
 /// The engine's message when a kicked session's task dropped the reply unanswered.
@@ -245,5 +246,37 @@ impl Shared for TakeoverSafe {
         expiry_interval: Option<Duration>,
     ) -> Result<()> {
         self.inner.retain_set_broadcast(topic, retain, expiry_interval).await
+    }
+
+    fn get_grpc_clients(&self) -> GrpcClients {
+        self.inner.get_grpc_clients()
+    }
+
+    async fn message_load(
+        &self,
+        client_id: &str,
+        topic_filter: &str,
+        group: Option<&SharedGroup>,
+    ) -> Result<Vec<(MsgID, From, Publish)>> {
+        self.inner.message_load(client_id, topic_filter, group).await
+    }
+
+    async fn message_load_with(
+        &self,
+        client_id: &str,
+        topic_filter: &str,
+        group: Option<&SharedGroup>,
+        cb: Arc<dyn MessageLoadCallback>,
+    ) -> Result<()> {
+        self.inner.message_load_with(client_id, topic_filter, group, cb).await
+    }
+
+    async fn message_mark_forwarded(
+        &self,
+        from_node_id: NodeId,
+        msg_id: MsgID,
+        recipients: ForwardedRecipients,
+    ) -> Result<()> {
+        self.inner.message_mark_forwarded(from_node_id, msg_id, recipients).await
     }
 }

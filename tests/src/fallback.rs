@@ -137,30 +137,7 @@ impl FallbackConfig {
     /// and every bound port accepts TCP. Panics with the log if it exits or is not ready.
     pub fn start(self, body: impl FnOnce(&Ports) -> String) -> FallbackBroker {
         let mut broker = self.launch(body);
-        let deadline = Instant::now() + START_TIMEOUT;
-        let running = broker.log.wait_until(START_TIMEOUT, |state| {
-            state.open == 0 || state.text.contains(RUNNING_MARKER)
-        });
-        if !running || !broker.log().contains(RUNNING_MARKER) {
-            broker.log.wait_until(Duration::from_secs(2), |state| state.open == 0);
-            let status = broker.guard.child_mut().try_wait().ok().flatten();
-            panic!(
-                "fallback-broker did not start (exit status: {status:?}); config:\n{}\nlog:\n{}",
-                broker.config_text,
-                broker.log()
-            );
-        }
-        for port in bound_ports(&broker.config_text) {
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "fallback-broker does not accept TCP on port {port}; log:\n{}",
-                    broker.log()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        broker.wait_ready(Instant::now() + START_TIMEOUT);
         broker
     }
 
@@ -200,6 +177,35 @@ impl FallbackBroker {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.guard.pid()
+    }
+
+    /// Waits until the broker is running and every bound port accepts TCP. Panics with the
+    /// log if it exits or is not ready by `deadline`.
+    fn wait_ready(&mut self, deadline: Instant) {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let running = self
+            .log
+            .wait_until(timeout, |state| state.open == 0 || state.text.contains(RUNNING_MARKER));
+        if !running || !self.log().contains(RUNNING_MARKER) {
+            self.log.wait_until(Duration::from_secs(2), |state| state.open == 0);
+            let status = self.guard.child_mut().try_wait().ok().flatten();
+            panic!(
+                "fallback-broker did not start (exit status: {status:?}); config:\n{}\nlog:\n{}",
+                self.config_text,
+                self.log()
+            );
+        }
+        for port in bound_ports(&self.config_text) {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "fallback-broker does not accept TCP on port {port}; log:\n{}",
+                    self.log()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
 
     /// The temp dir holding the config and the test's files.
@@ -284,6 +290,53 @@ impl FallbackBroker {
         let status = self.guard.child_mut().wait().expect("exit status");
         (status, self.log())
     }
+}
+
+/// Starts a `size`-node cluster on loopback, all nodes at once as an orchestrator would, and
+/// waits until every node serves MQTT. Node `i` (id `i + 1`) gets the file `body(ports)` plus
+/// its `[cluster]` section; each node's gRPC service is on its second port.
+pub fn start_cluster(size: usize, body: impl Fn(&Ports) -> String) -> Vec<FallbackBroker> {
+    let mut configs: Vec<FallbackConfig> = Vec::with_capacity(size);
+    let mut taken = std::collections::HashSet::new();
+    while configs.len() < size {
+        let config = FallbackConfig::new();
+        if taken.insert(config.ports.main) && taken.insert(config.ports.second) {
+            configs.push(config);
+        }
+    }
+    let raft_ports: Vec<u16> =
+        std::iter::repeat_with(free_port).filter(|port| taken.insert(*port)).take(size).collect();
+    let nodes: String = configs
+        .iter()
+        .zip(&raft_ports)
+        .enumerate()
+        .map(|(index, (config, raft))| {
+            format!(
+                "    {{ id = {}, grpc = \"127.0.0.1:{}\", raft = \"127.0.0.1:{raft}\" }},\n",
+                index + 1,
+                config.ports.second
+            )
+        })
+        .collect();
+    let mut brokers: Vec<FallbackBroker> = configs
+        .into_iter()
+        .enumerate()
+        .map(|(index, config)| {
+            config.launch(|ports| {
+                format!(
+                    "{}\n[cluster]\nnode_id = {}\nnodes = [\n{nodes}]\n",
+                    body(ports),
+                    index + 1
+                )
+            })
+        })
+        .collect();
+    // A node waits for the founder's raft service, then joins: allow for both.
+    let deadline = Instant::now() + START_TIMEOUT * 2;
+    for broker in &mut brokers {
+        broker.wait_ready(deadline);
+    }
+    brokers
 }
 
 /// A TOML basic string.

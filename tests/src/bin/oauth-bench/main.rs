@@ -20,10 +20,13 @@
 //!   with N idle, a revalidation round's length and request rate, a probe's round trips during
 //!   it; with `--fallback`, the fallback broker's RSS per client. The clients are held by child
 //!   processes (`oauth-bench hold`).
+//! - `cluster` (F, cluster rows): the fallback broker alone and as a 3-node cluster: QoS 0
+//!   throughput and latency on one node and across nodes, connect rate per node.
 //! - `thread-cost`: what a plugin's threads (one that ended, one alive) add to the broker
 //!   thread's allocations and system calls.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+mod cluster;
 mod connect_rate;
 mod memory;
 mod scale;
@@ -46,6 +49,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: oauth-bench throughput [--messages N] [--rounds N] [--fallback] [--mosquitto BIN]\n\
          \x20      oauth-bench connect-rate [--connects N] [--rounds N] [--mosquitto BIN]\n\
+         \x20      oauth-bench cluster [--messages N] [--rounds N] [--connects N]\n\
          \x20      oauth-bench storm [--clients N] [--idp-delay-ms N] [--probe-secs N] [--login-wait-budget-ms N] [--mosquitto BIN]\n\
          \x20      oauth-bench memory [--tokens N] [--cycles N] [--workers N] [--settle-secs N] [--mosquitto BIN]\n\
          \x20      oauth-bench soak [--clients N] [--duration-secs N] [--token-ttl N] [--publish-ms N]\n\
@@ -75,6 +79,11 @@ fn main() {
             number(&args, "--rounds", 3),
             binary,
             args.iter().any(|a| a == "--fallback"),
+        ),
+        Some("cluster") => cluster::run(
+            number(&args, "--messages", 100_000),
+            number(&args, "--rounds", 3),
+            number(&args, "--connects", 1000),
         ),
         Some("connect-rate") => connect_rate::run(
             number(&args, "--connects", 2000),

@@ -132,12 +132,25 @@ fn count_publishes(stream: TcpStream, expected: u64, timeout: Duration) -> (u64,
 
 /// One round: messages/s from the first publish to the last delivery (0 if messages were lost).
 pub(super) fn one_round(port: u16, credentials: Option<(&str, &str)>, messages: u64) -> (f64, u64) {
-    let subscriber = raw_connection(port, "bench-sub", credentials);
+    one_round_between(port, port, credentials, messages)
+}
+
+/// [`one_round`] with the publisher and the subscriber on brokers of their own (cluster nodes).
+pub(super) fn one_round_between(
+    publisher_port: u16,
+    subscriber_port: u16,
+    credentials: Option<(&str, &str)>,
+    messages: u64,
+) -> (f64, u64) {
+    let subscriber = raw_connection(subscriber_port, "bench-sub", credentials);
     (&subscriber).write_all(&encode_subscribe(Protocol::V311, 1, &[("bench/#", 0)])).unwrap();
     let mut suback = [0u8; 5];
     (&subscriber).read_exact(&mut suback).unwrap();
     assert_eq!(suback[4], 0, "subscription refused");
-    let publisher = raw_connection(port, "bench-pub", credentials);
+    let publisher = raw_connection(publisher_port, "bench-pub", credentials);
+    if publisher_port != subscriber_port {
+        await_route(&publisher, &subscriber, "bench/t");
+    }
     let packet = encode_publish(Protocol::V311, "bench/t", &[0x42; 64], 0, false, None);
     let counter =
         std::thread::spawn(move || count_publishes(subscriber, messages, Duration::from_secs(60)));
@@ -150,6 +163,26 @@ pub(super) fn one_round(port: u16, credentials: Option<(&str, &str)>, messages: 
     let (received, last) = counter.join().unwrap();
     let rate = received as f64 / last.duration_since(started).as_secs_f64();
     (rate, messages - received)
+}
+
+/// Publishes to `topic` every 50 ms until `subscriber` receives a message (a cluster applies a
+/// new subscription to the other nodes' routing tables a moment after SUBACK), then reads
+/// until it is quiet for 300 ms.
+pub(super) fn await_route(publisher: &TcpStream, subscriber: &TcpStream, topic: &str) {
+    let probe = encode_publish(Protocol::V311, topic, b"probe", 0, false, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut sink = [0u8; 4096];
+    subscriber.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    loop {
+        (&*publisher).write_all(&probe).unwrap();
+        if matches!((&*subscriber).read(&mut sink), Ok(n) if n > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the subscription never reached the publisher's node");
+    }
+    subscriber.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    while matches!((&*subscriber).read(&mut sink), Ok(n) if n > 0) {}
+    subscriber.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
 }
 
 /// The fallback broker with the same authorization server and token rules as the plugin
