@@ -10,8 +10,9 @@ use crate::config::{Config, ConfigError, DEFAULT_PROFILE, JwtRevocation, Mode};
 use crate::grants::{Access, SessionGrants};
 use crate::http::{HttpClient, UpstreamError};
 use crate::introspect::{Introspection, Introspector};
-use crate::jwt::{JwtVerifier, VerifyError, looks_like_jwt, unverified_issuer};
+use crate::jwt::{JwtVerifier, KeyFingerprint, VerifyError, looks_like_jwt, unverified_issuer};
 use crate::metrics::{Counters, Metrics};
+use crate::policy::Recheck;
 use crate::secret::{AccessToken, TokenDigest};
 use crate::token::{Rejection, TokenInfo, TokenSource, check_claims, now_epoch};
 
@@ -418,6 +419,43 @@ impl Authenticator {
         verdict.map_err(AuthError::Rejected)
     }
 
+    /// What revalidation keeps to re-check the token `info` was validated from. A JWT verified
+    /// locally whose revocation is not introspected can only stop being valid by expiring (the
+    /// expiry kick acts) or by its signing key leaving the JWKS: only the key's fingerprint is
+    /// kept, not the token (several hundred bytes per connected client). Every other token is
+    /// kept to be validated again.
+    pub fn recheck_for(&self, info: &TokenInfo, token: AccessToken) -> Recheck {
+        let introspected = self
+            .profiles
+            .get(usize::from(info.profile))
+            .is_none_or(|profile| profile.introspects_jwts_at_revalidation(info));
+        match info.signing_key {
+            Some(key) if !introspected => Recheck::SigningKey { profile: info.profile, key },
+            _ => Recheck::Token(token),
+        }
+    }
+
+    /// Re-checks the token with `digest` that `profile` verified with the key `key`: valid
+    /// while the profile's key set (as the round's JWKS refresh left it) still publishes that
+    /// key. A withdrawn key is refused as [`Rejection::UnknownKey`], as re-verifying the token
+    /// would be, and the token's cached verdict is dropped, so a login with it is verified
+    /// again (and refused while the key stays withdrawn).
+    pub fn recheck_signing_key(
+        &self,
+        digest: TokenDigest,
+        profile: u8,
+        key: KeyFingerprint,
+    ) -> Result<(), AuthError> {
+        let Some(profile) = self.profiles.get(usize::from(profile)) else {
+            return Err(AuthError::Rejected(Rejection::UnknownKey));
+        };
+        if profile.jwt.as_ref().is_some_and(|jwt| jwt.still_publishes(key)) {
+            return Ok(());
+        }
+        profile.cache.invalidate(&digest);
+        Err(AuthError::Rejected(Rejection::UnknownKey))
+    }
+
     /// True when re-checking `token` at revalidation calls the authorization server (what a
     /// round paces): introspected tokens, JWTs whose keys must be fetched, and with
     /// `oauth_jwt_revocation introspect` every JWT.
@@ -583,7 +621,8 @@ impl Authenticator {
             (Mode::Jwt, _, _) if !is_jwt => Err(Rejection::Malformed("not a JWT (oauth_mode jwt)")),
             (Mode::Jwt | Mode::Auto, Some(jwt), _) if is_jwt => match jwt.verify(token) {
                 Ok(_) if self.revoked_jwts.holds(token) => Err(Rejection::Inactive),
-                Ok(claims) => check_claims(&claims, config, TokenSource::Jwt, now),
+                Ok((claims, key)) => check_claims(&claims, config, TokenSource::Jwt, now)
+                    .map(|info| TokenInfo { signing_key: Some(key), ..info }),
                 Err(VerifyError::Rejected(rejection)) => Err(rejection),
                 Err(VerifyError::Upstream(e)) => return Err(e),
             },

@@ -3,6 +3,7 @@
 //! Only the signature is checked here; the claim rules (`exp`, `nbf`, `iss`, `aud`, scopes) are
 //! shared with introspection in [`crate::token::check_claims`], so both paths agree.
 
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::config::{ConfigError, KeySource};
 use crate::http::{HttpClient, JsonObject, UpstreamError};
@@ -23,9 +25,27 @@ pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// Largest JWKS or discovery document read.
 pub(crate) const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 
+/// Names one verification key by its public parameters (not its `kid`, which an issuer may
+/// reuse for new key material): lets a revalidation ask whether the key that verified a token
+/// is still published without keeping the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyFingerprint(NonZeroU64);
+
+impl KeyFingerprint {
+    fn of(jwk: &Jwk) -> Result<Self, serde_json::Error> {
+        // The parameters serialize in a fixed field order, so equal keys hash equally.
+        let parameters = serde_json::to_vec(&jwk.algorithm)?;
+        let hash = Sha256::digest(&parameters);
+        let mut first = [0; 8];
+        first.copy_from_slice(&hash[..8]);
+        Ok(Self(NonZeroU64::new(u64::from_le_bytes(first)).unwrap_or(NonZeroU64::MIN)))
+    }
+}
+
 /// One usable verification key from the JWKS.
 struct VerificationKey {
     kid: Option<String>,
+    fingerprint: KeyFingerprint,
     key: DecodingKey,
     /// Algorithms this key may verify, per its type, curve and optional `alg`.
     algorithms: Vec<Algorithm>,
@@ -57,10 +77,16 @@ impl KeySet {
             if algorithms.is_empty() {
                 continue;
             }
-            match DecodingKey::from_jwk(&jwk) {
-                Ok(key) => {
-                    keys.push(VerificationKey { kid: jwk.common.key_id.clone(), key, algorithms })
-                }
+            let usable = DecodingKey::from_jwk(&jwk)
+                .map_err(|e| e.to_string())
+                .and_then(|key| Ok((key, KeyFingerprint::of(&jwk).map_err(|e| e.to_string())?)));
+            match usable {
+                Ok((key, fingerprint)) => keys.push(VerificationKey {
+                    kid: jwk.common.key_id.clone(),
+                    fingerprint,
+                    key,
+                    algorithms,
+                }),
                 Err(e) => log::warn!("skipping JWKS key {:?}: {e}", jwk.common.key_id),
             }
         }
@@ -75,6 +101,10 @@ impl KeySet {
         self.keys.iter().filter(move |k| {
             k.algorithms.contains(&alg) && (kid.is_none() || k.kid.as_deref() == kid)
         })
+    }
+
+    fn publishes(&self, fingerprint: KeyFingerprint) -> bool {
+        self.keys.iter().any(|k| k.fingerprint == fingerprint)
     }
 
     fn has_kid(&self, kid: &str) -> bool {
@@ -219,9 +249,16 @@ impl JwtVerifier {
         !rate_limited && self.current().lacks_key_for(&header)
     }
 
-    /// Verifies the signature and returns the claims. Rejections are answers about the token;
-    /// an `Err(Err(..))` means the keys could not be obtained.
-    pub(crate) fn verify(&self, token: &str) -> Result<JsonObject, VerifyError> {
+    /// Whether the current key set (as the last download left it) still holds the key
+    /// `fingerprint` names.
+    pub(crate) fn still_publishes(&self, fingerprint: KeyFingerprint) -> bool {
+        self.current().publishes(fingerprint)
+    }
+
+    /// Verifies the signature and returns the claims with the key that verified them.
+    /// Rejections are answers about the token; [`VerifyError::Upstream`] means the keys could
+    /// not be obtained.
+    pub(crate) fn verify(&self, token: &str) -> Result<(JsonObject, KeyFingerprint), VerifyError> {
         let header = parse_header(token)?;
         let alg = header.alg;
         if !self.algorithms.contains(&alg) {
@@ -264,7 +301,7 @@ impl JwtVerifier {
         let mut outcome = Err(Rejection::UnknownKey.into());
         for candidate in keys.candidates(kid, alg) {
             match jsonwebtoken::decode::<JsonObject>(token, &candidate.key, &validation) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => return Ok((data.claims, candidate.fingerprint)),
                 Err(e) => outcome = Err(map_jwt_error(&e).into()),
             }
         }
@@ -403,6 +440,28 @@ fn load_file(path: &Path, key: &str) -> Result<KeySet, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_named_by_its_material_not_its_kid() {
+        let published: Value =
+            serde_json::from_str(include_str!("../tests/keys/jwks-rotated.json")).expect("JSON");
+        let entry = |kid: &str| {
+            let keys = published["keys"].as_array().expect("keys");
+            keys.iter().find(|key| key["kid"] == kid).expect("fixture key").clone()
+        };
+        let set_of = |entry: Value| {
+            let document = JsonObject::from_iter([("keys".to_owned(), Value::Array(vec![entry]))]);
+            KeySet::from_document(&document).expect("a key set")
+        };
+        let fingerprint = |set: &KeySet| set.keys[0].fingerprint;
+        let rsa_1 = set_of(entry("rsa-1"));
+        let mut relabelled = entry("rsa-2");
+        relabelled["kid"] = "rsa-1".into();
+        let relabelled = set_of(relabelled);
+        assert!(!relabelled.publishes(fingerprint(&rsa_1)), "new material under an old kid");
+        assert!(relabelled.publishes(fingerprint(&set_of(entry("rsa-2")))), "kid left out");
+        assert!(rsa_1.publishes(fingerprint(&set_of(entry("rsa-1")))), "same on every download");
+    }
 
     #[test]
     fn jwt_shape_detection_needs_three_parts_and_a_json_header() {

@@ -31,7 +31,7 @@ pub use binding::{
 pub use config::{Config, ConfigError};
 pub use grants::{Access, Grants, SessionGrants};
 pub use http::UpstreamError;
-pub use jwt::REFRESH_MIN_INTERVAL;
+pub use jwt::{KeyFingerprint, REFRESH_MIN_INTERVAL};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use secret::{AccessToken, Secret, TokenDigest};
 pub use token::{Rejection, TokenInfo, TokenSource, now_epoch};

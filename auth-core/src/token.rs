@@ -9,6 +9,7 @@ use crate::binding::{CertificateBinding, Confirmation};
 use crate::config::Config;
 use crate::grants::Grants;
 use crate::http::JsonObject;
+use crate::jwt::KeyFingerprint;
 
 /// Why a token is not accepted. These are answers about the token itself, so they may be
 /// cached for `oauth_cache_negative_ttl`; failures to get an answer are
@@ -87,6 +88,8 @@ pub struct TokenInfo {
     /// Which issuer profile validated the token (its index among
     /// [`Config::profiles`](crate::Config::profiles)); 0 without profiles.
     pub profile: u8,
+    /// The JWKS key that verified a JWT; `None` for an introspected token.
+    pub signing_key: Option<KeyFingerprint>,
 }
 
 /// Seconds since the Unix epoch.
@@ -215,6 +218,7 @@ pub(crate) fn check_claims(
         source,
         confirmation,
         profile: 0,
+        signing_key: None,
     })
 }
 

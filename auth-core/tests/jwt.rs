@@ -3,8 +3,9 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,16 +27,20 @@ fn claims(extra: Value) -> Value {
     base
 }
 
-/// A stub serving discovery and a JWKS that can be switched to the rotated key set.
+/// A stub serving discovery and a JWKS that can be switched to the rotated key set (`rsa-2`
+/// added), or to one without `rsa-1` (withdrawn).
 struct KeyServer {
     stub: Stub,
     rotated: Arc<AtomicBool>,
+    rsa_1_withdrawn: Arc<AtomicBool>,
 }
 
 impl KeyServer {
     fn start() -> Self {
         let rotated = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&rotated);
+        let rsa_1_withdrawn = Arc::new(AtomicBool::new(false));
+        let withdrawn = Arc::clone(&rsa_1_withdrawn);
         let holder: Arc<std::sync::OnceLock<u16>> = Arc::new(std::sync::OnceLock::new());
         let port_cell = Arc::clone(&holder);
         let stub = Stub::start(move |request| {
@@ -45,6 +50,11 @@ impl KeyServer {
                     "issuer": format!("http://127.0.0.1:{port}{ISSUER_PATH}"),
                     "jwks_uri": format!("http://127.0.0.1:{port}/oauth2/connect/jwk_uri"),
                 })),
+                "/oauth2/connect/jwk_uri" if withdrawn.load(Ordering::SeqCst) => {
+                    let mut jwks: Value = serde_json::from_str(&key_file("jwks-1.json")).unwrap();
+                    jwks["keys"].as_array_mut().unwrap().retain(|key| key["kid"] != "rsa-1");
+                    Reply::json(jwks)
+                }
                 "/oauth2/connect/jwk_uri" => {
                     let file = if flag.load(Ordering::SeqCst) {
                         "jwks-rotated.json"
@@ -57,7 +67,7 @@ impl KeyServer {
             }
         });
         holder.set(stub.port()).unwrap();
-        Self { stub, rotated }
+        Self { stub, rotated, rsa_1_withdrawn }
     }
 
     fn issuer(&self) -> String {
@@ -436,4 +446,72 @@ fn with_jwt_revocation_introspect_a_revalidation_introspects_a_jwt_its_login_did
     let calls = introspection.count();
     assert_eq!(auth.revalidate(&expired), Err(AuthError::Rejected(Rejection::Expired)));
     assert_eq!(introspection.count(), calls);
+}
+
+#[test]
+fn a_locally_verified_jwt_is_rechecked_by_its_signing_key_alone() {
+    use oauth_core::policy::{Recheck, RoundLimits, RoundToken, run_revalidation_round};
+    let server = KeyServer::start();
+    let auth = verifier(&server, &[]);
+    let jwt = token(&sign("rsa-1", &valid_claims(&server)));
+    let info = auth.validate(&jwt).unwrap();
+    let recheck = auth.recheck_for(&info, jwt.clone());
+    assert!(matches!(recheck, Recheck::SigningKey { profile: 0, .. }), "{recheck:?}");
+    let tokens = [RoundToken { digest: jwt.digest(), recheck }];
+    let limits = RoundLimits { interval: Duration::ZERO, max_rps: 100, concurrency: 1 };
+    let reported = Mutex::new(Vec::new());
+    let report = |digest, reason| reported.lock().unwrap().push((digest, reason));
+
+    let summary = run_revalidation_round(&auth, &tokens, limits, || true, report);
+    assert_eq!((summary.checked, summary.invalid), (1, 0));
+    assert!(reported.lock().unwrap().is_empty());
+
+    // Withdrawn: the first round whose JWKS refresh is past the rate limit finds it gone.
+    server.rsa_1_withdrawn.store(true, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + oauth_core::REFRESH_MIN_INTERVAL * 3;
+    while reported.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the withdrawn key was never noticed");
+        std::thread::sleep(Duration::from_millis(250));
+        run_revalidation_round(&auth, &tokens, limits, || true, report);
+    }
+    assert_eq!(*reported.lock().unwrap(), vec![(jwt.digest(), Rejection::UnknownKey)]);
+    assert_eq!(auth.validate(&jwt), Err(AuthError::Rejected(Rejection::UnknownKey)));
+}
+
+#[test]
+fn only_jwts_verified_locally_and_not_introspected_drop_their_token() {
+    use oauth_core::policy::Recheck;
+    let server = KeyServer::start();
+    let introspection = Stub::start(|_| {
+        Reply::json(json!({"active": true, "scope": "mqtt:read:x", "exp": now() + 60}))
+    });
+    let jwks = server.jwks_url();
+    let url = introspection.url("/introspect");
+    let auto = [
+        ("oauth_jwks_url", jwks.as_str()),
+        ("oauth_introspection_url", url.as_str()),
+        ("oauth_client_id", "broker"),
+        ("oauth_client_secret", "secret"),
+    ];
+    let keys_only = authenticator(&auto);
+    let mut introspecting_jwts = auto.to_vec();
+    introspecting_jwts.push(("oauth_jwt_revocation", "introspect"));
+    let introspecting_jwts = authenticator(&introspecting_jwts);
+    let jwt = token(&sign("rsa-1", &claims(json!({}))));
+    let opaque = token("opaque-abc");
+    // (authenticator, token, re-checked by its signing key)
+    let cases = [
+        (&keys_only, &jwt, true),
+        (&keys_only, &opaque, false),
+        (&introspecting_jwts, &jwt, false),
+        (&introspecting_jwts, &opaque, false),
+    ];
+    for (auth, token, by_key) in cases {
+        let info = auth.validate(token).unwrap();
+        let recheck = auth.recheck_for(&info, token.clone());
+        assert_eq!(matches!(recheck, Recheck::SigningKey { .. }), by_key, "{recheck:?}");
+        if !by_key {
+            assert_eq!(recheck, Recheck::Token(token.clone()));
+        }
+    }
 }

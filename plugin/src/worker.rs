@@ -58,7 +58,7 @@ enum Job {
     /// Fetch the JWKS now (start-up prefetch).
     RefreshKeys,
     /// Re-check these tokens; report the ones no longer valid.
-    Revalidate(Vec<AccessToken>),
+    Revalidate(Vec<policy::RoundToken>),
 }
 
 /// What the background threads report to the main thread.
@@ -163,7 +163,7 @@ impl Worker {
     }
 
     /// Starts a revalidation round on a maintenance thread.
-    pub fn revalidate(&self, tokens: Vec<AccessToken>) {
+    pub fn revalidate(&self, tokens: Vec<policy::RoundToken>) {
         if let Err(problem) = self.run_job(Job::Revalidate(tokens)) {
             log::warn!("cannot start the revalidation thread: {problem}");
             self.report.send(Report::RoundDone);

@@ -463,6 +463,45 @@ fn jwks_rotation_takes_new_keys_and_survives_the_jwks_url_going_down() {
     assert_log_is_clean(&broker.log(), &[]);
 }
 
+/// Revalidation of JWTs verified locally (`oauth_jwt_revocation keys`, the default) keeps only
+/// the key that verified each one: once the issuer withdraws that key, its clients are
+/// disconnected at the next round (after the round's JWKS refresh, rate-limited to one per
+/// 5 s) and the token is refused from then on; a client whose key stays published keeps its
+/// session.
+#[test]
+fn a_withdrawn_signing_key_disconnects_its_clients_at_the_next_round() {
+    let full = fixture_key("jwks-rotated.json");
+    let mut jwks = FaultServer::start(Fault::Json(full));
+    let options = jwt_options(&jwks.url("/jwks"))
+        + "plugin_opt_oauth_revalidate_interval 1
+";
+    let broker = broker_with_operator(&options);
+    broker.expect_log("loaded 3 verification key(s)", WAIT);
+    let withdrawn_token = jwt("rsa-1");
+    let withdrawn = token_login(&broker, Protocol::V5, "signed-by-rsa-1", &withdrawn_token).0;
+    let withdrawn = withdrawn.unwrap();
+    let kept = token_login(&broker, Protocol::V5, "signed-by-rsa-2", &jwt("rsa-2")).0.unwrap();
+    assert_eq!(withdrawn.subscribe("devices/rsa-1/#", 0), 0x00);
+
+    jwks.set(Fault::Json(jwks_after_rotation()));
+    assert!(
+        withdrawn.wait_disconnected(REFETCH_WAIT + MARGIN).is_some(),
+        "the client of a withdrawn key is still connected; log:\n{}",
+        broker.log()
+    );
+    broker.expect_log(
+        "disconnecting client \"signed-by-rsa-1\": token no longer valid (token is signed with a key not in the JWKS)",
+        WAIT,
+    );
+    round_trip(&kept, "devices/rsa-2/still-up", true);
+    assert_refused_in_time(
+        "a token of the withdrawn key",
+        Protocol::V5,
+        token_login(&broker, Protocol::V5, "signed-by-rsa-1", &withdrawn_token),
+    );
+    assert_log_is_clean(&broker.log(), &[withdrawn_token]);
+}
+
 /// `from` publishes at QoS 1 to `topic`, which `to` receives within [`WAIT`].
 fn round_trip_via(from: &MqttClient, to: &MqttClient, topic: &str) {
     from.publish(topic, b"payload", 1, false);

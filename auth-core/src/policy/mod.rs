@@ -16,8 +16,8 @@ mod revalidation;
 
 pub use registry::{Answer, Entry, Registry};
 pub use revalidation::{
-    RoundLimits, RoundPace, RoundSummary, UNANSWERED_CHECKS_ENDING_A_ROUND, revalidation_tokens,
-    run_revalidation_round,
+    Recheck, RoundLimits, RoundPace, RoundSummary, RoundToken, UNANSWERED_CHECKS_ENDING_A_ROUND,
+    revalidation_tokens, run_revalidation_round,
 };
 
 use std::fmt;
@@ -45,19 +45,21 @@ pub struct TokenClient {
     /// Set when the token was found no longer valid: everything is denied from then on.
     revoked: AtomicBool,
     session: Session,
-    /// Kept for revalidation while the client is online; never logged.
-    token: Option<AccessToken>,
+    /// What revalidation re-checks while the client is online (the token, never logged, or
+    /// only its JWT's signing key).
+    recheck: Option<Recheck>,
 }
 
 impl TokenClient {
-    /// A client admitted just now with `token`, whose validation opened `session`.
-    pub fn new(client_id: &str, session: Session, token: AccessToken) -> Self {
+    /// A client admitted just now, whose token's validation opened `session`; revalidation
+    /// re-checks it by `recheck` (see [`Authenticator::recheck_for`]).
+    pub fn new(client_id: &str, session: Session, recheck: Recheck) -> Self {
         Self {
             client_id: client_id.into(),
             left_at: AtomicU64::new(0),
             revoked: AtomicBool::new(false),
             session,
-            token: Some(token),
+            recheck: Some(recheck),
         }
     }
 
@@ -72,15 +74,16 @@ impl TokenClient {
         &self.session
     }
 
-    /// The token, while the host keeps it (see [`release_token`](Self::release_token)).
-    pub fn token(&self) -> Option<&AccessToken> {
-        self.token.as_ref()
+    /// How revalidation re-checks its token, while the host keeps that (see
+    /// [`release_recheck`](Self::release_recheck)).
+    pub fn recheck(&self) -> Option<&Recheck> {
+        self.recheck.as_ref()
     }
 
-    /// Lets the token go: only online clients are revalidated, so a host that owns the entry
-    /// exclusively drops it when the client leaves.
-    pub fn release_token(&mut self) {
-        self.token = None;
+    /// Lets the token (or its key) go: only online clients are revalidated, so a host that
+    /// owns the entry exclusively drops it when the client leaves.
+    pub fn release_recheck(&mut self) {
+        self.recheck = None;
     }
 
     /// Records that the client's connection ended at `now` (the first call counts): from then
@@ -328,12 +331,12 @@ pub fn decide_token_login(
         let session = auth.session_for(&info, &token, client_id, attempt.username, now)?;
         let binding =
             auth.config().certificate_binding.check(&info.confirmation, attempt.certificate);
-        Ok((session, binding))
+        Ok((session, binding, info))
     });
     let error = match checked {
-        Ok((_, Err(failure))) => return refuse_wrong_holder(attempt, &failure, metrics),
-        Ok((session, Ok(()))) => {
-            let client = TokenClient::new(client_id, session, token);
+        Ok((_, Err(failure), _)) => return refuse_wrong_holder(attempt, &failure, metrics),
+        Ok((session, Ok(()), info)) => {
+            let client = TokenClient::new(client_id, session, auth.recheck_for(&info, token));
             if let Some(topic) = attempt.will_topic
                 && client.check(Access::Write, topic, now, &mut &**metrics) != AclVerdict::Allow
             {
@@ -412,7 +415,7 @@ mod tests {
         let grants = Grants::from_scopes(["write:wills/%c", "write:data/#", "read:q/#"], "")
             .resolve("dev", None);
         let session = Session::new(grants, Some(EXP), token.digest(), TokenSource::Jwt);
-        TokenClient::new("dev", session, token)
+        TokenClient::new("dev", session, Recheck::Token(token))
     }
 
     fn deny(expired_online: bool) -> AclVerdict {
@@ -537,6 +540,7 @@ mod tests {
             source: TokenSource::Introspection,
             confirmation: crate::Confirmation::Bearer,
             profile: 0,
+            signing_key: None,
         }
     }
 

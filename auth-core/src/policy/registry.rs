@@ -33,7 +33,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
-use super::{AclTally, AclVerdict, TokenClient};
+use super::{AclTally, AclVerdict, RoundToken, TokenClient};
 use crate::{Access, AccessToken, Metrics, TokenDigest};
 
 /// One admitted client object: the core's record and what the host's lifecycle adds.
@@ -62,7 +62,7 @@ impl Entry {
     /// Offline from `now`. The token goes: only online sessions are revalidated.
     fn go_offline(&mut self, now: u64) {
         self.client.left(now);
-        self.client.release_token();
+        self.client.release_recheck();
     }
 
     /// True when the broker can no longer act for this object (see the ownership rule).
@@ -269,7 +269,7 @@ where
     }
 
     /// The tokens a revalidation round at `now` re-checks (see [`super::revalidation_tokens`]).
-    pub fn revalidation_tokens(&self, now: u64, interval: Duration) -> Vec<AccessToken> {
+    pub fn revalidation_tokens(&self, now: u64, interval: Duration) -> Vec<RoundToken> {
         super::revalidation_tokens(self.entries.values().map(|entry| entry.client()), now, interval)
     }
 
@@ -318,6 +318,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Recheck;
     use crate::{Grants, Session, TokenSource};
 
     const EXP: u64 = 1_000;
@@ -327,7 +328,7 @@ mod tests {
         let grants =
             Grants::from_scopes(["write:data/#", "write:wills/#"], "").resolve(client_id, None);
         let session = Session::new(grants, Some(EXP), token.digest(), TokenSource::Jwt);
-        TokenClient::new(client_id, session, token)
+        TokenClient::new(client_id, session, Recheck::Token(token))
     }
 
     fn registry() -> Registry<usize> {
@@ -401,7 +402,7 @@ mod tests {
         registry.admit(1, client("a", "t"), true, 10);
         registry.disconnected(1, None, 900);
         let entry = registry.get(1, Some("a")).expect("kept");
-        assert!(entry.client().token().is_none(), "the token goes with the connection");
+        assert!(entry.client().recheck().is_none(), "the token goes with the connection");
         assert!(registry.live(1, Some("a")).is_none());
         assert_eq!(answer(&mut registry, 1, "a", "wills/a", EXP + 60), Answer::Allow, "its will");
         assert!(registry.due_kicks(EXP + 60).is_empty(), "nobody to disconnect");
@@ -417,7 +418,7 @@ mod tests {
         let tokens: Vec<_> = registry
             .revalidation_tokens(20, Duration::ZERO)
             .iter()
-            .map(AccessToken::digest)
+            .map(|token| token.digest)
             .collect();
         assert_eq!(tokens, vec![AccessToken::new(&b"u"[..]).digest()]);
     }

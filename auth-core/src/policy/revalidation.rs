@@ -9,7 +9,34 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::TokenClient;
-use crate::{AccessToken, AuthError, Authenticator, Rejection, TokenDigest, UpstreamError};
+use crate::{
+    AccessToken, AuthError, Authenticator, KeyFingerprint, Rejection, TokenDigest, UpstreamError,
+};
+
+/// How revalidation re-checks an admitted client's token (see [`Authenticator::recheck_for`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recheck {
+    /// Validated again: asked of the authorization server, or a JWT re-verified (its keys
+    /// fetched, or its revocation introspected).
+    Token(AccessToken),
+    /// A JWT verified locally: still valid while profile `profile` publishes the key `key`
+    /// that verified it.
+    SigningKey {
+        /// The issuer profile that verified it ([`crate::TokenInfo::profile`]).
+        profile: u8,
+        /// The key that verified it.
+        key: KeyFingerprint,
+    },
+}
+
+/// One distinct token a round re-checks: whose clients a rejection disconnects, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundToken {
+    /// The token's digest ([`crate::Session::token_digest`] of its clients).
+    pub digest: TokenDigest,
+    /// How it is re-checked.
+    pub recheck: Recheck,
+}
 
 /// The tokens one revalidation round re-checks at `now` (epoch seconds): one per distinct token
 /// among the online, unrevoked clients (offline ones are decided by their expiry; many clients
@@ -19,17 +46,36 @@ pub fn revalidation_tokens<'a>(
     clients: impl IntoIterator<Item = &'a TokenClient>,
     now: u64,
     interval: Duration,
-) -> Vec<AccessToken> {
+) -> Vec<RoundToken> {
     let horizon = now.saturating_add(interval.as_secs());
     let mut seen = std::collections::HashSet::new();
     clients
         .into_iter()
         .filter(|client| client.is_online() && !client.is_revoked())
         .filter(|client| client.session.expires_at().is_none_or(|exp| exp > horizon))
-        .filter_map(|client| Some((client.session.token_digest(), client.token.as_ref()?)))
+        .filter_map(|client| Some((client.session.token_digest(), client.recheck.as_ref()?)))
         .filter(|(digest, _)| seen.insert(*digest))
-        .map(|(_, token)| token.clone())
+        .map(|(digest, recheck)| RoundToken { digest, recheck: recheck.clone() })
         .collect()
+}
+
+impl RoundToken {
+    /// True when re-checking it calls the authorization server (what a round paces).
+    fn calls_server(&self, auth: &Authenticator) -> bool {
+        match &self.recheck {
+            Recheck::Token(token) => auth.revalidation_calls_server(token),
+            Recheck::SigningKey { .. } => false,
+        }
+    }
+
+    fn check(&self, auth: &Authenticator) -> Result<(), AuthError> {
+        match &self.recheck {
+            Recheck::Token(token) => auth.revalidate(token).map(drop),
+            Recheck::SigningKey { profile, key } => {
+                auth.recheck_signing_key(self.digest, *profile, *key)
+            }
+        }
+    }
 }
 
 /// The limits a round runs under (from the core configuration).
@@ -119,7 +165,7 @@ pub const UNANSWERED_CHECKS_ENDING_A_ROUND: usize = 3;
 /// token and while waiting for a call's turn (a host shutting down stops the round).
 pub fn run_revalidation_round(
     auth: &Authenticator,
-    tokens: &[AccessToken],
+    tokens: &[RoundToken],
     limits: RoundLimits,
     keep_going: impl Fn() -> bool + Sync,
     invalid: impl Fn(TokenDigest, Rejection) + Sync,
@@ -128,8 +174,8 @@ pub fn run_revalidation_round(
     if let Err(problem) = auth.refresh_keys() {
         log::warn!("JWKS refresh before revalidation failed: {problem}");
     }
-    let (remote, local): (Vec<&AccessToken>, Vec<&AccessToken>) =
-        tokens.iter().partition(|token| auth.revalidation_calls_server(token));
+    let (remote, local): (Vec<&RoundToken>, Vec<&RoundToken>) =
+        tokens.iter().partition(|token| token.calls_server(auth));
     let round = Round {
         auth,
         keep_going: &keep_going,
@@ -199,7 +245,7 @@ impl<K: Fn() -> bool + Sync, I: Fn(TokenDigest, Rejection) + Sync> Round<'_, K, 
     /// Checks `remote` with `concurrency` threads, each call starting at its turn: at least
     /// `pace.spacing` after the previous call started (a call that waited for a free thread does
     /// not let the next ones catch up in a burst).
-    fn paced(&self, remote: &[&AccessToken], pace: RoundPace, concurrency: usize) {
+    fn paced(&self, remote: &[&RoundToken], pace: RoundPace, concurrency: usize) {
         let next_index = AtomicUsize::new(0);
         let next_start = Mutex::new(Instant::now());
         let work = || {
@@ -245,9 +291,9 @@ impl<K: Fn() -> bool + Sync, I: Fn(TokenDigest, Rejection) + Sync> Round<'_, K, 
         }
     }
 
-    fn check(&self, token: &AccessToken) {
-        match self.auth.revalidate(token) {
-            Ok(_) => {
+    fn check(&self, token: &RoundToken) {
+        match token.check(self.auth) {
+            Ok(()) => {
                 self.checked.fetch_add(1, Ordering::Relaxed);
                 self.unanswered_in_a_row.store(0, Ordering::Relaxed);
             }
@@ -255,7 +301,7 @@ impl<K: Fn() -> bool + Sync, I: Fn(TokenDigest, Rejection) + Sync> Round<'_, K, 
                 self.checked.fetch_add(1, Ordering::Relaxed);
                 self.invalid_count.fetch_add(1, Ordering::Relaxed);
                 self.unanswered_in_a_row.store(0, Ordering::Relaxed);
-                (self.invalid)(token.digest(), reason);
+                (self.invalid)(token.digest, reason);
             }
             Err(AuthError::Unavailable(problem)) => {
                 let in_a_row = self.unanswered_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
@@ -313,11 +359,11 @@ mod tests {
         let token = AccessToken::new(token.as_bytes());
         let grants = Grants::from_scopes(["read:q/#"], "").resolve("dev", None);
         let session = Session::new(grants, Some(EXP), token.digest(), TokenSource::Jwt);
-        TokenClient::new("dev", session, token)
+        TokenClient::new("dev", session, Recheck::Token(token))
     }
 
-    fn digests(tokens: &[AccessToken]) -> Vec<TokenDigest> {
-        tokens.iter().map(AccessToken::digest).collect()
+    fn digests(tokens: &[RoundToken]) -> Vec<TokenDigest> {
+        tokens.iter().map(|token| token.digest).collect()
     }
 
     fn digest_of(tokens: &[&str]) -> Vec<TokenDigest> {
@@ -331,8 +377,8 @@ mod tests {
         let revoked = client("c");
         revoked.revoke();
         let mut released = client("e");
-        released.release_token();
-        gone.release_token();
+        released.release_recheck();
+        gone.release_recheck();
         let clients = [client("a"), client("a"), gone, revoked, client("d"), released];
         let tokens = revalidation_tokens(&clients, 0, Duration::from_secs(60));
         assert_eq!(digests(&tokens), digest_of(&["a", "d"]));
@@ -382,6 +428,12 @@ mod tests {
         }
     }
 
+    /// A token re-checked whole.
+    fn whole(token: &[u8]) -> RoundToken {
+        let token = AccessToken::new(token);
+        RoundToken { digest: token.digest(), recheck: Recheck::Token(token) }
+    }
+
     const AT_ONCE: RoundLimits =
         RoundLimits { interval: Duration::ZERO, max_rps: 100_000, concurrency: 1 };
 
@@ -389,7 +441,7 @@ mod tests {
     fn a_revalidation_round_skips_unanswered_tokens_and_ends_when_the_server_seems_down() {
         // Port 9 on loopback refuses: every introspection is unanswered.
         let auth = authenticator();
-        let tokens = ["o-1", "o-2", "o-3", "o-4", "o-5"].map(|t| AccessToken::new(t.as_bytes()));
+        let tokens = ["o-1", "o-2", "o-3", "o-4", "o-5"].map(|t| whole(t.as_bytes()));
         let reported = Mutex::new(Vec::new());
         let report = |digest, _| reported.lock().expect("not poisoned").push(digest);
         let summary = run_revalidation_round(&auth, &tokens, AT_ONCE, || true, report);
@@ -398,11 +450,11 @@ mod tests {
         assert_eq!(auth.metrics().snapshot().upstream_calls, 3, "three calls, not five");
         // One unanswered token among answered ones costs only itself: a token that cannot be
         // real is rejected without a call, which counts as an answer.
-        let bad = AccessToken::new(&b"has space"[..]);
+        let bad = whole(b"has space");
         let mixed = [tokens[0].clone(), bad.clone(), tokens[1].clone(), tokens[2].clone()];
         let summary = run_revalidation_round(&auth, &mixed, AT_ONCE, || true, report);
         assert_eq!(summary, RoundSummary { checked: 1, invalid: 1, skipped: 3 });
-        assert_eq!(*reported.lock().expect(""), vec![bad.digest()]);
+        assert_eq!(*reported.lock().expect(""), vec![bad.digest]);
         // A host shutting down stops the round before the next token.
         let summary = run_revalidation_round(&auth, &tokens, AT_ONCE, || false, |_, _| {});
         assert_eq!(summary, RoundSummary { checked: 0, invalid: 0, skipped: 5 });
