@@ -406,8 +406,8 @@ fn arrivals(stub: &Stub, answer: fn() -> Reply) -> Arc<std::sync::Mutex<Vec<Inst
     seen
 }
 
-fn tokens(count: usize) -> Vec<oauth_core::AccessToken> {
-    (0..count).map(|n| token(&format!("opaque-{n:05}"))).collect()
+fn tokens(count: usize) -> Vec<oauth_core::policy::RoundToken> {
+    (0..count).map(|n| token(&format!("opaque-{n:05}")).into()).collect()
 }
 
 #[test]

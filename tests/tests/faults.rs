@@ -471,7 +471,7 @@ fn jwks_rotation_takes_new_keys_and_survives_the_jwks_url_going_down() {
 #[test]
 fn a_withdrawn_signing_key_disconnects_its_clients_at_the_next_round() {
     let full = fixture_key("jwks-rotated.json");
-    let mut jwks = FaultServer::start(Fault::Json(full));
+    let jwks = FaultServer::start(Fault::Json(full));
     let options = jwt_options(&jwks.url("/jwks"))
         + "plugin_opt_oauth_revalidate_interval 1
 ";
@@ -482,6 +482,7 @@ fn a_withdrawn_signing_key_disconnects_its_clients_at_the_next_round() {
     let withdrawn = withdrawn.unwrap();
     let kept = token_login(&broker, Protocol::V5, "signed-by-rsa-2", &jwt("rsa-2")).0.unwrap();
     assert_eq!(withdrawn.subscribe("devices/rsa-1/#", 0), 0x00);
+    assert_eq!(kept.subscribe("devices/rsa-2/#", 0), 0x00);
 
     jwks.set(Fault::Json(jwks_after_rotation()));
     assert!(

@@ -34,7 +34,7 @@ use std::hash::{BuildHasher, Hash};
 use std::time::Duration;
 
 use super::{AclTally, AclVerdict, RoundToken, TokenClient};
-use crate::{Access, AccessToken, Metrics, TokenDigest};
+use crate::{Access, Metrics, TokenDigest};
 
 /// One admitted client object: the core's record and what the host's lifecycle adds.
 ///
@@ -319,7 +319,7 @@ where
 mod tests {
     use super::*;
     use crate::policy::Recheck;
-    use crate::{Grants, Session, TokenSource};
+    use crate::{AccessToken, Grants, Session, TokenSource};
 
     const EXP: u64 = 1_000;
 

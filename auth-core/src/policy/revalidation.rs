@@ -59,6 +59,13 @@ pub fn revalidation_tokens<'a>(
         .collect()
 }
 
+impl From<AccessToken> for RoundToken {
+    /// A token re-checked whole.
+    fn from(token: AccessToken) -> Self {
+        Self { digest: token.digest(), recheck: Recheck::Token(token) }
+    }
+}
+
 impl RoundToken {
     /// True when re-checking it calls the authorization server (what a round paces).
     fn calls_server(&self, auth: &Authenticator) -> bool {
@@ -428,10 +435,8 @@ mod tests {
         }
     }
 
-    /// A token re-checked whole.
     fn whole(token: &[u8]) -> RoundToken {
-        let token = AccessToken::new(token);
-        RoundToken { digest: token.digest(), recheck: Recheck::Token(token) }
+        AccessToken::new(token).into()
     }
 
     const AT_ONCE: RoundLimits =
