@@ -437,7 +437,7 @@ impl BrokerUnderTest for FallbackBroker {
     /// rmqtt 0.24 closes the socket before it writes its server DISCONNECT
     /// (`SessionState::run`), so MQTT 5 clients see no reason code.
     fn expiry_disconnect_reason(&self) -> Option<u8> {
-        None
+        Some(crate::mqtt::reason::NOT_AUTHORIZED)
     }
 
     fn will_check(&self) -> WillCheck {

@@ -210,6 +210,9 @@ impl Client {
             Client::V5(_, connection) => match connection.recv_timeout(timeout) {
                 Err(rumqttc::v5::RecvTimeoutError::Timeout) => Ok(None),
                 Err(error) => Err(format!("{error:?}")),
+                Ok(Err(rumqttc::v5::ConnectionError::MqttState(
+                    rumqttc::v5::StateError::ServerDisconnect { reason_code, .. },
+                ))) => Ok(Some(Seen::Disconnect(reason_code as u8))),
                 Ok(Err(error)) => Err(format!("connection error: {error}")),
                 Ok(Ok(rumqttc::v5::Event::Incoming(packet))) => Ok(Some(match packet {
                     v5_packets::Packet::ConnAck(ack) => Seen::ConnAck {

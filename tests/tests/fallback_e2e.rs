@@ -139,8 +139,9 @@ fn revalidation_disconnects_a_client_whose_token_was_revoked() {
     let revoked = Instant::now();
     let end = client.wait_disconnected(Duration::from_secs(5)).expect("disconnected");
     assert!(revoked.elapsed() < Duration::from_millis(2_500), "took {:?}", revoked.elapsed());
-    // No DISCONNECT packet: rmqtt 0.24 closes the socket before sending it.
-    assert_eq!(end.reason_code, None, "{end:?}");
+    // DISCONNECT 0x87 before the socket closes (rmqtt 0.24 wrote it after closing; patched in
+    // vendor/rmqtt).
+    assert_eq!(end.reason_code, Some(0x87), "{end:?}");
     broker.expect_log(
         "disconnecting client \"device-1\": token no longer valid (token is not active)",
         WAIT,
@@ -208,8 +209,8 @@ fn an_empty_topic_with_a_topic_alias_never_set_is_refused_by_the_write_check() {
     // PUBLISH QoS 1, topic "", packet id 1, Topic Alias 5 (never set), payload "x". Where topic
     // aliases are off, rmqtt 0.24 ignores the alias and takes it for a message on "" (Mosquitto
     // disconnects with 0x82); `#` matches "", so only the write check stands between it and
-    // every `#` subscriber: PUBACK 0x87. Where they are on, the engine closes the connection
-    // (without the DISCONNECT 0x82 Mosquitto sends).
+    // every `#` subscriber: PUBACK 0x87. Where they are on, the engine ends the connection with
+    // DISCONNECT 0x83 "implementation specific error" (Mosquitto sends 0x82).
     let unset_alias = [0x32, 9, 0, 0, 0, 1, 3, 0x23, 0, 5, b'x'];
     for port in [without_aliases, broker.port()] {
         let mut publisher = RawSession::connect(port, &raw);
@@ -222,7 +223,10 @@ fn an_empty_topic_with_a_topic_alias_never_set_is_refused_by_the_write_check() {
                 "{answer:?}"
             );
         } else {
-            assert!(matches!(answer, RawRead::Closed), "{answer:?}");
+            assert!(
+                matches!(answer, RawRead::Packet(Packet::Disconnect { code: 0x83, .. })),
+                "{answer:?}"
+            );
         }
         assert!(watcher.expect_nothing(QUIET), "delivered to a # subscriber");
     }
@@ -277,6 +281,53 @@ fn listeners_announce_and_honour_topic_aliases_and_a_keep_alive_maximum() {
         let message = reader.recv(WAIT).expect("delivered");
         assert_eq!((message.topic.as_str(), message.payload.as_slice()), ("t/a", &payload[..]));
     }
+}
+
+/// MQTT 5 clients learn why the server ends their connection: too many QoS 2 messages in
+/// flight is DISCONNECT 0x93, a takeover by the same client id 0x8E (rmqtt 0.24 wrote its
+/// DISCONNECT after closing the socket, and called a takeover "not authorized"; patched in
+/// vendor/rmqtt).
+#[test]
+fn the_server_says_why_it_ends_a_connection() {
+    use mosquitto_oauth_e2e::mqtt::{PropertyValue, property, reason};
+    let idp = Idp::start();
+    let broker = start(&idp, FallbackConfig::new(), "", "");
+    let token = idp.opaque_token("device-1", &["mqtt:write:t/#", "mqtt:read:t/#"]);
+    let mut raw = RawConnect::new(Protocol::V5, "device-1");
+    raw.username = Some(b"x".to_vec());
+    raw.password = Some(token.clone().into_bytes());
+    let mut publisher = RawSession::connect(broker.port(), &raw);
+    let receive_maximum = match publisher.outcome() {
+        mosquitto_oauth_e2e::mqtt::RawOutcome::Connack { code: 0, properties } => {
+            match properties.get(property::RECEIVE_MAXIMUM) {
+                Some(PropertyValue::U16(maximum)) if *maximum <= 1_000 => *maximum,
+                other => panic!("receive maximum {other:?}"),
+            }
+        }
+        other => panic!("not accepted: {other:?}"),
+    };
+    // QoS 2 PUBLISHes on "t/q" that are never released: each stays in flight.
+    for packet_id in 1..=receive_maximum + 1 {
+        let [high, low] = packet_id.to_be_bytes();
+        assert!(publisher.send_raw(&[0x34, 9, 0, 3, b't', b'/', b'q', high, low, 0, b'x']));
+    }
+    let mut received = 0;
+    let ended = loop {
+        match publisher.read_packet(WAIT) {
+            RawRead::Packet(Packet::Pubrec { code: 0x00 | 0x10, .. }) => received += 1,
+            other => break other,
+        }
+    };
+    assert_eq!(received, receive_maximum, "{ended:?}");
+    assert!(
+        matches!(ended, RawRead::Packet(Packet::Disconnect { code: 0x93, .. })),
+        "expected DISCONNECT 0x93 (receive maximum exceeded): {ended:?}"
+    );
+
+    let first = connected(broker.port(), Protocol::V5, "device-1", &token);
+    let _second = connected(broker.port(), Protocol::V5, "device-1", &token);
+    let end = first.wait_disconnected(WAIT).expect("taken over");
+    assert_eq!(end.reason_code, Some(reason::SESSION_TAKEN_OVER), "{end:?}");
 }
 
 #[test]
@@ -402,8 +453,7 @@ fn sigterm_disconnects_clients_and_exits_cleanly() {
     let (status, log) = broker.stop_with_status();
     assert!(status.success(), "{status}\n{log}");
     let end = client.wait_disconnected(WAIT).expect("disconnected");
-    // Would be DISCONNECT 0x8B; rmqtt 0.24 closes the socket before sending it.
-    assert_eq!(end.reason_code, None, "{end:?}");
+    assert_eq!(end.reason_code, Some(0x8B), "server shutting down: {end:?}");
     assert!(log.contains("SIGTERM: shutting down") && log.contains("stopped"), "{log}");
     assert!(!log.contains(&token), "a token reached the log");
 }
