@@ -368,10 +368,10 @@ async fn session_tx(session: &Session) -> Option<Tx> {
     }
 }
 
-/// Ends a session. The reason asks for an MQTT 5 DISCONNECT 0x87 (not authorized) with `why`
-/// as reason string, but rmqtt 0.24 closes the socket before writing its server DISCONNECT
-/// (`SessionState::run`), so clients of both versions just see the connection close. The will
-/// is handled as for any abrupt end (and dropped if the token no longer allows it).
+/// Ends a session: an MQTT 5 client receives DISCONNECT 0x87 (not authorized) with `why` as
+/// reason string before the socket closes (written by the patched engine, `vendor/rmqtt`); an
+/// MQTT 3.1.1 client sees the connection close. The will is handled as for any abrupt end (and
+/// dropped if the token no longer allows it).
 fn close(tx: &Tx, why: &'static str) {
     let disconnect = codec_v5::Disconnect {
         reason_code: DisconnectReasonCode::NotAuthorized,

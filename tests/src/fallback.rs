@@ -434,8 +434,7 @@ impl BrokerUnderTest for FallbackBroker {
         FallbackBroker::expect_log(self, needle, timeout);
     }
 
-    /// rmqtt 0.24 closes the socket before it writes its server DISCONNECT
-    /// (`SessionState::run`), so MQTT 5 clients see no reason code.
+    /// Our expiry kick asks for 0x87 "token expired" (Mosquitto's own kick is 0x98).
     fn expiry_disconnect_reason(&self) -> Option<u8> {
         Some(crate::mqtt::reason::NOT_AUTHORIZED)
     }

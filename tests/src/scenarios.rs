@@ -9,7 +9,7 @@
 //!
 //! | difference | Mosquitto + plugin | fallback broker |
 //! |---|---|---|
-//! | token expires while connected (`disconnect_on_expiry`, the default) | disconnected at `exp` with DISCONNECT 0x98 (administrative action, Mosquitto's kick) | disconnected at `exp`, no DISCONNECT packet: rmqtt 0.24 closes the socket before sending its server DISCONNECT |
+//! | token expires while connected (`disconnect_on_expiry`, the default) | disconnected at `exp` with DISCONNECT 0x98 (administrative action, Mosquitto's kick) | disconnected at `exp` with DISCONNECT 0x87 "token expired" (written by the patched engine, `vendor/rmqtt`) |
 //! | will topic not writable | CONNECT accepted; the will is dropped when published | CONNECT refused (0x87 / 5) |
 
 // Test code moved from the suites: a panic is the failure report.
