@@ -187,7 +187,7 @@ fn with_jwt_revocation_introspect_a_revoked_jwt_disconnects_its_client() {
 }
 
 #[test]
-fn an_empty_topic_with_a_topic_alias_never_set_is_refused_by_the_write_check() {
+fn a_topic_alias_the_client_may_not_use_ends_the_connection_as_mosquitto_does() {
     let idp = Idp::start();
     let config = FallbackConfig::new();
     let without_aliases = config.ports().second;
@@ -206,27 +206,45 @@ fn an_empty_topic_with_a_topic_alias_never_set_is_refused_by_the_write_check() {
     let mut raw = RawConnect::new(Protocol::V5, "device-1");
     raw.username = Some(b"x".to_vec());
     raw.password = Some(idp.opaque_token("device-1", &["mqtt:write:#"]).into_bytes());
-    // PUBLISH QoS 1, topic "", packet id 1, Topic Alias 5 (never set), payload "x". Where topic
-    // aliases are off, rmqtt 0.24 ignores the alias and takes it for a message on "" (Mosquitto
-    // disconnects with 0x82); `#` matches "", so only the write check stands between it and
-    // every `#` subscriber: PUBACK 0x87. Where they are on, the engine ends the connection with
-    // DISCONNECT 0x83 "implementation specific error" (Mosquitto sends 0x82).
-    let unset_alias = [0x32, 9, 0, 0, 0, 1, 3, 0x23, 0, 5, b'x'];
-    for port in [without_aliases, broker.port()] {
+    // PUBLISH QoS 1, packet id 1, payload "x", with topic "" or "a" and one Topic Alias.
+    let publish = |topic: &[u8], alias: u16| {
+        let mut packet = vec![0x32, (9 + topic.len()) as u8, 0, topic.len() as u8];
+        packet.extend_from_slice(topic);
+        packet.extend_from_slice(&[0, 1, 3, 0x23]);
+        packet.extend_from_slice(&alias.to_be_bytes());
+        packet.push(b'x');
+        packet
+    };
+    // The listener's default Topic Alias Maximum is 10. rmqtt 0.24 would take an alias never set
+    // (aliases off) for a message on "", which `#` matches, and answer the rest with 0x81/0x83.
+    let cases: [(u16, Vec<u8>, u8, &str); 4] = [
+        (broker.port(), publish(b"", 5), 0x82, "topic alias 5 was never set"),
+        (
+            broker.port(),
+            publish(b"a", 11),
+            0x94,
+            "topic alias 11 is above the Topic Alias Maximum 10",
+        ),
+        (broker.port(), publish(b"a", 0), 0x82, ""),
+        (
+            without_aliases,
+            publish(b"", 5),
+            0x94,
+            "topic alias 5 is above the Topic Alias Maximum 0",
+        ),
+    ];
+    for (port, packet, code, why) in cases {
         let mut publisher = RawSession::connect(port, &raw);
         assert!(publisher.outcome().is_accepted(), "{:?}", publisher.outcome());
-        assert!(publisher.send_raw(&unset_alias));
-        let answer = publisher.read_packet(WAIT);
-        if port == without_aliases {
-            assert!(
-                matches!(answer, RawRead::Packet(Packet::Puback { code: 0x87, .. })),
-                "{answer:?}"
-            );
-        } else {
-            assert!(
-                matches!(answer, RawRead::Packet(Packet::Disconnect { code: 0x83, .. })),
-                "{answer:?}"
-            );
+        assert!(publisher.send_raw(&packet));
+        match publisher.read_packet(WAIT) {
+            RawRead::Packet(Packet::Disconnect { code: got, properties }) => {
+                assert_eq!(got, code, "{packet:?}");
+                if !why.is_empty() {
+                    assert_eq!(properties.reason_string(), Some(why));
+                }
+            }
+            answer => panic!("{packet:?}: {answer:?}"),
         }
         assert!(watcher.expect_nothing(QUIET), "delivered to a # subscriber");
     }

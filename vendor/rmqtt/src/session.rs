@@ -949,6 +949,10 @@ impl SessionState {
     where
         Io: AsyncRead + AsyncWrite + Unpin,
     {
+        // mosquitto-oauth patch: a Topic Alias the client may not use ends the connection.
+        if let Some(reason) = topic_alias_refusal(self.client_topic_aliases.as_deref(), &publish).await {
+            return Err(reason);
+        }
         let packet_id = publish.packet_id;
         let qos = publish.qos;
 
@@ -2705,6 +2709,22 @@ fn server_disconnect(reason: &Reason) -> Option<v5::Disconnect> {
             ..Default::default()
         }),
     }
+}
+
+/// mosquitto-oauth patch: the DISCONNECT that ends a connection whose PUBLISH uses a Topic Alias
+/// it may not (`ClientTopicAliases::refusal`); with aliases off (Topic Alias Maximum 0) every
+/// alias is invalid, where upstream ignores it and takes an empty topic for a topic.
+async fn topic_alias_refusal(aliases: Option<&ClientTopicAliases>, publish: &Publish) -> Option<Reason> {
+    let alias = publish.properties.as_ref()?.topic_alias?;
+    let (reason_code, why) = match aliases {
+        Some(aliases) => aliases.refusal(alias, !publish.topic.is_empty()).await?,
+        None => (
+            v5::DisconnectReasonCode::TopicAliasInvalid,
+            format!("topic alias {alias} is above the Topic Alias Maximum 0"),
+        ),
+    };
+    let disconnect = v5::Disconnect { reason_code, reason_string: Some(why.into()), ..Default::default() };
+    Some(Reason::ConnectDisconnect(Some(Disconnect::V5(disconnect))))
 }
 
 /// mosquitto-oauth patch: a packet the codec could not decode ends the connection with the

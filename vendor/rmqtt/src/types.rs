@@ -2733,6 +2733,24 @@ impl ClientTopicAliases {
         ClientTopicAliases { max_topic_aliases, aliases: RwLock::new(HashMap::default()) }
     }
 
+    /// mosquitto-oauth patch: why a PUBLISH's Topic Alias ends the connection, if it does. An
+    /// alias above the Topic Alias Maximum is 0x94 Topic Alias invalid; an empty topic with an
+    /// alias never set is 0x82 Protocol Error (MQTT 5 §3.3.2.3.4), both as Mosquitto answers.
+    /// Upstream counts the aliases set instead of bounding their value, and ends the connection
+    /// with 0x83 for an alias never set.
+    pub async fn refusal(&self, alias: NonZeroU16, sets_topic: bool) -> Option<(DisconnectReasonCode, String)> {
+        if usize::from(alias.get()) > self.max_topic_aliases {
+            return Some((
+                DisconnectReasonCode::TopicAliasInvalid,
+                format!("topic alias {alias} is above the Topic Alias Maximum {}", self.max_topic_aliases),
+            ));
+        }
+        if !sets_topic && !self.aliases.read().await.contains_key(&alias) {
+            return Some((DisconnectReasonCode::ProtocolError, format!("topic alias {alias} was never set")));
+        }
+        None
+    }
+
     #[inline]
     pub async fn set_and_get(&self, alias: Option<NonZeroU16>, topic: TopicName) -> Result<TopicName> {
         match (alias, topic.len()) {
