@@ -20,6 +20,8 @@
 //!   with N idle, a revalidation round's length and request rate, a probe's round trips during
 //!   it; with `--fallback`, the fallback broker's RSS per client. The clients are held by child
 //!   processes (`oauth-bench hold`).
+//! - `f2` (F2): the fallback broker and its engine without auth, each on one CPU with the load
+//!   generator on the other, in alternating rounds: rate and CPU per message ratios.
 //! - `cluster` (F, cluster rows): the fallback broker alone and as a 3-node cluster: QoS 0
 //!   throughput and latency on one node and across nodes, connect rate per node.
 //! - `thread-cost`: what a plugin's threads (one that ended, one alive) add to the broker
@@ -28,6 +30,7 @@
 
 mod cluster;
 mod connect_rate;
+mod f2;
 mod memory;
 mod scale;
 mod soak;
@@ -49,6 +52,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: oauth-bench throughput [--messages N] [--rounds N] [--fallback] [--mosquitto BIN]\n\
          \x20      oauth-bench connect-rate [--connects N] [--rounds N] [--mosquitto BIN]\n\
+         \x20      oauth-bench f2 [--messages N] [--rounds N]\n\
          \x20      oauth-bench cluster [--messages N] [--rounds N] [--connects N]\n\
          \x20      oauth-bench storm [--clients N] [--idp-delay-ms N] [--probe-secs N] [--login-wait-budget-ms N] [--mosquitto BIN]\n\
          \x20      oauth-bench memory [--tokens N] [--cycles N] [--workers N] [--settle-secs N] [--mosquitto BIN]\n\
@@ -80,6 +84,7 @@ fn main() {
             binary,
             args.iter().any(|a| a == "--fallback"),
         ),
+        Some("f2") => f2::run(number(&args, "--messages", 500_000), number(&args, "--rounds", 11)),
         Some("cluster") => cluster::run(
             number(&args, "--messages", 100_000),
             number(&args, "--rounds", 3),

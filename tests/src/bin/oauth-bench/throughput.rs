@@ -187,7 +187,7 @@ pub(super) fn await_route(publisher: &TcpStream, subscriber: &TcpStream, topic: 
 
 /// The fallback broker with the same authorization server and token rules as the plugin
 /// (logging at `info`: one line per connection, none per message, like the Mosquitto rows).
-fn fallback_broker(idp: &Idp) -> FallbackBroker {
+pub(super) fn fallback_broker(idp: &Idp) -> FallbackBroker {
     FallbackConfig::new().start(|p| {
         format!(
             "[auth]\n{}[[listener]]\ntype = \"tcp\"\nbind = \"127.0.0.1:{}\"\n",
@@ -199,7 +199,7 @@ fn fallback_broker(idp: &Idp) -> FallbackBroker {
 
 /// The fallback broker's engine without our hooks (benchmark F2's reference; built with
 /// `cargo build --release -p fallback-broker --example engine_without_auth`).
-fn engine_without_auth() -> (ProcessGuard, u16) {
+pub(super) fn engine_without_auth() -> (ProcessGuard, u16) {
     let binary = built_artifact(
         "examples/engine_without_auth",
         "fallback-broker --example engine_without_auth",
@@ -220,20 +220,23 @@ fn pin_to_cpus(setups: &[Setup<'_>]) {
     if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
         return;
     }
-    let pin = |pid: u32, cpu: &str| {
-        let pinned = Command::new("taskset")
-            .args(["--all-tasks", "--pid", "--cpu-list", cpu, &pid.to_string()])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !pinned {
-            eprintln!("taskset could not pin pid {pid} to CPU {cpu}: rounds will vary more");
-        }
-    };
     for setup in setups {
         pin(setup.pid, "0");
     }
     pin(std::process::id(), "1");
+}
+
+/// Pins every thread of process `pid` to the CPUs in `cpu` (a `taskset` CPU list); threads
+/// and processes it starts later inherit that.
+pub(super) fn pin(pid: u32, cpu: &str) {
+    let pinned = Command::new("taskset")
+        .args(["--all-tasks", "--pid", "--cpu-list", cpu, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !pinned {
+        eprintln!("taskset could not pin pid {pid} to CPU {cpu}: rounds will vary more");
+    }
 }
 
 /// One broker configuration measured by the throughput benchmark.
