@@ -5,8 +5,9 @@
 #      Mosquitto without auth (a warm-up round, then alternating rounds, median of each round's
 #      ratio to the no-auth round of its cycle; Mosquitto brokers on CPU 0, the load generator
 #      on CPU 1), with password_file + acl_file and the dynamic-security plugin as reference
-#      rows, and the fallback broker (its rate relative to Mosquitto with the plugin, and F2:
-#      relative to its own engine without auth, examples/engine_without_auth.rs). Then
+#      rows, and the fallback broker (its rate relative to Mosquitto with the plugin). Then F2:
+#      the fallback broker relative to its own engine without auth
+#      (examples/engine_without_auth.rs), each on CPU 0 alone, the load generator on CPU 1. Then
 #      what a plugin thread, ended or alive, adds to the broker thread's calloc/free and
 #      write/read.
 #   B. CONNECT/CONNACK/DISCONNECT rate, one at a time: no auth, one opaque token reused, distinct
@@ -84,6 +85,10 @@ mkdir -p target/bench
     echo "## A. Throughput, QoS 0, 1 -> 1, $messages x 64 B, median of $rounds alternating rounds"
     echo
     $bench throughput --messages "$messages" --rounds "$rounds" --fallback
+    echo
+    echo "## F2. The fallback broker / its engine without auth, QoS 0, 1 -> 1, 500000 x 64 B, median of 15 alternating rounds"
+    echo
+    $bench f2 --messages 500000 --rounds 15
     echo
     echo "What a plugin thread costs the broker thread's allocations and system calls (fastest of 5):"
     echo

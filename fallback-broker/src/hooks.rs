@@ -17,6 +17,7 @@
 //! The engine's listeners run with `allow_anonymous(false)`, so the authenticate hook sees every
 //! CONNECT, with or without username.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -36,8 +37,6 @@ use rmqtt::types::{
 use crate::config::CertificateIdentity;
 use crate::policy::{ConnectRequest, Policy, Principal, Verdict};
 
-/// Key of the principal in a session's `extra_attrs`.
-const PRINCIPAL_KEY: &str = "oauth.principal";
 /// Priority of our handler: before any other handler of the same hook.
 const PRIORITY: Priority = 1_000;
 /// A principal accepted at authentication but whose session never came up is dropped after
@@ -188,7 +187,13 @@ impl OAuthHooks {
             }
             return;
         };
-        session.extra_attrs.write().await.insert(PRINCIPAL_KEY.into(), Arc::clone(&principal));
+        if session.attached.set(Arc::clone(&principal) as Arc<dyn Any + Send + Sync>).is_err() {
+            // Cannot happen: a session connects once. Its first principal stays.
+            log::error!(
+                "client {:?} connected twice; keeping its first login",
+                session.id.client_id
+            );
+        }
         let Some(expires_at) = principal.token_client().map(|c| c.session().expires_at()) else {
             return;
         };
@@ -294,9 +299,9 @@ impl OAuthHooks {
         }
     }
 
-    async fn acl(&self, session: &Session, access: Access, topic: &str) -> bool {
-        match principal_of(session).await {
-            Some(principal) => self.shared.policy.acl(&principal, access, topic),
+    fn acl(&self, session: &Session, access: Access, topic: &str) -> bool {
+        match principal_of(session) {
+            Some(principal) => self.shared.policy.acl(principal, access, topic),
             None => {
                 log::warn!(
                     "denied {access:?} on {topic:?} for {:?}: no login record",
@@ -310,12 +315,12 @@ impl OAuthHooks {
     /// A will is published after its client is gone, decided like the plugin's check of it:
     /// by the grants as they were when the client left (`Session::allows_offline`), never if
     /// the token was revoked. A session without a login record publishes none (fail closed).
-    async fn will(&self, session: &Session, publish: &Publish) -> Option<HookResult> {
-        let Some(principal) = principal_of(session).await else {
+    fn will(&self, session: &Session, publish: &Publish) -> Option<HookResult> {
+        let Some(principal) = principal_of(session) else {
             log::warn!("will of {:?} dropped: no login record", session.id.client_id);
             return Some(HookResult::Publish(suppressed(publish)));
         };
-        if self.shared.policy.acl(&principal, Access::Write, &publish.topic) {
+        if self.shared.policy.acl(principal, Access::Write, &publish.topic) {
             return None;
         }
         log::info!(
@@ -354,9 +359,10 @@ fn auth_result(verdict: Result<&Verdict, &tokio::task::JoinError>) -> AuthResult
     }
 }
 
-/// The principal stored on a session at `ClientConnected`.
-async fn principal_of(session: &Session) -> Option<Arc<Principal>> {
-    session.extra_attrs.read().await.get::<Arc<Principal>>(PRINCIPAL_KEY).cloned()
+/// The principal attached to a session at `ClientConnected` (the engine's `attached`, a
+/// `vendor/rmqtt` patch: read without a lock, twice per message).
+fn principal_of(session: &Session) -> Option<&Principal> {
+    session.attached.get()?.downcast_ref::<Principal>()
 }
 
 /// The message channel of exactly this session (not a later one with the same client id).
@@ -404,14 +410,13 @@ impl Handler for OAuthHooks {
             }
             Parameter::ClientDisconnected(session, _) => {
                 self.forget_watch(&session.id);
-                if let Some(principal) = principal_of(session).await {
+                if let Some(principal) = principal_of(session) {
                     principal.left(now_epoch());
                 }
                 (true, acc)
             }
             Parameter::ClientSubscribeCheckAcl(session, subscribe) => {
-                let result = if self.acl(session, Access::Subscribe, &subscribe.topic_filter).await
-                {
+                let result = if self.acl(session, Access::Subscribe, &subscribe.topic_filter) {
                     SubscribeAclResult::new_success(subscribe.opts.qos(), None)
                 } else {
                     SubscribeAclResult::new_failure(SubscribeAckReason::NotAuthorized)
@@ -419,7 +424,7 @@ impl Handler for OAuthHooks {
                 (false, Some(HookResult::SubscribeAclResult(result)))
             }
             Parameter::MessagePublishCheckAcl(session, publish) => {
-                let result = if self.acl(session, Access::Write, &publish.topic).await {
+                let result = if self.acl(session, Access::Write, &publish.topic) {
                     PublishAclResult::allow()
                 } else {
                     PublishAclResult::rejected(false, Some("not authorized".into()))
@@ -428,7 +433,7 @@ impl Handler for OAuthHooks {
             }
             Parameter::MessageExpiryCheck(session, from, publish) => {
                 if is_suppressed_will(from, publish)
-                    || !self.acl(session, Access::Read, &publish.topic).await
+                    || !self.acl(session, Access::Read, &publish.topic)
                 {
                     (false, Some(HookResult::MessageExpiry))
                 } else {
@@ -438,7 +443,7 @@ impl Handler for OAuthHooks {
             Parameter::MessagePublish(Some(session), from, publish)
                 if matches!(from.typ(), FromType::LastWill) =>
             {
-                match self.will(session, publish).await {
+                match self.will(session, publish) {
                     Some(result) => (false, Some(result)),
                     None => (true, acc),
                 }

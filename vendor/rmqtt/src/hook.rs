@@ -596,15 +596,18 @@ pub enum HookResult {
 /// Handlers can be registered but disabled, allowing
 /// deferred activation via the [`Register`] lifecycle.
 struct HookEntry {
-    handler: Box<dyn Handler>,
+    handler: Arc<dyn Handler>,
     enabled: bool,
 }
 
 impl HookEntry {
     fn new(handler: Box<dyn Handler>) -> Self {
-        Self { handler, enabled: false }
+        Self { handler: Arc::from(handler), enabled: false }
     }
 }
+
+/// mosquitto-oauth patch: the enabled handlers of one hook type, in dispatch order.
+type Dispatch = Arc<[Arc<dyn Handler>]>;
 
 type HandlerId = String;
 
@@ -630,6 +633,11 @@ type HandlerId = String;
 pub struct DefaultHookManager {
     #[allow(clippy::type_complexity)]
     handlers: Arc<DashMap<Type, Arc<tokio::sync::RwLock<BTreeMap<(Priority, HandlerId), HookEntry>>>>>,
+    /// mosquitto-oauth patch: what `exec` runs, rebuilt whenever `handlers` changes. Upstream
+    /// took the type's `tokio::sync::RwLock` for every dispatch (several per message once a
+    /// handler is registered for the message hooks), a cost the broker's own per-message work
+    /// is of the order of.
+    dispatch: Arc<DashMap<Type, Dispatch>>,
 }
 
 impl Default for DefaultHookManager {
@@ -641,7 +649,15 @@ impl Default for DefaultHookManager {
 impl DefaultHookManager {
     #[inline]
     pub fn new() -> DefaultHookManager {
-        Self { handlers: Arc::new(DashMap::default()) }
+        Self { handlers: Arc::new(DashMap::default()), dispatch: Arc::new(DashMap::default()) }
+    }
+
+    /// mosquitto-oauth patch: publishes the enabled handlers of `typ` (called with its
+    /// handlers' write lock held, so that updates are applied in order).
+    fn update_dispatch(&self, typ: Type, handlers: &BTreeMap<(Priority, HandlerId), HookEntry>) {
+        let enabled: Dispatch =
+            handlers.values().rev().filter(|entry| entry.enabled).map(|entry| entry.handler.clone()).collect();
+        self.dispatch.insert(typ, enabled);
     }
 
     #[inline]
@@ -656,6 +672,7 @@ impl DefaultHookManager {
             Err(anyhow!(format!("handler id is repetition, key is {:?}, type is {:?}", key, typ)))
         } else {
             type_handlers.insert(key, HookEntry::new(handler));
+            self.update_dispatch(typ, &type_handlers);
             Ok(id)
         }
     }
@@ -663,17 +680,14 @@ impl DefaultHookManager {
     #[inline]
     async fn exec<'a>(&'a self, t: Type, p: Parameter<'a>) -> Option<HookResult> {
         let mut acc = None;
-        let type_handlers = { self.handlers.get(&t).map(|h| (*h.value()).clone()) };
-        if let Some(type_handlers) = type_handlers {
-            let type_handlers = type_handlers.read().await;
-            for (_, entry) in type_handlers.iter().rev() {
-                if entry.enabled {
-                    let (proceed, new_acc) = entry.handler.hook(&p, acc).await;
-                    if !proceed {
-                        return new_acc;
-                    }
-                    acc = new_acc;
+        let dispatch = { self.dispatch.get(&t).map(|h| h.value().clone()) };
+        if let Some(dispatch) = dispatch {
+            for handler in dispatch.iter() {
+                let (proceed, new_acc) = handler.hook(&p, acc).await;
+                if !proceed {
+                    return new_acc;
                 }
+                acc = new_acc;
             }
         }
         acc
@@ -855,10 +869,13 @@ impl DefaultHookRegister {
     async fn adjust_status(&self, b: bool) {
         for type_id in self.type_ids.iter() {
             let (typ, key) = type_id.key();
-            if let Some(type_handlers) = self.manager.handlers.get(typ) {
-                if let Some(entry) = type_handlers.write().await.get_mut(key) {
+            let type_handlers = self.manager.handlers.get(typ).map(|h| h.value().clone());
+            if let Some(type_handlers) = type_handlers {
+                let mut type_handlers = type_handlers.write().await;
+                if let Some(entry) = type_handlers.get_mut(key) {
                     if entry.enabled != b {
                         entry.enabled = b;
+                        self.manager.update_dispatch(*typ, &type_handlers);
                     }
                 }
             }

@@ -1893,6 +1893,11 @@ pub struct _Session {
     pub fitter: FitterType,
     pub auth_info: Option<AuthInfo>,
     pub extra_attrs: Arc<RwLock<ExtraAttrs>>,
+    /// mosquitto-oauth patch: what an authorization layer attaches to the session, once (at
+    /// `ClientConnected`), and reads without a lock on every check of a message. Through
+    /// `extra_attrs` each read takes a `tokio::sync::RwLock` and a SipHash lookup, two per
+    /// message, a cost the engine's own per-message work is of the order of.
+    pub attached: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
     pub scx: ServerContext,
 }
 
@@ -2255,7 +2260,8 @@ impl Session {
             )
             .await?;
         let extra_attrs = Arc::new(RwLock::new(ExtraAttrs::new()));
-        Ok(Self(Arc::new(_Session { inner: session_like, id, fitter, auth_info, extra_attrs, scx })))
+        let attached = std::sync::OnceLock::new();
+        Ok(Self(Arc::new(_Session { inner: session_like, id, fitter, auth_info, extra_attrs, attached, scx })))
     }
 
     #[inline]
