@@ -1,11 +1,12 @@
-//! F2: the fallback broker ÷ the same engine without auth, QoS 0 1 → 1.
+//! F2: the fallback broker ÷ the same engine without auth, QoS 0, one publisher to one
+//! subscriber.
 //!
 //! Both brokers are started on CPU 0 alone (they inherit this process's affinity at exec, so
-//! the engine's runtime sizes itself to one worker thread) and the load generator runs on CPU
-//! 1. Each broker is then the bottleneck of its rounds and its rate follows its CPU cost per
-//! message, which is what the OAuth layer adds to. Left to two worker threads competing with
-//! the load generator for two CPUs, the same engine's rate swings by up to 2× between rounds
-//! (`throughput --fallback`), far more than the layer costs.
+//! the engine's runtime sizes itself to one worker thread) and the load generator runs on
+//! CPU 1. Each broker is then the bottleneck of its rounds and its rate follows its CPU cost
+//! per message, which is what the OAuth layer adds to. Left to two worker threads competing
+//! with the load generator for two CPUs, the same engine's rate swings by up to 2× between
+//! rounds (`throughput --fallback`), far more than the layer costs.
 
 use super::throughput::{engine_without_auth, fallback_broker, one_round, pin};
 use super::{cpu_time, median};
