@@ -1,0 +1,84 @@
+//! The engine's hook dispatch as patched in `vendor/rmqtt` (PATCHED.md item 5): our handler
+//! decides only if it runs, and runs first, so these rules of upstream's dispatch must hold
+//! after the patch took its lock out of `exec`.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rmqtt::hook::{
+    DefaultHookManager, Handler, HookManager, HookResult, Parameter, Priority, ReturnType, Type,
+};
+
+/// Records its name on every dispatch; `proceed` says whether later handlers run.
+struct Recorder {
+    name: &'static str,
+    proceed: bool,
+    seen: Arc<Mutex<Vec<&'static str>>>,
+}
+
+#[async_trait]
+impl Handler for Recorder {
+    #[allow(elided_lifetimes_in_paths)]
+    async fn hook(&self, _param: &Parameter, acc: Option<HookResult>) -> ReturnType {
+        self.seen.lock().unwrap().push(self.name);
+        (self.proceed, acc)
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Dispatches `BeforeStartup` once and returns who ran, in order.
+async fn dispatch(
+    manager: &DefaultHookManager,
+    seen: &Arc<Mutex<Vec<&'static str>>>,
+) -> Vec<&'static str> {
+    seen.lock().unwrap().clear();
+    manager.before_startup().await;
+    seen.lock().unwrap().clone()
+}
+
+#[test]
+fn handlers_run_by_descending_priority_and_only_while_started() {
+    runtime().block_on(async {
+        let manager = DefaultHookManager::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let register = manager.register();
+        let handlers: [(&str, Priority); 3] = [("low", 1), ("ours", 1_000), ("middle", 10)];
+        for (name, priority) in handlers {
+            let recorder = Recorder { name, proceed: true, seen: Arc::clone(&seen) };
+            register.add_priority(Type::BeforeStartup, priority, Box::new(recorder)).await;
+        }
+        assert!(dispatch(&manager, &seen).await.is_empty(), "ran before start()");
+        register.start().await;
+        assert_eq!(dispatch(&manager, &seen).await, ["ours", "middle", "low"]);
+        register.stop().await;
+        assert!(dispatch(&manager, &seen).await.is_empty(), "ran after stop()");
+        register.start().await;
+        assert_eq!(dispatch(&manager, &seen).await, ["ours", "middle", "low"]);
+    });
+}
+
+#[test]
+fn a_handler_that_does_not_proceed_ends_the_chain_and_later_registers_join_it() {
+    runtime().block_on(async {
+        let manager = DefaultHookManager::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let first = manager.register();
+        let decider = Recorder { name: "decider", proceed: false, seen: Arc::clone(&seen) };
+        first.add_priority(Type::BeforeStartup, 1_000, Box::new(decider)).await;
+        first.start().await;
+        // A second register (another plugin) adds handlers after the first one started.
+        let second = manager.register();
+        let before = Recorder { name: "before", proceed: true, seen: Arc::clone(&seen) };
+        let after = Recorder { name: "after", proceed: true, seen: Arc::clone(&seen) };
+        second.add_priority(Type::BeforeStartup, 2_000, Box::new(before)).await;
+        second.add_priority(Type::BeforeStartup, 1, Box::new(after)).await;
+        assert_eq!(dispatch(&manager, &seen).await, ["decider"], "the second's are not started");
+        second.start().await;
+        assert_eq!(dispatch(&manager, &seen).await, ["before", "decider"]);
+        first.stop().await;
+        assert_eq!(dispatch(&manager, &seen).await, ["before", "after"]);
+    });
+}
