@@ -9,7 +9,7 @@
 //! rounds (`throughput --fallback`), far more than the layer costs.
 
 use super::throughput::{engine_without_auth, fallback_broker, one_round, pin};
-use super::{cpu_time, median};
+use super::{cpu_time, median, range};
 use mosquitto_oauth_e2e::idp::Idp;
 
 pub(super) fn run(messages: u64, rounds: u64) {
@@ -56,9 +56,6 @@ pub(super) fn run(messages: u64, rounds: u64) {
     let mut rate_ratios: Vec<f64> = rates[1].iter().zip(&rates[0]).map(|(a, n)| a / n).collect();
     let mut cpu_ratios: Vec<f64> =
         cpu_per_message[1].iter().zip(&cpu_per_message[0]).map(|(a, n)| a / n).collect();
-    let range = |ratios: &[f64]| {
-        ratios.iter().fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)))
-    };
     let (rate_lo, rate_hi) = range(&rate_ratios);
     let (cpu_lo, cpu_hi) = range(&cpu_ratios);
     println!(

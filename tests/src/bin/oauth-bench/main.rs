@@ -288,6 +288,11 @@ fn cpu_time_from(path: &str) -> CpuTime {
     CpuTime { user: next(), system: next() }
 }
 
+/// The lowest and the highest of `values`.
+fn range(values: &[f64]) -> (f64, f64) {
+    values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)))
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]

@@ -14,7 +14,7 @@ use mosquitto_oauth_e2e::{ProcessGuard, built_artifact, free_port, wait_for_port
 
 use super::tokens::{Signer, fixture_jwks};
 use super::{
-    COMMON, config, cpu_time, key_file_plugin_lines, median, plugin_lines, raw_connection,
+    COMMON, config, cpu_time, key_file_plugin_lines, median, plugin_lines, range, raw_connection,
     thread_count,
 };
 
@@ -378,12 +378,7 @@ pub(super) fn run(messages: u64, rounds: u64, binary: Option<PathBuf>, with_fall
         .iter()
         .map(|own| own.iter().zip(&rates[0]).map(|(rate, base)| rate / base).collect())
         .collect();
-    let ratio_range: Vec<(f64, f64)> = paired
-        .iter()
-        .map(|ratios| {
-            ratios.iter().fold((f64::MAX, f64::MIN), |(lo, hi), r| (lo.min(*r), hi.max(*r)))
-        })
-        .collect();
+    let ratio_range: Vec<(f64, f64)> = paired.iter().map(|ratios| range(ratios)).collect();
     let ratios: Vec<f64> = paired.iter_mut().map(|ratios| median(ratios)).collect();
     let medians: Vec<f64> = rates.iter_mut().map(|rates| median(rates)).collect();
     let cpu: Vec<f64> = cpu_per_message.iter_mut().map(|cpu| median(cpu)).collect();
