@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rmqtt::hook::{
-    DefaultHookManager, Handler, HookManager, HookResult, Parameter, Priority, ReturnType, Type,
+    DefaultHookManager, Handler, HookManager, HookResult, Parameter, Priority, Register,
+    ReturnType, Type,
 };
 
 /// Records its name on every dispatch; `proceed` says whether later handlers run.
@@ -40,16 +41,26 @@ async fn dispatch(
     seen.lock().unwrap().clone()
 }
 
+/// Adds a [`Recorder`] named `name` at `priority` to `register` (not started).
+async fn add(
+    register: &dyn Register,
+    name: &'static str,
+    priority: Priority,
+    proceed: bool,
+    seen: &Arc<Mutex<Vec<&'static str>>>,
+) {
+    let recorder = Recorder { name, proceed, seen: Arc::clone(seen) };
+    register.add_priority(Type::BeforeStartup, priority, Box::new(recorder)).await;
+}
+
 #[test]
 fn handlers_run_by_descending_priority_and_only_while_started() {
     runtime().block_on(async {
         let manager = DefaultHookManager::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let register = manager.register();
-        let handlers: [(&str, Priority); 3] = [("low", 1), ("ours", 1_000), ("middle", 10)];
-        for (name, priority) in handlers {
-            let recorder = Recorder { name, proceed: true, seen: Arc::clone(&seen) };
-            register.add_priority(Type::BeforeStartup, priority, Box::new(recorder)).await;
+        for (name, priority) in [("low", 1), ("ours", 1_000), ("middle", 10)] {
+            add(&*register, name, priority, true, &seen).await;
         }
         assert!(dispatch(&manager, &seen).await.is_empty(), "ran before start()");
         register.start().await;
@@ -67,15 +78,12 @@ fn a_handler_that_does_not_proceed_ends_the_chain_and_later_registers_join_it() 
         let manager = DefaultHookManager::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let first = manager.register();
-        let decider = Recorder { name: "decider", proceed: false, seen: Arc::clone(&seen) };
-        first.add_priority(Type::BeforeStartup, 1_000, Box::new(decider)).await;
+        add(&*first, "decider", 1_000, false, &seen).await;
         first.start().await;
         // A second register (another plugin) adds handlers after the first one started.
         let second = manager.register();
-        let before = Recorder { name: "before", proceed: true, seen: Arc::clone(&seen) };
-        let after = Recorder { name: "after", proceed: true, seen: Arc::clone(&seen) };
-        second.add_priority(Type::BeforeStartup, 2_000, Box::new(before)).await;
-        second.add_priority(Type::BeforeStartup, 1, Box::new(after)).await;
+        add(&*second, "before", 2_000, true, &seen).await;
+        add(&*second, "after", 1, true, &seen).await;
         assert_eq!(dispatch(&manager, &seen).await, ["decider"], "the second's are not started");
         second.start().await;
         assert_eq!(dispatch(&manager, &seen).await, ["before", "decider"]);
